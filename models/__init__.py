@@ -1,0 +1,5 @@
+"""Finding, installing and describing model files. Weights are never committed to the repository."""
+
+from models.store import ModelNotFoundError, data_dir, resolve_whisper_model
+
+__all__ = ["ModelNotFoundError", "data_dir", "resolve_whisper_model"]

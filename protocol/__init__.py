@@ -1,0 +1,18 @@
+"""The public contracts every stage shares: languages, the caption event, signalling messages.
+
+Nothing in here does I/O. The server, the web client, the headless participant and the
+benchmarks all speak these types; `docs/protocol.md` documents them for other clients.
+"""
+
+from protocol.captions import PROTOCOL_VERSION, CaptionEvent, TranslationPath
+from protocol.languages import LANGUAGES, Language, UnknownLanguageError, language
+
+__all__ = [
+    "LANGUAGES",
+    "PROTOCOL_VERSION",
+    "CaptionEvent",
+    "Language",
+    "TranslationPath",
+    "UnknownLanguageError",
+    "language",
+]

@@ -1,0 +1,71 @@
+"""The caption event: the one message that carries recognised or translated speech to a listener.
+
+Defined once here. The server builds it, `web/app.js` renders it, the headless participant prints it
+as one JSON object per line, and the benchmarks parse it back with `CaptionEvent.from_json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any
+
+# Bump on any incompatible change to CaptionEvent or the signalling messages (docs/protocol.md).
+PROTOCOL_VERSION = 1
+
+
+class TranslationPath(str, Enum):
+    """How the caption's text was produced from the speaker's words."""
+
+    ORIGINAL = "original"  # caption language is the spoken language: the recognised text
+    MACHINE = "machine"  # a CTranslate2 translation model (mt/)
+    PIVOT = "pivot"  # two machine hops through English
+    WHISPER = "whisper"  # Whisper's own speech-to-English translation
+    UNTRANSLATED = "untranslated"  # no path to the caption language: original text, marked
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    room: str
+    speaker_id: str
+    speaker_name: str
+    utterance_id: str  # unique within the room; partials and their final share it
+    final: bool
+    source_language: str  # language the speaker spoke
+    caption_language: str  # language of `text`
+    text: str
+    stable_chars: int  # leading characters of `text` that later partials will not change
+    path: TranslationPath
+    note: str | None  # human-readable caveat, e.g. "not translated: no model for fr→ja"
+    start_s: float  # utterance start, seconds since the room opened
+    end_s: float  # utterance end (or latest audio for a partial), seconds since the room opened
+    sent_at: float  # server wall clock (Unix seconds) when the event was sent
+    type: str = "caption"
+    version: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = self.path.value
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaptionEvent:
+        if data.get("type") != "caption":
+            raise ValueError(f"not a caption event: type={data.get('type')!r}")
+        if data.get("version") != PROTOCOL_VERSION:
+            raise ValueError(f"caption protocol version {data.get('version')!r}, expected {PROTOCOL_VERSION}")
+        known = {f.name for f in fields(cls)}
+        missing = known - data.keys()
+        if missing:
+            raise ValueError(f"caption event lacks fields: {sorted(missing)}")
+        values = {name: data[name] for name in known}
+        values["path"] = TranslationPath(values["path"])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> CaptionEvent:
+        return cls.from_dict(json.loads(text))
