@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 # Bump on any incompatible change to CaptionEvent or the signalling messages (docs/protocol.md).
 PROTOCOL_VERSION = 1
 
 
-class TranslationPath(str, Enum):
+class TranslationPath(StrEnum):
     """How the caption's text was produced from the speaker's words."""
 
     ORIGINAL = "original"  # caption language is the spoken language: the recognised text

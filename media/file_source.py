@@ -1,0 +1,83 @@
+"""An audio track that plays a file in real time, as a microphone would: the headless participant's voice."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamTrack
+
+_RATE = 48_000
+_FRAME_SAMPLES = 960  # 20 ms, what browsers send and aiortc's Opus encoder expects
+
+
+def decode_file(path: Path, rate: int = _RATE) -> np.ndarray:
+    """Decode any audio file PyAV (ffmpeg) reads into mono int16 at `rate`."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError(f"{path} has no audio stream")
+        for frame in container.decode(audio=0):
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    if not chunks:
+        raise ValueError(f"{path} decoded to no audio")
+    return np.concatenate(chunks).astype(np.int16, copy=False)
+
+
+class FileAudioTrack(MediaStreamTrack):
+    """Plays decoded samples paced by the wall clock, then sends silence until stopped.
+
+    Silence after the file matters: it is how a listener's voice-activity detector hears the end of
+    the last sentence. `playback_started_at` / `playback_ended_at` (Unix time) let benchmarks measure
+    latency from the moment speech actually left the microphone.
+    """
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        self._samples = samples
+        self._position = 0
+        self._pts = 0
+        self._clock_start: float | None = None
+        self.playback_started_at: float | None = None
+        self.playback_ended_at: float | None = None
+        self.finished = asyncio.Event()
+
+    @classmethod
+    def from_path(cls, path: Path) -> FileAudioTrack:
+        return cls(decode_file(path))
+
+    @property
+    def duration_s(self) -> float:
+        return len(self._samples) / _RATE
+
+    async def recv(self) -> av.AudioFrame:
+        if self._clock_start is None:
+            self._clock_start = time.monotonic()
+            self.playback_started_at = time.time()
+        due = self._clock_start + self._pts / _RATE
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+        chunk = self._samples[self._position : self._position + _FRAME_SAMPLES]
+        self._position += len(chunk)
+        if len(chunk) < _FRAME_SAMPLES:
+            if not self.finished.is_set():
+                self.playback_ended_at = time.time()
+                self.finished.set()
+            chunk = np.concatenate([chunk, np.zeros(_FRAME_SAMPLES - len(chunk), dtype=np.int16)])
+
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = _RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, _RATE)
+        self._pts += _FRAME_SAMPLES
+        return frame

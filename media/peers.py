@@ -1,0 +1,155 @@
+"""One WebRTC peer connection per direction: each participant publishes once, and subscribes once per
+other participant.
+
+Every connection is negotiated exactly once, always offered by the client. aiortc's renegotiation
+support is partial, and a fresh receive-only connection per remote participant is simple, robust and
+lets a participant join or leave without disturbing anyone else's media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+log = logging.getLogger(__name__)
+
+
+class NegotiationError(ValueError):
+    """The remote description was unusable (malformed SDP, nothing to publish, unknown publisher)."""
+
+
+@dataclass
+class Publication:
+    participant_id: str
+    audio: MediaStreamTrack | None = None
+    video: MediaStreamTrack | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for kind, track in (("audio", self.audio), ("video", self.video)) if track is not None]
+
+
+@dataclass
+class _Participant:
+    publication: Publication | None = None
+    connections: list[RTCPeerConnection] = field(default_factory=list)
+    drains: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class MediaHub:
+    """Owns every peer connection of a server and forwards published tracks to subscribers."""
+
+    def __init__(self, ice_servers: list[str] | None = None) -> None:
+        self._configuration = RTCConfiguration(
+            iceServers=[RTCIceServer(urls=url) for url in ice_servers or []]
+        )
+        self._relay = MediaRelay()
+        self._participants: dict[str, _Participant] = {}
+
+    def publication(self, participant_id: str) -> Publication | None:
+        entry = self._participants.get(participant_id)
+        return entry.publication if entry else None
+
+    async def publish(self, participant_id: str, offer_sdp: str) -> tuple[str, Publication]:
+        """Accept a participant's camera and microphone; return the SDP answer and what was published."""
+        entry = self._participants.setdefault(participant_id, _Participant())
+        if entry.publication is not None:
+            raise NegotiationError("already publishing; leave and join again to change devices")
+        publication = Publication(participant_id)
+        pc = self._new_connection(entry)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and publication.audio is None:
+                publication.audio = track
+            elif track.kind == "video" and publication.video is None:
+                publication.video = track
+
+        answer = await self._answer(pc, offer_sdp)
+        if not publication.kinds:
+            await pc.close()
+            entry.connections.remove(pc)
+            raise NegotiationError("the offer sends no audio or video track")
+        if publication.video is not None:
+            # aiortc queues every received frame until someone reads it; with no subscriber yet the
+            # queue would grow without bound, so a drain always reads the latest frame.
+            entry.drains.append(
+                asyncio.create_task(_drain(self._relay.subscribe(publication.video, buffered=False)))
+            )
+        entry.publication = publication
+        return answer, publication
+
+    def listen(self, participant_id: str) -> MediaStreamTrack:
+        """A private copy of a participant's published audio, for the audio tap."""
+        publication = self.publication(participant_id)
+        if publication is None or publication.audio is None:
+            raise NegotiationError(f"participant {participant_id} publishes no audio")
+        return self._relay.subscribe(publication.audio)
+
+    async def subscribe(self, subscriber_id: str, publisher_id: str, offer_sdp: str) -> str:
+        """Answer a receive-only offer with relayed copies of `publisher_id`'s tracks."""
+        publication = self.publication(publisher_id)
+        if publication is None:
+            raise NegotiationError(f"participant {publisher_id} is not publishing")
+        entry = self._participants.setdefault(subscriber_id, _Participant())
+        pc = self._new_connection(entry)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for track in (publication.audio, publication.video):
+                if track is not None:
+                    pc.addTrack(self._relay.subscribe(track))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as error:
+            await self._discard(entry, pc)
+            raise NegotiationError(f"cannot use the offer: {error}") from error
+        return pc.localDescription.sdp
+
+    async def remove(self, participant_id: str) -> None:
+        entry = self._participants.pop(participant_id, None)
+        if entry is None:
+            return
+        for task in entry.drains:
+            task.cancel()
+        await asyncio.gather(*(pc.close() for pc in entry.connections), return_exceptions=True)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.remove(pid) for pid in list(self._participants)))
+
+    def _new_connection(self, entry: _Participant) -> RTCPeerConnection:
+        pc = RTCPeerConnection(self._configuration)
+        entry.connections.append(pc)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.debug("peer connection %s: %s", id(pc), pc.connectionState)
+            if pc.connectionState == "failed":
+                await pc.close()
+
+        return pc
+
+    async def _answer(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as error:
+            # aiortc raises assorted ValueError/KeyError/InvalidStateError on bad SDP.
+            await pc.close()
+            raise NegotiationError(f"cannot use the offer: {error}") from error
+        return pc.localDescription.sdp
+
+    async def _discard(self, entry: _Participant, pc: RTCPeerConnection) -> None:
+        with contextlib.suppress(ValueError):
+            entry.connections.remove(pc)
+        await pc.close()
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+        while True:
+            await track.recv()

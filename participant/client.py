@@ -1,0 +1,154 @@
+"""A scriptable participant over aiohttp + aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from media import FileAudioTrack, enable_loopback_candidates
+from protocol import PROTOCOL_VERSION, CaptionEvent
+
+log = logging.getLogger(__name__)
+
+_REPLY_TIMEOUT_S = 30.0
+
+
+class JoinError(RuntimeError):
+    """The participant could not sign in, join, or publish; the message says why."""
+
+
+@dataclass
+class JoinReport:
+    participant_id: str
+    playback_started_at: float | None = None
+    playback_ended_at: float | None = None
+    captions: list[CaptionEvent] = field(default_factory=list)
+
+
+def _split_room_url(room_url: str) -> tuple[str, str]:
+    parts = urlsplit(room_url)
+    segments = [s for s in parts.path.split("/") if s]
+    if parts.scheme not in {"http", "https"} or len(segments) != 2 or segments[0] != "r":
+        raise JoinError(f"not a room link: {room_url!r} (expected http://HOST:PORT/r/ROOM_ID)")
+    return f"{parts.scheme}://{parts.netloc}", segments[1]
+
+
+async def join_room(
+    room_url: str,
+    *,
+    email: str,
+    password: str,
+    audio: Path,
+    speaks: str,
+    captions: str,
+    linger_s: float = 5.0,
+    on_caption: Callable[[str], None] | None = None,
+    ice_loopback: bool = True,
+) -> JoinReport:
+    """Sign in, join, publish `audio` as the microphone in real time, collect captions until the file
+    has played and `linger_s` has passed, then leave. `on_caption` gets each caption's JSON line."""
+    base_url, room_id = _split_room_url(room_url)
+    if ice_loopback:
+        enable_loopback_candidates()
+    try:
+        track = FileAudioTrack.from_path(audio)
+    except (OSError, ValueError) as error:  # PyAV raises OSError subclasses for unreadable files
+        raise JoinError(f"cannot read audio {audio}: {error}") from error
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base_url}/api/login", json={"email": email, "password": password}
+        ) as response:
+            if response.status != 200:
+                raise JoinError(f"sign-in failed: {await _error_text(response)}")
+        ws_url = base_url.replace("http", "ws", 1) + f"/ws/rooms/{room_id}"
+        try:
+            socket = await http.ws_connect(ws_url, heartbeat=20.0)
+        except aiohttp.WSServerHandshakeError as error:
+            raise JoinError(f"cannot join room {room_id}: HTTP {error.status}") from error
+        async with socket:
+            return await _take_part(socket, track, speaks, captions, linger_s, on_caption)
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    try:
+        return str((await response.json())["error"]["message"])
+    except (aiohttp.ContentTypeError, KeyError, TypeError, json.JSONDecodeError):
+        return f"HTTP {response.status}"
+
+
+async def _take_part(
+    socket: aiohttp.ClientWebSocketResponse,
+    track: FileAudioTrack,
+    speaks: str,
+    captions: str,
+    linger_s: float,
+    on_caption: Callable[[str], None] | None,
+) -> JoinReport:
+    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    report = JoinReport(participant_id="")
+
+    async def read_messages() -> None:
+        async for msg in socket:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            message = json.loads(msg.data)
+            if message.get("type") == "caption":
+                event = CaptionEvent.from_dict(message)
+                report.captions.append(event)
+                if on_caption is not None:
+                    on_caption(event.to_json())
+            elif message.get("type") in {"joined", "published", "error"}:
+                await replies.put(message)
+
+    async def reply(expected: str) -> dict[str, Any]:
+        try:
+            message = await asyncio.wait_for(replies.get(), _REPLY_TIMEOUT_S)
+        except TimeoutError as error:
+            raise JoinError(f"no {expected!r} from the server within {_REPLY_TIMEOUT_S:.0f} s") from error
+        if message["type"] == "error":
+            raise JoinError(f"{message.get('code')}: {message.get('message')}")
+        return message
+
+    reader = asyncio.create_task(read_messages())
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await socket.send_json({"type": "join", "speaks": speaks, "captions": captions})
+        joined = await reply("joined")
+        if joined.get("protocol") != PROTOCOL_VERSION:
+            raise JoinError(
+                f"server speaks protocol {joined.get('protocol')}, this client {PROTOCOL_VERSION}"
+            )
+        report.participant_id = joined["participant_id"]
+
+        pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates here
+        await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
+        published = await reply("published")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
+
+        try:
+            await asyncio.wait_for(track.finished.wait(), track.duration_s + _REPLY_TIMEOUT_S)
+        except TimeoutError as error:
+            raise JoinError("the audio never reached the server (no media connection)") from error
+        await asyncio.sleep(linger_s)
+        report.playback_started_at = track.playback_started_at
+        report.playback_ended_at = track.playback_ended_at
+        await socket.send_json({"type": "leave"})
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await pc.close()
+    log.info("left after %.1f s of audio; %d captions received", track.duration_s, len(report.captions))
+    return report

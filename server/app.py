@@ -1,0 +1,113 @@
+"""The aiohttp application: pages, REST API, WebSocket signalling, and the lifetime of the engines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from asr import RecognizerConfig, SpeechRecognizer
+from media import MediaHub, enable_loopback_candidates
+from models import resolve_whisper_model
+from mt import TranslationEngine
+from server import api
+from server.config import Config
+from server.context import AppContext
+from server.rooms import RoomRegistry
+from server.signalling import room_socket
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def load_recognizer(config: Config) -> SpeechRecognizer:
+    """Blocking: loads and warms the Whisper model. Call it off the event loop."""
+    model_path = resolve_whisper_model(config.whisper_model, config.data_dir / "models")
+    recognizer = SpeechRecognizer(
+        model_path,
+        RecognizerConfig(
+            device=config.asr_device,
+            compute_type=config.asr_compute_type,
+            cpu_threads=config.cpu_threads,
+            silence_ms=config.silence_ms,
+            max_utterance_s=config.max_utterance_s,
+            partial_interval_s=config.partial_interval_s,
+        ),
+    )
+    recognizer.warm_up()
+    return recognizer
+
+
+def load_engine(config: Config) -> TranslationEngine:
+    """Blocking: loads every translation model in the configured directory."""
+    engine = TranslationEngine.from_directory(
+        config.translation_dir,
+        device=config.mt_device,
+        compute_type=config.mt_compute_type,
+        intra_threads=config.cpu_threads,
+    )
+    if engine.model_names:
+        log.info("translation models: %s", ", ".join(engine.model_names))
+    else:
+        log.warning(
+            "no translation model in %s: captions in other languages show the original text, marked; "
+            "English captions come from Whisper's speech translation",
+            config.translation_dir,
+        )
+    return engine
+
+
+async def _page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
+
+def create_app(
+    config: Config, *, recognizer: SpeechRecognizer | None = None, engine: TranslationEngine | None = None
+) -> web.Application:
+    """Build the application. Engines not given are loaded at start-up from the configuration."""
+    if config.loopback_candidates:
+        enable_loopback_candidates()
+    app = web.Application(
+        middlewares=[api.json_errors, api.security_headers, api.identify_member],
+        client_max_size=config.max_message_bytes,
+    )
+    app.add_routes(api.routes)
+    app.router.add_get("/ws/rooms/{room_id}", room_socket)
+    app.router.add_get("/", _page)
+    app.router.add_get("/r/{room_id}", _page)
+    app.router.add_get("/admin", _page)
+    app.router.add_get("/favicon.ico", _favicon)
+    app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)
+
+    async def lifetime(app: web.Application) -> object:
+        store = Store(config.database_path)
+        await store.open()
+        loaded_recognizer = recognizer or await asyncio.to_thread(load_recognizer, config)
+        loaded_engine = engine or await asyncio.to_thread(load_engine, config)
+        context = AppContext(
+            config=config,
+            store=store,
+            hub=MediaHub(list(config.ice_servers)),
+            recognizer=loaded_recognizer,
+            engine=loaded_engine,
+            rooms=RoomRegistry(config.max_review_participants),
+        )
+        app[AppContext.KEY] = context
+        yield
+        for pipeline in list(context.pipelines.values()):
+            await pipeline.finish()
+        await context.hub.close()
+        await loaded_recognizer.aclose()
+        await loaded_engine.aclose()
+        await store.close()
+
+    app.cleanup_ctx.append(lifetime)
+    return app

@@ -1,0 +1,127 @@
+"""The `babelcall` command: `serve` runs the server, `join` runs a headless participant.
+
+`join` prints one caption event (protocol.CaptionEvent) per line as JSON on stdout; everything else
+goes to stderr, so its output can be piped straight into other tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from protocol import LANGUAGES
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"babelcall: {error}", file=sys.stderr)
+        return 2
+    if args.host or args.port:
+        import dataclasses
+
+        config = dataclasses.replace(config, host=args.host or config.host, port=args.port or config.port)
+    print(config.describe(), flush=True)
+    app = create_app(config)
+
+    async def announce(app: web.Application) -> None:
+        print(f"BabelCall is ready: {config.url}", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    from participant import JoinError, join_room
+
+    password = os.environ.get(args.password_env)
+    if not password:
+        print(f"babelcall join: set ${args.password_env} to the member's password", file=sys.stderr)
+        return 2
+    if not args.audio.is_file():
+        print(f"babelcall join: no such audio file: {args.audio}", file=sys.stderr)
+        return 2
+
+    def print_caption(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(
+            join_room(
+                args.room_url,
+                email=args.email,
+                password=password,
+                audio=args.audio,
+                speaks=args.speaks,
+                captions=args.captions,
+                linger_s=args.linger,
+                on_caption=print_caption,
+                ice_loopback=not args.no_loopback,
+            )
+        )
+    except JoinError as error:
+        print(f"babelcall join: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="babelcall", description="Real-time translated video consultations")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, help="TOML configuration file (else $BABELCALL_CONFIG)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve.set_defaults(run=_serve)
+
+    codes = sorted(LANGUAGES)
+    join = commands.add_parser(
+        "join",
+        help="join a room as a headless participant, speak an audio file, print captions as JSON lines",
+    )
+    join.add_argument("room_url", help="the room's link, e.g. http://127.0.0.1:8080/r/ROOM_ID")
+    join.add_argument(
+        "--audio", type=Path, required=True, help="audio file to speak (any format ffmpeg reads)"
+    )
+    join.add_argument("--email", required=True, help="an approved member's email")
+    join.add_argument(
+        "--password-env", default="BABELCALL_PASSWORD", help="environment variable holding the password"
+    )
+    join.add_argument("--speaks", choices=codes, required=True, help="language spoken in the audio file")
+    join.add_argument("--captions", choices=codes, required=True, help="language to receive captions in")
+    join.add_argument("--linger", type=float, default=5.0, help="seconds to stay after the file has played")
+    join.add_argument("--no-loopback", action="store_true", help="do not offer 127.0.0.1 as an ICE candidate")
+    join.set_defaults(run=_join)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # aiortc/aioice are chatty at INFO about every candidate pair.
+        for noisy in ("aioice", "aiortc"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Server configuration: embedded defaults, overridden by a TOML file, then by BABELCALL_* variables.
+
+Every field has a default that runs on a laptop: SQLite in the data directory, CPU inference, the
+built-in Whisper base model, no translation model. `describe()` is what start-up prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from models import data_dir
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=data_dir)  # SQLite database and assembled models
+    # Speech recognition
+    whisper_model: str = "base"  # "base" (built in, from PyPI) or a CTranslate2 Whisper directory
+    asr_device: str = "cpu"
+    asr_compute_type: str = "int8"
+    cpu_threads: int = 2
+    silence_ms: int = 600
+    max_utterance_s: float = 15.0
+    partial_interval_s: float = 1.0
+    # Translation: every CTranslate2 model directory under this folder is loaded
+    translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
+    mt_device: str = "cpu"
+    mt_compute_type: str = "int8"
+    # WebRTC
+    ice_servers: tuple[str, ...] = ()  # e.g. ("stun:stun.example.org:3478",); none keeps traffic local
+    loopback_candidates: bool = True  # offer 127.0.0.1 so browsers on this machine connect
+    # Limits
+    max_review_participants: int = 12
+    max_message_bytes: int = 65_536  # one WebSocket message (an SDP offer is ~5 kB)
+    session_days: int = 14
+    cookie_secure: bool = False  # set true behind HTTPS
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "babelcall.sqlite3"
+
+    @property
+    def translation_dir(self) -> Path:
+        return self.translation_models_dir or self.data_dir / "models" / "translation"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def describe(self) -> str:
+        lines = ["BabelCall configuration:"]
+        for f in fields(self):
+            lines.append(f"  {f.name} = {getattr(self, f.name)!s}")
+        lines.append(f"  (database: {self.database_path}; translation models: {self.translation_dir})")
+        return "\n".join(lines)
+
+
+ENV_PREFIX = "BABELCALL_"
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Defaults < TOML file (`path`, or $BABELCALL_CONFIG) < BABELCALL_<FIELD> variables."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_file = path or (Path(env["BABELCALL_CONFIG"]) if env.get("BABELCALL_CONFIG") else None)
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read config file {config_file}: {error}") from error
+    for f in fields(Config):
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is not None:
+            values[f.name] = raw
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - known.keys())
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+    converted = {name: _convert(known[name], value) for name, value in values.items()}
+    return dataclasses.replace(Config(), **converted)
+
+
+def _convert(spec: dataclasses.Field[Any], value: Any) -> Any:
+    kind = str(spec.type)
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(value)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind.startswith("tuple"):
+            items = value if isinstance(value, list | tuple) else str(value).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if "Path" in kind:
+            return Path(str(value)).expanduser() if value not in (None, "") else None
+        return str(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"bad value for {spec.name}: {value!r} (expected {kind})") from error

@@ -1,0 +1,78 @@
+"""Everything a request handler needs, built once per server: the wiring of the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from aiohttp import web
+
+from asr import SpeechRecognizer
+from media import MediaHub
+from mt import TranslationEngine
+from server.captioning import MissingModelReporter, SpeakerPipeline
+from server.config import Config
+from server.rooms import LiveRoom, Participant, RoomRegistry
+from server.store import Member, MemberStatus, Store
+
+MEMBER_KEY = "member"
+
+
+def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
+    return cls(
+        text=f'{{"error": {{"code": "{code}", "message": "{message}"}}}}', content_type="application/json"
+    )
+
+
+@dataclass
+class AppContext:
+    KEY: ClassVar[web.AppKey[AppContext]] = web.AppKey("babelcall")
+
+    config: Config
+    store: Store
+    hub: MediaHub
+    recognizer: SpeechRecognizer
+    engine: TranslationEngine
+    rooms: RoomRegistry
+    pipelines: dict[str, SpeakerPipeline] = field(default_factory=dict)
+    missing_models: MissingModelReporter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.missing_models = MissingModelReporter(self.engine)
+
+    def require_member(self, request: web.Request) -> Member:
+        """The signed-in, approved member making this request, or a 401/403."""
+        member: Member | None = request.get(MEMBER_KEY)
+        if member is None:
+            raise _json_error(web.HTTPUnauthorized, "not_signed_in", "sign in first")
+        if member.status is not MemberStatus.APPROVED:
+            raise _json_error(
+                web.HTTPForbidden,
+                "not_approved",
+                f"membership {member.status.value}: an administrator must approve it",
+            )
+        return member
+
+    def require_admin(self, request: web.Request) -> Member:
+        member = self.require_member(request)
+        if not member.is_admin:
+            raise _json_error(web.HTTPForbidden, "not_admin", "administrators only")
+        return member
+
+    def start_speech(self, room: LiveRoom, participant: Participant) -> SpeakerPipeline:
+        pipeline = SpeakerPipeline(
+            room,
+            participant,
+            self.hub.listen(participant.id),
+            self.recognizer,
+            self.engine,
+            self.missing_models,
+        )
+        self.pipelines[participant.id] = pipeline
+        return pipeline
+
+    def listeners_changed(self, room: LiveRoom) -> None:
+        for participant_id in room.participants:
+            pipeline = self.pipelines.get(participant_id)
+            if pipeline is not None:
+                pipeline.listeners_changed()

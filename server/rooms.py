@@ -1,0 +1,104 @@
+"""Live rooms: who is in each call, which languages they speak and read, and how to reach them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.store import Member, RoomKind, RoomRecord
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RoomFullError(Exception):
+    pass
+
+
+@dataclass
+class Participant:
+    id: str
+    member: Member
+    speaks: str
+    captions: str
+    send: Send
+    publishing: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.member.name
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "speaks": self.speaks,
+            "captions": self.captions,
+            "publishing": list(self.publishing),
+        }
+
+
+@dataclass
+class LiveRoom:
+    record: RoomRecord
+    capacity: int
+    opened_at: float = field(default_factory=time.time)
+    participants: dict[str, Participant] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def caption_languages(self) -> set[str]:
+        return {p.captions for p in self.participants.values()}
+
+    def add(self, participant: Participant) -> None:
+        if len(self.participants) >= self.capacity:
+            raise RoomFullError(f"this {self.record.kind.value} is full ({self.capacity} participants)")
+        self.participants[participant.id] = participant
+
+    def public(self) -> dict[str, Any]:
+        return {
+            **self.record.public(),
+            "opened_at": self.opened_at,
+            "participants": [p.public() for p in self.participants.values()],
+        }
+
+    async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
+        targets = [p for pid, p in self.participants.items() if pid != exclude]
+        results = await asyncio.gather(*(p.send(message) for p in targets), return_exceptions=True)
+        for participant, result in zip(targets, results, strict=True):
+            if isinstance(result, Exception):
+                log.info("could not reach participant %s: %s", participant.id, type(result).__name__)
+
+
+class RoomRegistry:
+    """The rooms that have someone in them. A room is opened by its first participant and closed
+    when the last one leaves."""
+
+    def __init__(self, max_review_participants: int) -> None:
+        self._rooms: dict[str, LiveRoom] = {}
+        self._max_review = max_review_participants
+
+    def get(self, room_id: str) -> LiveRoom | None:
+        return self._rooms.get(room_id)
+
+    def open(self, record: RoomRecord) -> LiveRoom:
+        room = self._rooms.get(record.id)
+        if room is None:
+            capacity = 2 if record.kind is RoomKind.CONSULTATION else self._max_review
+            room = self._rooms[record.id] = LiveRoom(record, capacity)
+        return room
+
+    def discard_if_empty(self, room: LiveRoom) -> None:
+        if not room.participants and self._rooms.get(room.id) is room:
+            del self._rooms[room.id]
+
+    @property
+    def rooms(self) -> list[LiveRoom]:
+        return list(self._rooms.values())

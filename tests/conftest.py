@@ -1,0 +1,64 @@
+"""Shared fixtures: the development data beside the checkout, and the built-in Whisper model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def _missing(reason: str, required_by: str) -> None:
+    """Skip on a user's clone; fail in CI, where the variable says the thing must be there."""
+    if os.environ.get(required_by):
+        pytest.fail(f"{reason} (and {required_by} is set)")
+    pytest.skip(reason)
+
+
+def require_shared() -> Path:
+    if not (SHARED / "data" / "dev").is_dir():
+        _missing(
+            f"development data not found at {SHARED} (it sits beside the checkout in CI)",
+            "BABELCALL_REQUIRE_SHARED",
+        )
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return require_shared()
+
+
+@pytest.fixture(scope="session")
+def speech_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "dev" / "speech"
+
+
+@pytest.fixture(scope="session")
+def whisper_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models import ModelNotFoundError, resolve_whisper_model
+
+    try:
+        return resolve_whisper_model("base")
+    except ModelNotFoundError as error:
+        pytest.skip(str(error))
+
+
+def require_browser() -> str:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        _missing(
+            "Debian's chromium is not installed (scripts/setup.sh --test installs it)",
+            "BABELCALL_REQUIRE_BROWSER",
+        )
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        _missing(
+            "not inside a private network namespace (scripts/test.sh runs tests in one)",
+            "BABELCALL_REQUIRE_BROWSER",
+        )
+    return chromium

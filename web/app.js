@@ -1,0 +1,427 @@
+// BabelCall browser client. Speaks the signalling protocol in docs/protocol.md and renders
+// caption events (protocol/captions.py: CaptionEvent) — field names here must match that type.
+"use strict";
+
+const PROTOCOL_VERSION = 1;
+const $ = (selector) => document.querySelector(selector);
+
+const state = {
+  me: null,
+  info: null,
+  roomId: null,
+  socket: null,
+  participantId: null,
+  participants: new Map(), // id -> participant (from the server)
+  publisher: null, // RTCPeerConnection carrying our camera and microphone
+  subscribers: new Map(), // publisher id -> RTCPeerConnection receiving their media
+  localStream: null,
+  captionNodes: new Map(), // utterance_id -> <li>
+};
+
+// ---------------------------------------------------------------- REST
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    headers: options.body ? { "Content-Type": "application/json" } : {},
+    body: options.body ? JSON.stringify(options.body) : undefined,
+    credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error((data.error && data.error.message) || `HTTP ${response.status}`);
+    error.status = response.status;
+    error.code = data.error && data.error.code;
+    throw error;
+  }
+  return data;
+}
+
+function notice(text) {
+  const node = $("#notice");
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+function show(sectionId) {
+  for (const id of ["auth", "pending", "lobby", "call", "admin"]) {
+    $("#" + id).hidden = id !== sectionId;
+  }
+}
+
+// ---------------------------------------------------------------- start-up and accounts
+
+function roomIdFromPath() {
+  const match = location.pathname.match(/^\/r\/([A-Za-z0-9_-]+)$/);
+  return match ? match[1] : null;
+}
+
+function fillLanguageSelect(select, preferred) {
+  select.innerHTML = "";
+  for (const lang of state.info.languages) {
+    const option = document.createElement("option");
+    option.value = lang.code;
+    option.textContent = lang.native_name === lang.name ? lang.name : `${lang.name} — ${lang.native_name}`;
+    select.append(option);
+  }
+  select.value = preferred;
+}
+
+async function start() {
+  state.info = await api("/api/info");
+  const saved = JSON.parse(localStorage.getItem("babelcall.languages") || "{}");
+  const browserLang = (navigator.language || "en").slice(0, 2);
+  const fallback = state.info.languages.some((l) => l.code === browserLang) ? browserLang : "en";
+  fillLanguageSelect($("#speaks"), saved.speaks || fallback);
+  fillLanguageSelect($("#captions-language"), saved.captions || fallback);
+  fillLanguageSelect($("#call-captions-language"), saved.captions || fallback);
+  wireForms();
+  try {
+    state.me = (await api("/api/me")).member;
+  } catch {
+    state.me = null;
+  }
+  route();
+}
+
+function route() {
+  $("#account").hidden = !state.me;
+  if (!state.me) return show("auth");
+  $("#account-name").textContent = state.me.name;
+  $("#admin-link").hidden = !state.me.is_admin;
+  if (state.me.status !== "approved") return show("pending");
+  if (location.pathname === "/admin" && state.me.is_admin) return showAdmin();
+  state.roomId = roomIdFromPath();
+  $("#join-existing").hidden = !state.roomId;
+  $("#create-new").hidden = Boolean(state.roomId);
+  $("#lobby-title").textContent = state.roomId ? "Join the call" : "Start or join a call";
+  show("lobby");
+  if (!state.roomId) loadMyRooms();
+}
+
+function formData(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+function wireForms() {
+  $("#sign-in").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      state.me = (await api("/api/login", { method: "POST", body: formData(event.target) })).member;
+      notice("");
+      route();
+    } catch (error) {
+      notice(error.message);
+    }
+  });
+  $("#apply").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = formData(event.target);
+    try {
+      const { member } = await api("/api/apply", { method: "POST", body: data });
+      state.me = (await api("/api/login", { method: "POST", body: { email: data.email, password: data.password } })).member;
+      notice(member.is_admin ? "You are this server's first member and its administrator." : "");
+      route();
+    } catch (error) {
+      notice(error.message);
+    }
+  });
+  $("#sign-out").addEventListener("click", async () => {
+    await api("/api/logout", { method: "POST" }).catch(() => {});
+    location.href = "/";
+  });
+  $("#join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    joinCall(state.roomId);
+  });
+  $("#new-consultation").addEventListener("click", () => createRoom("consultation"));
+  $("#new-review").addEventListener("click", () => createRoom("review"));
+  $("#join-link").addEventListener("click", () => {
+    const match = $("#room-link").value.match(/\/r\/([A-Za-z0-9_-]+)/);
+    if (!match) return notice("Paste a room link such as https://…/r/abc123");
+    history.pushState({}, "", `/r/${match[1]}`);
+    route();
+  });
+  $("#leave").addEventListener("click", () => leaveCall());
+  $("#copy-link").addEventListener("click", async () => {
+    await navigator.clipboard.writeText(location.href).catch(() => {});
+    notice(`Invitation link: ${location.href}`);
+  });
+  $("#call-captions-language").addEventListener("change", (event) => {
+    send({ type: "languages", captions: event.target.value });
+    rememberLanguages({ captions: event.target.value });
+  });
+  window.addEventListener("popstate", route);
+}
+
+async function createRoom(kind) {
+  try {
+    const { room } = await api("/api/rooms", { method: "POST", body: { kind } });
+    history.pushState({}, "", `/r/${room.id}`);
+    state.roomId = room.id;
+    joinCall(room.id);
+  } catch (error) {
+    notice(error.message);
+  }
+}
+
+async function loadMyRooms() {
+  const { rooms } = await api("/api/rooms").catch(() => ({ rooms: [] }));
+  $("#my-rooms-card").hidden = rooms.length === 0;
+  const list = $("#my-rooms");
+  list.innerHTML = "";
+  for (const room of rooms.slice(0, 10)) {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `/r/${room.id}`;
+    link.textContent = `${room.title} (${new Date(room.created_at * 1000).toLocaleString()})`;
+    item.append(link);
+    list.append(item);
+  }
+}
+
+async function showAdmin() {
+  show("admin");
+  const { members } = await api("/api/admin/members?status=pending");
+  const body = $("#applications");
+  body.innerHTML = "";
+  $("#no-applications").hidden = members.length > 0;
+  for (const member of members) {
+    const row = document.createElement("tr");
+    for (const value of [member.name, member.organisation, member.email, new Date(member.created_at * 1000).toLocaleString()]) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    const actions = document.createElement("td");
+    for (const decision of ["approve", "reject"]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = decision === "approve" ? "Approve" : "Reject";
+      button.className = decision === "approve" ? "" : "secondary";
+      button.addEventListener("click", async () => {
+        await api(`/api/admin/members/${member.id}/${decision}`, { method: "POST" });
+        showAdmin();
+      });
+      actions.append(button);
+    }
+    row.append(actions);
+    body.append(row);
+  }
+}
+
+function rememberLanguages(update) {
+  const saved = JSON.parse(localStorage.getItem("babelcall.languages") || "{}");
+  localStorage.setItem("babelcall.languages", JSON.stringify({ ...saved, ...update }));
+}
+
+// ---------------------------------------------------------------- the call
+
+function send(message) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
+}
+
+function iceConfiguration() {
+  return { iceServers: (state.info.ice_servers || []).map((url) => ({ urls: url })) };
+}
+
+function waitForIceGathering(pc) {
+  // The server does not trickle candidates: offers carry all of them.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function joinCall(roomId) {
+  const speaks = $("#speaks").value;
+  const captions = $("#captions-language").value;
+  rememberLanguages({ speaks, captions });
+  $("#call-captions-language").value = captions;
+  const processing = $("#audio-processing").checked;
+  try {
+    state.localStream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing },
+      video: { width: 320, height: 240, frameRate: 15 },
+    });
+  } catch (error) {
+    return notice(`Camera or microphone unavailable: ${error.message}`);
+  }
+  notice("");
+  show("call");
+  $("#call-title").textContent = "Connecting…";
+  addTile("self", `${state.me.name} (you)`, state.localStream, true);
+
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${roomId}`);
+  state.socket = socket;
+  socket.addEventListener("open", () => send({ type: "join", speaks, captions }));
+  socket.addEventListener("message", (event) => handleMessage(JSON.parse(event.data)));
+  socket.addEventListener("close", (event) => {
+    if (state.socket === socket) {
+      notice(event.code === 1000 ? "You left the call." : "Connection to the server closed.");
+      teardown();
+    }
+  });
+}
+
+async function handleMessage(message) {
+  switch (message.type) {
+    case "joined":
+      if (message.protocol !== PROTOCOL_VERSION) notice("This page is out of date: reload it.");
+      state.participantId = message.participant_id;
+      $("#call-title").textContent = message.room.title;
+      for (const participant of message.room.participants) {
+        if (participant.id === state.participantId) continue;
+        state.participants.set(participant.id, participant);
+        if (participant.publishing.length) subscribe(participant);
+      }
+      await publish();
+      break;
+    case "published":
+      await state.publisher.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      break;
+    case "subscribed": {
+      const pc = state.subscribers.get(message.publisher_id);
+      if (pc) await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      break;
+    }
+    case "participant_joined":
+    case "participant_updated":
+      state.participants.set(message.participant.id, message.participant);
+      break;
+    case "participant_published":
+      state.participants.set(message.participant.id, message.participant);
+      subscribe(message.participant);
+      break;
+    case "participant_left":
+      state.participants.delete(message.participant_id);
+      closeSubscriber(message.participant_id);
+      break;
+    case "caption":
+      renderCaption(message);
+      break;
+    case "error":
+      notice(`${message.message}`);
+      break;
+  }
+}
+
+async function publish() {
+  const pc = new RTCPeerConnection(iceConfiguration());
+  state.publisher = pc;
+  for (const track of state.localStream.getTracks()) {
+    pc.addTransceiver(track, { direction: "sendonly", streams: [state.localStream] });
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIceGathering(pc);
+  send({ type: "publish", sdp: pc.localDescription.sdp });
+}
+
+async function subscribe(participant) {
+  if (state.subscribers.has(participant.id)) return;
+  const pc = new RTCPeerConnection(iceConfiguration());
+  state.subscribers.set(participant.id, pc);
+  const stream = new MediaStream();
+  addTile(participant.id, participant.name, stream, false, !participant.publishing.includes("video"));
+  pc.addEventListener("track", (event) => stream.addTrack(event.track));
+  for (const kind of participant.publishing) pc.addTransceiver(kind, { direction: "recvonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIceGathering(pc);
+  send({ type: "subscribe", publisher_id: participant.id, sdp: pc.localDescription.sdp });
+}
+
+function closeSubscriber(participantId) {
+  const pc = state.subscribers.get(participantId);
+  if (pc) pc.close();
+  state.subscribers.delete(participantId);
+  const tile = document.getElementById(`tile-${participantId}`);
+  if (tile) tile.remove();
+}
+
+function addTile(id, name, stream, muted, audioOnly = false) {
+  const tile = document.createElement("div");
+  tile.className = audioOnly ? "tile audio-only" : "tile";
+  tile.id = `tile-${id}`;
+  const video = document.createElement("video");
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = muted;
+  video.srcObject = stream;
+  const label = document.createElement("span");
+  label.className = "who";
+  label.textContent = name;
+  tile.append(video, label);
+  $("#videos").append(tile);
+}
+
+function leaveCall() {
+  send({ type: "leave" });
+  const socket = state.socket;
+  teardown();
+  if (socket) socket.close(1000);
+  notice("You left the call.");
+  history.pushState({}, "", "/");
+  route();
+}
+
+function teardown() {
+  state.socket = null;
+  if (state.publisher) state.publisher.close();
+  state.publisher = null;
+  for (const id of [...state.subscribers.keys()]) closeSubscriber(id);
+  if (state.localStream) for (const track of state.localStream.getTracks()) track.stop();
+  state.localStream = null;
+  const self = document.getElementById("tile-self");
+  if (self) self.remove();
+}
+
+// ---------------------------------------------------------------- captions
+
+function renderCaption(event) {
+  let item = state.captionNodes.get(event.utterance_id);
+  if (!item) {
+    item = document.createElement("li");
+    item.className = "caption";
+    item.dataset.utterance = event.utterance_id;
+    const speaker = document.createElement("span");
+    speaker.className = "speaker";
+    const lang = document.createElement("span");
+    lang.className = "lang";
+    const text = document.createElement("span");
+    text.className = "text";
+    const note = document.createElement("div");
+    note.className = "note";
+    item.append(speaker, lang, text, note);
+    $("#captions").append(item);
+    state.captionNodes.set(event.utterance_id, item);
+  }
+  item.classList.toggle("final", event.final);
+  item.classList.toggle("partial", !event.final);
+  item.dataset.path = event.path;
+  item.querySelector(".speaker").textContent = event.speaker_name;
+  item.querySelector(".lang").textContent =
+    event.caption_language === event.source_language
+      ? event.caption_language
+      : `${event.source_language}→${event.caption_language}`;
+  const text = item.querySelector(".text");
+  text.lang = event.caption_language;
+  text.dir = "auto";
+  const stable = document.createElement("span");
+  stable.className = "stable";
+  stable.textContent = event.text.slice(0, event.stable_chars);
+  text.replaceChildren(stable, document.createTextNode(event.text.slice(event.stable_chars)));
+  const note = item.querySelector(".note");
+  note.textContent = event.note || "";
+  note.hidden = !event.note;
+  const panel = $("#captions").parentElement;
+  panel.scrollTop = panel.scrollHeight;
+}
+
+start().catch((error) => notice(`BabelCall could not start: ${error.message}`));
