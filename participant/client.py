@@ -65,7 +65,8 @@ async def join_room(
     except (OSError, ValueError) as error:  # PyAV raises OSError subclasses for unreadable files
         raise JoinError(f"cannot read audio {audio}: {error}") from error
 
-    async with aiohttp.ClientSession() as http:
+    # unsafe=True: accept the session cookie from servers addressed by IP (127.0.0.1), as in a LAN or test.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.post(
             f"{base_url}/api/login", json={"email": email, "password": password}
         ) as response:

@@ -62,3 +62,13 @@ def require_browser() -> str:
             "BABELCALL_REQUIRE_BROWSER",
         )
     return chromium
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, whisper_model_path: Path):  # type: ignore[no-untyped-def]
+    """One real server (real Whisper base, no translation model) for all end-to-end tests."""
+    from harness import start_server, stop_server
+
+    running = start_server(tmp_path_factory.mktemp("server"), whisper_model_path)
+    yield running
+    stop_server(running)

@@ -1,0 +1,278 @@
+"""The translation engine: routes each utterance to every listener language, off the event loop.
+
+All model calls for one engine run in a single worker thread: CTranslate2 already uses `intra_threads`
+cores per call, and one queue keeps latency predictable on small machines. Calls that pile up while the
+worker is busy are grouped, so concurrent utterances to the same language pair share one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mt import catalogue
+from mt.families import ModelFamily
+from mt.model import ModelLoadError, TranslationModel, load_model
+from mt.routing import Hop, Route, plan_route
+from protocol.captions import TranslationPath
+from protocol.languages import language
+
+log = logging.getLogger(__name__)
+
+# Specialised pair models first: an OPUS-MT pair is several times faster than a multilingual model and,
+# for the pairs it exists for, at least as good.
+_FAMILY_PREFERENCE = {ModelFamily.MARIAN: 0, ModelFamily.NLLB: 1, ModelFamily.M2M100: 2}
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    path: TranslationPath
+    model: str | None  # model name(s) used, "+"-joined for pivots; "whisper" for Whisper's English
+    note: str | None  # why the text is not a translation; None when it is one
+
+
+@dataclass
+class _Job:
+    model: TranslationModel
+    source: str
+    target: str
+    text: str
+    future: asyncio.Future[str] = field(repr=False)
+
+
+_GroupKey = tuple[int, str, str]  # id(model), source, target
+
+
+class TranslationEngine:
+    def __init__(
+        self,
+        models: Sequence[TranslationModel],
+        *,
+        max_pending: int = 64,
+        models_dir: Path | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._models = list(models)
+        self._models_dir = models_dir
+        self._slots = asyncio.Semaphore(max_pending)
+        self._pending_jobs = 0
+        self._queue: list[_Job] = []
+        self._drain_task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelcall-mt")
+        # Speakers' partial captions repeat the same text; a small cache saves re-translating it.
+        self._cache: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
+        self._cache_size = cache_size
+        self._closed = False
+
+    @classmethod
+    def from_directory(
+        cls,
+        models_dir: Path,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        intra_threads: int = 2,
+    ) -> TranslationEngine:
+        """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine."""
+        models_dir = Path(models_dir)
+        models: list[TranslationModel] = []
+        if not models_dir.is_dir():
+            log.info("no translation models: %s does not exist", models_dir)
+            return cls(models, models_dir=models_dir)
+        for entry in sorted(models_dir.iterdir()):
+            if not entry.is_dir() or entry.name.startswith("."):
+                continue
+            try:
+                model = load_model(
+                    entry, device=device, compute_type=compute_type, intra_threads=intra_threads
+                )
+            except ModelLoadError as exc:
+                log.warning("skipping %s: %s", entry.name, exc)
+                continue
+            log.info("translation model %s (%s): %s", model.name, model.family.value, sorted(model.languages))
+            models.append(model)
+        models.sort(key=lambda m: (_FAMILY_PREFERENCE[m.family], m.name))
+        return cls(models, models_dir=models_dir)
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self._models]
+
+    @property
+    def pending(self) -> int:
+        """Model calls accepted and not yet finished (at most `max_pending`)."""
+        return self._pending_jobs
+
+    def route(self, source: str, target: str, *, whisper_english: bool) -> Route:
+        language(source)
+        language(target)
+        return plan_route(self._models, source, target, whisper_english=whisper_english)
+
+    def missing_model_hint(self, source: str, target: str) -> str:
+        return catalogue.missing_model_hint(source, target, self._models_dir)
+
+    async def translate(
+        self, text: str, source: str, targets: Iterable[str], *, whisper_english: str | None = None
+    ) -> dict[str, Translation]:
+        """Translate one utterance into each target language; one model call per distinct target at most."""
+        if self._closed:
+            raise RuntimeError("translation engine is closed")
+        language(source)
+        distinct_targets = list(dict.fromkeys(targets))
+        for target in distinct_targets:
+            language(target)
+        routes = {
+            t: self.route(source, t, whisper_english=whisper_english is not None) for t in distinct_targets
+        }
+
+        # Pivots to several languages share their first hop, so run every first hop once, then the seconds.
+        first_hops = {_hop_key(r.hops[0]): r.hops[0] for r in routes.values() if r.hops}
+        first_results = await self._run_hops(first_hops.values(), text, whisper_english)
+        second_hops: dict[tuple[str, str, str], Hop] = {}
+        second_inputs: dict[tuple[str, str, str], str | BaseException] = {}
+        for route in routes.values():
+            if len(route.hops) > 1:
+                key = _hop_key(route.hops[1])
+                second_hops[key] = route.hops[1]
+                second_inputs[key] = first_results[_hop_key(route.hops[0])]
+        second_results = await self._run_hops_on(second_hops, second_inputs)
+
+        return {t: self._translation(text, r, first_results, second_results) for t, r in routes.items()}
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for job in self._queue:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("translation engine closed"))
+        self._queue.clear()
+        # Waits for a model call already running; CTranslate2 cannot be interrupted mid-batch.
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+    def _translation(
+        self,
+        original: str,
+        route: Route,
+        first_results: dict[tuple[str, str, str], str | BaseException],
+        second_results: dict[tuple[str, str, str], str | BaseException],
+    ) -> Translation:
+        if route.path is TranslationPath.ORIGINAL:
+            return Translation(original, TranslationPath.ORIGINAL, None, None)
+        if route.path is TranslationPath.UNTRANSLATED:
+            note = f"not translated: no model for {route.source}→{route.target}"
+            return Translation(original, TranslationPath.UNTRANSLATED, None, note)
+        result = first_results[_hop_key(route.hops[0])]
+        if len(route.hops) > 1 and not isinstance(result, BaseException):
+            result = second_results[_hop_key(route.hops[1])]
+        if isinstance(result, BaseException):
+            note = f"not translated: {route.model_label} failed for {route.source}→{route.target}"
+            return Translation(original, TranslationPath.UNTRANSLATED, None, note)
+        return Translation(result, route.path, route.model_label, None)
+
+    async def _run_hops(
+        self, hops: Iterable[Hop], text: str, whisper_english: str | None
+    ) -> dict[tuple[str, str, str], str | BaseException]:
+        inputs: dict[tuple[str, str, str], str] = {}
+        model_hops: dict[tuple[str, str, str], Hop] = {}
+        results: dict[tuple[str, str, str], str | BaseException] = {}
+        for hop in hops:
+            key = _hop_key(hop)
+            if hop.model is None:
+                results[key] = whisper_english or ""
+            else:
+                model_hops[key] = hop
+                inputs[key] = text
+        results.update(await self._run_hops_on(model_hops, inputs))
+        return results
+
+    async def _run_hops_on(
+        self, hops: dict[tuple[str, str, str], Hop], inputs: dict[tuple[str, str, str], str | BaseException]
+    ) -> dict[tuple[str, str, str], str | BaseException]:
+        keys = list(hops)
+        outcomes = await asyncio.gather(
+            *(self._call(hops[k], inputs[k]) for k in keys), return_exceptions=True
+        )
+        return dict(zip(keys, outcomes, strict=True))
+
+    async def _call(self, hop: Hop, text: str | BaseException) -> str:
+        if isinstance(text, BaseException):
+            raise text
+        model = hop.model
+        assert model is not None
+        if not text.strip():
+            return text
+        cache_key = (model.name, hop.source, hop.target, text)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            self._cache.move_to_end(cache_key)
+            return cached
+        async with self._slots:
+            if self._closed:
+                raise RuntimeError("translation engine closed")
+            self._pending_jobs += 1
+            try:
+                future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                self._queue.append(_Job(model, hop.source, hop.target, text, future))
+                if self._drain_task is None or self._drain_task.done():
+                    self._drain_task = asyncio.create_task(self._drain())
+                result = await future
+            finally:
+                self._pending_jobs -= 1
+        self._cache[cache_key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            jobs, self._queue = self._queue, []
+            groups: dict[_GroupKey, list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault((id(job.model), job.source, job.target), []).append(job)
+            work = [(g[0].model, g[0].source, g[0].target, _distinct_texts(g)) for g in groups.values()]
+            try:
+                outcomes = await loop.run_in_executor(self._executor, _run_batches, work)
+            except RuntimeError as exc:  # the executor was shut down under us: fail rather than hang callers
+                outcomes = [exc] * len(work)
+            for group, outcome in zip(groups.values(), outcomes, strict=True):
+                for job in group:
+                    if job.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        job.future.set_exception(outcome)
+                    else:
+                        job.future.set_result(outcome[job.text])
+
+
+def _hop_key(hop: Hop) -> tuple[str, str, str]:
+    return (hop.model.name if hop.model is not None else "whisper", hop.source, hop.target)
+
+
+def _distinct_texts(jobs: list[_Job]) -> list[str]:
+    return list(dict.fromkeys(job.text for job in jobs))
+
+
+def _run_batches(
+    work: list[tuple[TranslationModel, str, str, list[str]]],
+) -> list[dict[str, str] | BaseException]:
+    """Runs in the worker thread: one translate_batch per (model, source, target) group."""
+    outcomes: list[dict[str, str] | BaseException] = []
+    for model, source, target, texts in work:
+        try:
+            translated = model.translate_batch(texts, source, target)
+            if len(translated) != len(texts):
+                raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(texts)} inputs")
+            outcomes.append(dict(zip(texts, translated, strict=True)))
+        except Exception as exc:
+            # The traceback names the model and pair only; inputs are medical speech and never logged.
+            log.exception("translation with %s failed for %s→%s", model.name, source, target)
+            outcomes.append(exc)
+    return outcomes

@@ -1,0 +1,58 @@
+"""Choosing how to turn a speaker's language into a listener's: one model, Whisper, a pivot, or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from protocol.captions import TranslationPath
+
+if TYPE_CHECKING:
+    from mt.model import TranslationModel
+
+PIVOT_LANGUAGE = "en"  # the one language every model family and Whisper's translate task share
+
+
+@dataclass(frozen=True)
+class Hop:
+    source: str
+    target: str
+    model: TranslationModel | None  # None: Whisper's speech-to-English text stands in for this hop
+
+
+@dataclass(frozen=True)
+class Route:
+    source: str
+    target: str
+    path: TranslationPath
+    hops: tuple[Hop, ...]  # empty for ORIGINAL and UNTRANSLATED
+
+    @property
+    def model_label(self) -> str | None:
+        names = [hop.model.name if hop.model is not None else "whisper" for hop in self.hops]
+        return "+".join(names) if names else None
+
+
+def find_model(models: Sequence[TranslationModel], source: str, target: str) -> TranslationModel | None:
+    """The first model (in the engine's order, which is the operator's preference) covering the pair."""
+    return next((m for m in models if m.covers(source, target)), None)
+
+
+def plan_route(
+    models: Sequence[TranslationModel], source: str, target: str, *, whisper_english: bool
+) -> Route:
+    if source == target:
+        return Route(source, target, TranslationPath.ORIGINAL, ())
+    direct = find_model(models, source, target)
+    if direct is not None:
+        return Route(source, target, TranslationPath.MACHINE, (Hop(source, target, direct),))
+    if target == PIVOT_LANGUAGE and whisper_english:
+        return Route(source, target, TranslationPath.WHISPER, (Hop(source, target, None),))
+    if PIVOT_LANGUAGE not in (source, target):
+        second = find_model(models, PIVOT_LANGUAGE, target)
+        first = find_model(models, source, PIVOT_LANGUAGE)
+        if second is not None and (first is not None or whisper_english):
+            hops = (Hop(source, PIVOT_LANGUAGE, first), Hop(PIVOT_LANGUAGE, target, second))
+            return Route(source, target, TranslationPath.PIVOT, hops)
+    return Route(source, target, TranslationPath.UNTRANSLATED, ())

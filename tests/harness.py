@@ -1,0 +1,139 @@
+"""A real BabelCall server in a subprocess, and the account steps every end-to-end test needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from media.file_source import decode_file
+
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Client:
+    """A signed-in member talking to the REST API (urllib: no event loop needed)."""
+
+    base_url: str
+    jar: CookieJar = field(default_factory=CookieJar)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+        )
+        try:
+            with opener.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def member(self, name: str, email: str, admin: Client | None = None) -> Client:
+        """Apply, get approved by `admin` (unless this is the first, self-approved member), sign in."""
+        client = Client(self.base_url)
+        status, body = client.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
+        assert status == 201, body
+        if admin is not None and body["member"]["status"] == "pending":
+            status, decided = admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
+            assert status == 200, decided
+        status, body = client.call("POST", "/api/login", {"email": email, "password": PASSWORD})
+        assert status == 200, body
+        return client
+
+
+def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> RunningServer:
+    port = free_port()
+    env = {
+        **os.environ,
+        "BABELCALL_DATA_DIR": str(data_dir),
+        "BABELCALL_PORT": str(port),
+        "BABELCALL_WHISPER_MODEL": str(whisper_model),
+        **{f"BABELCALL_{key.upper()}": value for key, value in settings.items()},
+    }
+    log_path = data_dir / "server.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - the subprocess writes to it for its whole life
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 120
+    while "BabelCall is ready" not in server.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start:\n{server.log()}")
+        time.sleep(0.2)
+    return server
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit PCM mono WAV (Chromium's fake microphone reads nothing else correctly)."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype(np.int16).tobytes())
+    return path
+
+
+def padded_speech(source: Path, target: Path, lead_s: float, tail_s: float, rate: int = 48_000) -> Path:
+    """`source` as a WAV with silence before (time to connect) and after (time to hear the pause)."""
+    speech = decode_file(source, rate)
+    silence = np.zeros(int(lead_s * rate), dtype=np.int16), np.zeros(int(tail_s * rate), dtype=np.int16)
+    return write_wav(target, np.concatenate([silence[0], speech, silence[1]]), rate)
+
+
+def normalised_words(text: str) -> str:
+    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
+
+
+def reference_text(speech_dir: Path, file_name: str) -> str:
+    """The reference transcript of a development clip, from its refs.tsv."""
+    for line in (speech_dir / "refs.tsv").read_text().splitlines()[1:]:
+        columns = line.split("\t")
+        if columns[0] == file_name:
+            return columns[3]
+    raise KeyError(file_name)

@@ -1,0 +1,151 @@
+"""Builders for tiny CTranslate2 translation models with seeded random weights, for tests.
+
+No real translation weights can be downloaded here, so tests build models of the real shapes: a
+SentencePiece model trained on the inline text below, a vocabulary laid out the way the Hugging Face
+converters lay it out, and a 2-layer Transformer of random weights. Their output is meaningless but
+deterministic, which is all tokenisation, batching, routing and error tests need.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+from ctranslate2.specs import TransformerSpec, model_spec
+
+from protocol.languages import LANGUAGES
+
+# A few clinic-style sentences per language: enough for SentencePiece to learn pieces in every script.
+CORPUS: dict[str, list[str]] = {
+    "en": [
+        "Good morning, how are you feeling today?",
+        "Where does it hurt, and since when?",
+        "Please take this medicine twice a day after meals.",
+        "Do you have any allergies to medication?",
+        "We will check your blood pressure and temperature.",
+        "Come back next week if the pain does not go away.",
+    ],
+    "fr": [
+        "Bonjour, comment vous sentez-vous aujourd'hui ?",
+        "Où avez-vous mal, et depuis quand ?",
+        "Prenez ce médicament deux fois par jour après les repas.",
+        "Avez-vous des allergies aux médicaments ?",
+        "Nous allons vérifier votre tension et votre température.",
+        "Revenez la semaine prochaine si la douleur ne passe pas.",
+    ],
+    "es": [
+        "Buenos días, ¿cómo se siente hoy?",
+        "¿Dónde le duele y desde cuándo?",
+        "Tome este medicamento dos veces al día después de las comidas.",
+        "¿Tiene alergia a algún medicamento?",
+    ],
+    "ar": ["صباح الخير، كيف تشعر اليوم؟", "أين يؤلمك ومنذ متى؟", "خذ هذا الدواء مرتين في اليوم بعد الأكل."],
+    "zh": ["早上好，你今天感觉怎么样？", "哪里疼，从什么时候开始的？", "请饭后服用这种药，每天两次。"],
+    "id": ["Selamat pagi, bagaimana perasaan Anda hari ini?", "Di mana yang sakit, dan sejak kapan?"],
+    "ja": ["おはようございます、今日の気分はいかがですか？", "どこが痛みますか、いつからですか？"],
+    "ru": ["Доброе утро, как вы себя чувствуете сегодня?", "Где болит и с каких пор?"],
+    "th": ["สวัสดีตอนเช้า วันนี้คุณรู้สึกอย่างไร", "เจ็บตรงไหน และเป็นมาตั้งแต่เมื่อไหร่"],
+    "tr": ["Günaydın, bugün kendinizi nasıl hissediyorsunuz?", "Neresi ağrıyor ve ne zamandan beri?"],
+    "vi": ["Chào buổi sáng, hôm nay bạn cảm thấy thế nào?", "Bạn đau ở đâu và từ khi nào?"],
+}
+
+D_MODEL = 32
+FFN = 64
+SPECIALS = ("<unk>", "<s>", "</s>")
+
+
+def train_sentencepiece(path: Path, lines: Iterable[str], vocab_size: int = 300) -> list[str]:
+    """Train a BPE SentencePiece model into `path`; return its pieces without the control tokens."""
+    writer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(lines) * 4),
+        model_writer=writer,
+        model_type="bpe",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,  # the corpus is too small to promise an exact vocabulary size
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    path.write_bytes(writer.getvalue())
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    return [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in SPECIALS]
+
+
+def _weight_shape(scope: str, vocab_size: int) -> tuple[int, ...]:
+    parts = scope.split("/")
+    attr, layer = parts[-1], parts[-2]
+    d = D_MODEL
+    if attr in ("gamma", "beta"):
+        return (d,)
+    if layer in ("embeddings", "embeddings_0", "projection"):
+        return (vocab_size, d)
+    block = parts[-3]
+    if block == "ffn":
+        return (FFN, d) if layer == "linear_0" else (d, FFN)
+    if block == "self_attention":
+        return (3 * d, d) if layer == "linear_0" else (d, d)
+    if block == "attention":  # encoder-decoder attention: query, fused key+value, output
+        return (2 * d, d) if layer == "linear_1" else (d, d)
+    raise ValueError(f"no shape rule for {scope}")
+
+
+def build_transformer(directory: Path, vocabulary: list[str], *, marian: bool, seed: int = 0) -> None:
+    """Save a 2-layer Transformer with seeded random weights and `vocabulary` as a CTranslate2 model."""
+    rng = np.random.default_rng(seed)
+    spec = TransformerSpec.from_config(num_layers=2, num_heads=2)
+
+    def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
+        if value is None:
+            shape = _weight_shape(scope, len(vocabulary))
+            array = np.ones(shape) if scope.endswith("gamma") else rng.normal(0.0, 0.5, shape)
+            setattr(layer, scope.split("/")[-1], array.astype(np.float32))
+
+    model_spec.visit_spec(spec, fill)
+    # Mirrors ctranslate2's Hugging Face loaders: NLLB/M2M100 start decoding after "</s>"; Marian starts
+    # from a zero embedding.
+    spec.config.decoder_start_token = "</s>"
+    if marian:
+        spec.decoder.start_from_zero_embedding = True
+    spec.register_source_vocabulary(vocabulary)
+    spec.register_target_vocabulary(vocabulary)
+    spec.validate()
+    spec.optimize()
+    directory.mkdir(parents=True, exist_ok=True)
+    spec.save(str(directory))
+
+
+def build_multilingual(
+    directory: Path, family: str = "nllb", languages: Iterable[str] = tuple(LANGUAGES), seed: int = 0
+) -> Path:
+    """An NLLB- or M2M100-shaped model: sentencepiece.bpe.model + fairseq-style shared vocabulary."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pieces = train_sentencepiece(directory / "sentencepiece.bpe.model", _corpus_lines(LANGUAGES))
+    if family == "nllb":
+        lang_tokens = [LANGUAGES[c].nllb_code for c in languages]
+    else:
+        lang_tokens = [f"__{c}__" for c in languages]
+    vocabulary = ["<s>", "<pad>", "</s>", "<unk>", *pieces, *lang_tokens]
+    build_transformer(directory, vocabulary, marian=False, seed=seed)
+    return directory
+
+
+def build_marian_pair(directory: Path, source: str = "fr", target: str = "en", seed: int = 1) -> Path:
+    """An OPUS-MT-shaped pair: source.spm, target.spm and one shared vocabulary of both."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source_pieces = train_sentencepiece(directory / "source.spm", _corpus_lines([source]), vocab_size=120)
+    target_pieces = train_sentencepiece(directory / "target.spm", _corpus_lines([target]), vocab_size=120)
+    vocabulary = ["</s>", "<unk>", *dict.fromkeys([*source_pieces, *target_pieces])]
+    build_transformer(directory, vocabulary, marian=True, seed=seed)
+    return directory
+
+
+def write_metadata(directory: Path, **metadata: object) -> None:
+    (directory / "babelcall.json").write_text(json.dumps(metadata), encoding="utf-8")
+
+
+def _corpus_lines(codes: Iterable[str]) -> list[str]:
+    return [line for code in codes for line in CORPUS.get(code, [])]

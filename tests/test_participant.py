@@ -1,0 +1,130 @@
+"""The headless participant against a running server: the public, scriptable way to use BabelCall."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from harness import PASSWORD, RunningServer, normalised_words, reference_text, write_wav
+
+from participant import join_room
+from protocol import CaptionEvent, TranslationPath
+
+pytestmark = pytest.mark.slow
+
+
+async def test_speaker_and_listener_receive_captions_as_json_lines(
+    server: RunningServer, speech_dir: Path, tmp_path: Path
+) -> None:
+    admin = server.member("Dr Admin", "admin-participant@example.org")
+    server.member("Dr Listener", "listener@example.org", admin=admin)
+    status, body = admin.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
+    assert status == 201
+    room_url = server.base_url + body["link"]
+
+    # The listener speaks nothing (silence) and reads French: no model here, so it must get the
+    # original English, marked as untranslated, and never invented text.
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(48_000 * 26, dtype=np.int16), 48_000)
+    listener = asyncio.create_task(
+        join_room(
+            room_url,
+            email="listener@example.org",
+            password=PASSWORD,
+            audio=silence,
+            speaks="fr",
+            captions="fr",
+            linger_s=1.0,
+        )
+    )
+    await asyncio.sleep(2.0)
+
+    started = time.time()
+    speaker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "join",
+        room_url,
+        "--email",
+        "admin-participant@example.org",
+        "--audio",
+        str(speech_dir / "en_jfk.flac"),
+        "--speaks",
+        "en",
+        "--captions",
+        "en",
+        "--linger",
+        "6",
+        env={**os.environ, "BABELCALL_PASSWORD": PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(speaker.communicate(), 90)
+    assert speaker.returncode == 0, stderr.decode()
+    report = await asyncio.wait_for(listener, 90)
+
+    # Every stdout line is one caption event, in the documented format.
+    lines = stdout.decode().splitlines()
+    assert lines, f"no captions printed; stderr:\n{stderr.decode()}\nserver log:\n{server.log()}"
+    events = [CaptionEvent.from_json(line) for line in lines]
+    for line, event in zip(lines, events, strict=True):
+        raw = json.loads(line)
+        for key in (
+            "speaker_name",
+            "utterance_id",
+            "final",
+            "source_language",
+            "caption_language",
+            "text",
+            "sent_at",
+        ):
+            assert key in raw
+        assert event.speaker_name == "Dr Admin"
+        assert event.source_language == "en" and event.caption_language == "en"
+        assert event.path is TranslationPath.ORIGINAL
+        assert started < event.sent_at < time.time()
+
+    finals = [e for e in events if e.final]
+    partials = [e for e in events if not e.final]
+    assert finals and partials, "expected partial captions while speaking and finals at the pauses"
+    # Partials of an utterance come before its final.
+    first_final_at = min(e.sent_at for e in finals)
+    assert min(e.sent_at for e in partials) < first_final_at
+    said = " ".join(e.text for e in finals)
+    # Offline Whisper base gets this clip word-perfect; allow a couple of words of streaming drift.
+    error_rate = jiwer.wer(
+        normalised_words(reference_text(speech_dir, "en_jfk.flac")), normalised_words(said)
+    )
+    assert error_rate < 0.15, said
+
+    listener_finals = [e for e in report.captions if e.final]
+    assert listener_finals, "the listener received no final captions"
+    for event in listener_finals:
+        assert event.path is TranslationPath.UNTRANSLATED
+        assert event.caption_language == "en"
+        assert event.note == "not translated: no model for en→fr"
+    assert normalised_words(" ".join(e.text for e in listener_finals)) == normalised_words(said)
+
+    log = server.log()
+    assert "no translation model for en→fr" in log
+    # Medical speech never reaches the log.
+    assert "fellow Americans" not in log and "country" not in log
+
+
+def test_join_reports_bad_credentials_and_bad_links(server: RunningServer, speech_dir: Path) -> None:
+    command = [sys.executable, "-m", "server", "join", "--audio", str(speech_dir / "en_jfk.flac")]
+    command += ["--speaks", "en", "--captions", "en", "--email", "nobody@example.org"]
+    env = {**os.environ, "BABELCALL_PASSWORD": "wrong password"}
+    result = subprocess.run([*command, server.base_url + "/r/abc"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "sign-in failed: wrong email or password" in result.stderr
+    assert result.stdout == ""
+    result = subprocess.run([*command, server.base_url + "/rooms"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "not a room link" in result.stderr
