@@ -58,7 +58,9 @@ def resolve_whisper_model(name_or_path: str, cache_root: Path | None = None) -> 
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir():
         if not _is_ctranslate2_whisper_dir(candidate):
-            raise ModelNotFoundError(f"{candidate} is not a CTranslate2 Whisper model (no model.bin/config.json)")
+            raise ModelNotFoundError(
+                f"{candidate} is not a CTranslate2 Whisper model (no model.bin/config.json)"
+            )
         return candidate
     if name_or_path != BUILTIN_WHISPER:
         raise ModelNotFoundError(

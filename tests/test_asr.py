@@ -1,0 +1,252 @@
+"""The recogniser end to end: real Whisper base model, real audio from the shared dev set.
+
+Audio is fed in 20 ms chunks as fast as back-pressure allows, not in real time, to keep this quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from faster_whisper import decode_audio
+
+from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, StreamFinishedError, Transcript
+
+pytestmark = pytest.mark.slow
+
+SAMPLE_RATE = 16_000
+CHUNK = SAMPLE_RATE // 50  # 20 ms, as the server pushes
+SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev" / "speech"
+
+
+def load(name: str) -> np.ndarray:
+    path = SPEECH_DIR / name
+    if not path.is_file():
+        pytest.skip(f"dev audio {path} not present (it lives outside the repository, in ../shared)")
+    return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+
+
+def reference(name: str) -> str:
+    for line in (SPEECH_DIR / "refs.tsv").read_text().splitlines()[1:]:
+        fields = line.split("\t")
+        if fields[0] == name:
+            return fields[3]
+    raise KeyError(name)
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    models = pytest.importorskip("models")
+    try:
+        return models.resolve_whisper_model("base")
+    except models.ModelNotFoundError as exc:
+        pytest.skip(f"built-in Whisper model not installed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path: Path) -> Iterator[SpeechRecognizer]:
+    recognizer = SpeechRecognizer(model_path, RecognizerConfig())
+    recognizer.warm_up()
+    yield recognizer
+    asyncio.run(recognizer.aclose())
+
+
+async def transcribe(
+    stream: RecognitionStream, audio: np.ndarray, *, speed: float | None = None
+) -> list[Transcript]:
+    """Push `audio` in 20 ms chunks, finish, and return everything the stream yielded.
+
+    `speed` None: as fast as back-pressure allows. Otherwise paced at `speed` times real time, so that
+    the worker sees the audio arrive piece by piece as in a call, only faster.
+    """
+    transcripts: list[Transcript] = []
+
+    async def collect() -> None:
+        async for transcript in stream:
+            transcripts.append(transcript)
+
+    collector = asyncio.create_task(collect())
+    started = time.perf_counter()
+    for i in range(0, len(audio), CHUNK):
+        await stream.push(audio[i : i + CHUNK])
+        due = 0.0 if speed is None else (i + CHUNK) / SAMPLE_RATE / speed - (time.perf_counter() - started)
+        # Even unpaced, yield so the stream can hand audio to its worker between chunks; otherwise the
+        # whole clip would be queued before the worker saw any of it.
+        await asyncio.sleep(max(0.0, due))
+    await stream.finish()
+    await asyncio.wait_for(collector, timeout=60)
+    return transcripts
+
+
+def finals(transcripts: list[Transcript]) -> list[Transcript]:
+    return [t for t in transcripts if t.final]
+
+
+def check_invariants(transcripts: list[Transcript]) -> None:
+    for t in transcripts:
+        assert t.text and t.text == t.text.strip()
+        assert 0 <= t.stable_chars <= len(t.text)
+        assert 0 <= t.start_s <= t.end_s
+    # A final closes its utterance: nothing of that utterance follows it.
+    closed: set[int] = set()
+    for t in transcripts:
+        assert t.utterance_seq not in closed
+        if t.final:
+            closed.add(t.utterance_seq)
+
+
+async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer) -> None:
+    audio = load("en_jfk.flac")
+    # Trailing silence, as when a speaker stops talking but stays in the call.
+    padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    # Paced at 4x real time: a partial is only computed for audio still in progress when the worker
+    # gets to it, and unpaced feeding can hand the worker a whole utterance at once.
+    transcripts = await transcribe(recognizer.open_stream(language=None), padded, speed=4.0)
+    check_invariants(transcripts)
+    got = finals(transcripts)
+    assert got, "no final transcript"
+    hypothesis = normalise(" ".join(t.text for t in got))
+    wer = jiwer.wer(normalise(reference("en_jfk.flac")), hypothesis)
+    # Offline base decoding gets 0% on this clip. Streaming cuts it at its ~1 s pauses into four
+    # utterances decoded without context, which can cost a word or two of the 22 ("ask not" heard as
+    # "asked not"); 10% allows two such errors while still failing on any real regression.
+    assert wer <= 0.10, f"WER {wer:.2%}"
+    assert all(t.language == "en" and t.english is None for t in got)
+
+    first_final = next(i for i, t in enumerate(transcripts) if t.final)
+    assert any(not t.final for t in transcripts[:first_final]), "no partial before the first final"
+    partial_seqs = {t.utterance_seq for t in transcripts if not t.final}
+    assert partial_seqs <= {t.utterance_seq for t in got}, "a partial's utterance never got its final"
+
+    clip_s = len(audio) / SAMPLE_RATE
+    assert 0.0 <= got[0].start_s < 1.0
+    assert clip_s - 1.5 < got[-1].end_s <= clip_s + 0.05
+    assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(got))
+
+
+async def test_silence_yields_nothing(recognizer: SpeechRecognizer) -> None:
+    stream = recognizer.open_stream(language=None)
+    assert await transcribe(stream, np.zeros(20 * SAMPLE_RATE, dtype=np.float32)) == []
+
+
+@pytest.mark.parametrize("colour", ["white", "pink"])
+async def test_noise_yields_nothing(recognizer: SpeechRecognizer, colour: str) -> None:
+    rng = np.random.default_rng(7)
+    n = 20 * SAMPLE_RATE
+    noise = rng.standard_normal(n)
+    if colour == "pink":
+        spectrum = np.fft.rfft(noise)
+        spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+        noise = np.fft.irfft(spectrum, n)
+    # About -26 dBFS RMS: a loud fan or a busy room, well above a quiet line's noise floor.
+    noise = (noise / np.sqrt(np.mean(noise**2)) * 0.05).astype(np.float32)
+    stream = recognizer.open_stream(language=None)
+    assert await transcribe(stream, noise) == []
+
+
+async def test_finish_mid_speech_emits_final(recognizer: SpeechRecognizer) -> None:
+    audio = load("en_jfk.flac")[: 6 * SAMPLE_RATE]
+    stream = recognizer.open_stream(language="en")
+    transcripts = await transcribe(stream, audio)
+    check_invariants(transcripts)
+    got = finals(transcripts)
+    assert got and got[-1].end_s > 5.5, "speech in progress at finish() was not finalised"
+    assert "fellow americans" in normalise(" ".join(t.text for t in got))
+    await stream.finish()  # idempotent
+    with pytest.raises(StreamFinishedError):
+        await stream.push(np.zeros(CHUNK, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("name", "language"), [("fr_uberi_french.aiff", "fr"), ("zh_funasr_asr_example.wav", "zh")]
+)
+async def test_language_is_detected(recognizer: SpeechRecognizer, name: str, language: str) -> None:
+    stream = recognizer.open_stream(language=None)
+    got = finals(await transcribe(stream, load(name)))
+    assert got and all(t.language == language for t in got)
+
+
+async def test_detection_is_restricted_to_allowed_languages(recognizer: SpeechRecognizer) -> None:
+    stream = recognizer.open_stream(language=None, allowed_languages=frozenset({"en", "fr"}))
+    transcripts = await transcribe(stream, load("zh_funasr_asr_example.wav"))
+    # Whisper may find no plausible English or French text at all; what it must not do is say "zh".
+    assert all(t.language in {"en", "fr"} for t in transcripts)
+
+
+async def test_english_translation_only_when_wanted_and_foreign(recognizer: SpeechRecognizer) -> None:
+    stream = recognizer.open_stream(language=None, english_wanted=True)
+    got = finals(await transcribe(stream, load("fr_uberi_french.aiff")))
+    assert got and got[-1].language == "fr"
+    english = got[-1].english
+    assert english and english.strip() and english != got[-1].text
+
+    stream = recognizer.open_stream(language=None, english_wanted=True)
+    got = finals(await transcribe(stream, load("en_uberi_english.wav")))
+    assert got and all(t.english is None for t in got)
+
+
+async def test_push_applies_back_pressure(model_path: Path) -> None:
+    config = replace(RecognizerConfig(), max_queued_s=0.5)
+    recognizer = SpeechRecognizer(model_path, config)
+    try:
+        audio = load("en_jfk.flac")
+        stream = recognizer.open_stream(language="en")
+        transcripts: list[Transcript] = []
+
+        async def collect() -> None:
+            async for transcript in stream:
+                transcripts.append(transcript)
+
+        collector = asyncio.create_task(collect())
+        blocked = 0
+        most_queued = 0.0
+        for i in range(0, len(audio), CHUNK):
+            push = asyncio.ensure_future(stream.push(audio[i : i + CHUNK]))
+            done, _ = await asyncio.wait({push}, timeout=0.05)
+            if not done:
+                blocked += 1
+            await push
+            most_queued = max(most_queued, stream.queued_s)
+        await stream.finish()
+        await collector
+        assert blocked > 0, "push() never waited although the worker was decoding"
+        assert most_queued <= config.max_queued_s + CHUNK / SAMPLE_RATE
+        assert finals(transcripts), "back-pressure lost the speech"
+    finally:
+        await recognizer.aclose()
+
+
+async def test_event_loop_stays_responsive(recognizer: SpeechRecognizer) -> None:
+    """Inference runs on the worker thread: the loop keeps ticking while a final is decoded."""
+    audio = load("en_jfk.flac")
+    stream = recognizer.open_stream(language=None, english_wanted=True)
+    worst_gap = 0.0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal worst_gap
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            worst_gap = max(worst_gap, now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    await transcribe(stream, audio)
+    stop.set()
+    await tick
+    # Decoding takes ~0.7 s per final; a blocked loop would show a gap that long.
+    assert worst_gap < 0.25, f"event loop stalled for {worst_gap:.2f} s"
