@@ -1,0 +1,125 @@
+"""A real call in a real browser: headless Chromium speaks JFK's words through its fake microphone,
+a headless participant speaks French, and both read each other's captions.
+
+Runs inside the private network namespace scripts/test.sh creates, so no traffic leaves loopback.
+The screenshot it takes is the one in the README (set BABELCALL_SCREENSHOT to a path to keep it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from pathlib import Path
+
+import jiwer
+import pytest
+from harness import PASSWORD, RunningServer, normalised_words, padded_speech, reference_text
+
+from participant import join_room
+from protocol import TranslationPath
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+async def test_browser_call_with_captions_both_ways(
+    server: RunningServer, speech_dir: Path, tmp_path: Path
+) -> None:
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    admin = server.member("Dr Amal Haddad", "amal@example.org")
+    server.member("Dr Jean Morel", "jean@example.org", admin=admin)
+    status, body = admin.call("POST", "/api/rooms", {"kind": "consultation", "title": "Cardiology consult"})
+    assert status == 201
+    room_url = server.base_url + body["link"]
+
+    # Chromium loops its fake microphone unless told "%noloop"; lead silence covers the join.
+    microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=4.0, tail_s=6.0)
+    french = padded_speech(speech_dir / "fr_uberi_french.aiff", tmp_path / "fr.wav", lead_s=8.0, tail_s=1.0)
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}%noloop"],
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(30_000)
+            await page.goto(room_url)
+            await page.fill("#sign-in input[name=email]", "amal@example.org")
+            await page.fill("#sign-in input[name=password]", PASSWORD)
+            await page.click("#sign-in button[type=submit]")
+            await page.wait_for_selector("#lobby:not([hidden])")
+            await page.select_option("#speaks", "en")
+            await page.select_option("#captions-language", "en")
+            await page.uncheck("#audio-processing")  # raw audio, as from a headset
+            await page.click("#join-button")
+            await page.wait_for_selector("#tile-self")
+
+            # Jean reads French and speaks French; his speech reaches Amal in English via Whisper.
+            jean = asyncio.create_task(
+                join_room(
+                    room_url,
+                    email="jean@example.org",
+                    password=PASSWORD,
+                    audio=french,
+                    speaks="fr",
+                    captions="fr",
+                    linger_s=14.0,
+                )
+            )
+            # The page shows Jean (audio only) and final captions of both speakers.
+            await page.wait_for_selector(".tile.audio-only", timeout=30_000)
+            # Locators, not wait_for_function: the page's Content-Security-Policy forbids string eval.
+            await page.locator("#captions .caption.final[data-path=whisper]").first.wait_for(timeout=60_000)
+            await (
+                page.locator("#captions .caption.final[data-path=original]")
+                .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
+                .first.wait_for(timeout=60_000)
+            )
+            screenshot = tmp_path / "call.png"
+            await page.screenshot(path=str(screenshot))
+            keep = os.environ.get("BABELCALL_SCREENSHOT")
+            if keep:
+                shutil.copyfile(screenshot, keep)
+            page_finals = await page.eval_on_selector_all(
+                "#captions .caption.final[data-path=original] .text", "nodes => nodes.map(n => n.textContent)"
+            )
+            whisper_finals = await page.eval_on_selector_all(
+                "#captions .caption.final[data-path=whisper] .text", "nodes => nodes.map(n => n.textContent)"
+            )
+            report = await asyncio.wait_for(jean, 90)
+        finally:
+            await context.close()
+
+    reference = normalised_words(reference_text(speech_dir, "en_jfk.flac"))
+    # What Amal said, as Jean received it: the original English, marked (no en→fr model here).
+    from_amal = [e for e in report.captions if e.final and e.speaker_name == "Dr Amal Haddad"]
+    assert from_amal, f"Jean received no final caption from the browser; server log:\n{server.log()}"
+    assert all(e.path is TranslationPath.UNTRANSLATED and e.note for e in from_amal)
+    heard = normalised_words(" ".join(e.text for e in from_amal))
+    # Opus, a browser's audio pipeline and streaming endpoints cost a little against offline decoding
+    # (0% on this clip): a quarter of the words is still a clear failure signal, not noise.
+    assert jiwer.wer(reference, heard) < 0.25, heard
+    assert jiwer.wer(reference, normalised_words(" ".join(page_finals))) < 0.25, page_finals
+    assert any(text.strip() for text in whisper_finals)
