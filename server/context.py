@@ -15,7 +15,7 @@ from server.config import Config
 from server.rooms import LiveRoom, Participant, RoomRegistry
 from server.store import Member, MemberStatus, Store
 
-MEMBER_KEY = "member"
+MEMBER_KEY: web.RequestKey[Member | None] = web.RequestKey("member")
 
 
 def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:

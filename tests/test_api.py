@@ -1,0 +1,228 @@
+"""REST and signalling: who may see what, and how bad input is answered (no speech models needed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+
+from mt import TranslationEngine
+from server.app import create_app
+from server.config import Config
+
+PASSWORD = "a long enough password"
+
+
+class _UnusedRecognizer:
+    """These tests never publish audio; anything touching recognition is a bug in the test."""
+
+    def open_stream(self, **_: Any) -> None:
+        raise AssertionError("no recognition expected in API tests")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def app_server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    config = Config(data_dir=tmp_path, max_message_bytes=4_096)
+    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
+    server = TestServer(app)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+async def _client(server: TestServer) -> TestClient:
+    client = TestClient(server)
+    await client.start_server()
+    return client
+
+
+async def _member(server: TestServer, email: str, admin: TestClient | None = None) -> TestClient:
+    client = await _client(server)
+    response = await client.post(
+        "/api/apply", json={"name": email.split("@")[0], "email": email, "password": PASSWORD}
+    )
+    assert response.status == 201, await response.text()
+    member = (await response.json())["member"]
+    if admin is not None:
+        response = await admin.post(f"/api/admin/members/{member['id']}/approve")
+        assert response.status == 200
+    response = await client.post("/api/login", json={"email": email, "password": PASSWORD})
+    assert response.status == 200
+    return client
+
+
+async def _error_code(response: Any) -> str:
+    return str((await response.json())["error"]["code"])
+
+
+async def test_first_member_administers_and_approves_the_others(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    me = await (await admin.get("/api/me")).json()
+    assert me["member"]["is_admin"] and me["member"]["status"] == "approved"
+
+    applicant = await _member(app_server, "applicant@example.org")
+    me = await (await applicant.get("/api/me")).json()
+    assert me["member"]["status"] == "pending" and not me["member"]["is_admin"]
+
+    # A pending member is signed in but may not use rooms or see applications.
+    response = await applicant.post("/api/rooms", json={"kind": "consultation"})
+    assert response.status == 403 and await _error_code(response) == "not_approved"
+    response = await applicant.get("/api/admin/members")
+    assert response.status == 403
+
+    pending = await (await admin.get("/api/admin/members?status=pending")).json()
+    assert [m["email"] for m in pending["members"]] == ["applicant@example.org"]
+    response = await admin.post(f"/api/admin/members/{pending['members'][0]['id']}/approve")
+    assert (await response.json())["member"]["status"] == "approved"
+
+    response = await applicant.post("/api/rooms", json={"kind": "review", "title": "Tumour board"})
+    assert response.status == 201
+    room = (await response.json())["room"]
+    details = await (await admin.get(f"/api/rooms/{room['id']}")).json()
+    assert details["room"]["title"] == "Tumour board" and details["room"]["participants"] == []
+
+    # An approved (non-admin) member still cannot decide applications.
+    response = await applicant.post(f"/api/admin/members/{me['member']['id']}/reject")
+    assert response.status == 403 and await _error_code(response) == "not_admin"
+    for client in (admin, applicant):
+        await client.close()
+
+
+async def test_rejection_ends_sessions(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    member = await _member(app_server, "member@example.org", admin=admin)
+    member_id = (await (await member.get("/api/me")).json())["member"]["id"]
+    assert (await admin.post(f"/api/admin/members/{member_id}/reject")).status == 200
+    assert (await member.get("/api/rooms")).status == 401
+    response = await member.post("/api/login", json={"email": "member@example.org", "password": PASSWORD})
+    assert response.status == 403
+    await admin.close()
+    await member.close()
+
+
+async def test_nothing_about_rooms_or_members_without_signing_in(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    room = (await (await admin.post("/api/rooms", json={})).json())["room"]
+    stranger = await _client(app_server)
+    for path in ("/api/rooms", f"/api/rooms/{room['id']}", "/api/admin/members", "/api/me"):
+        response = await stranger.get(path)
+        assert response.status == 401, path
+    response = await stranger.get(f"/ws/rooms/{room['id']}")
+    assert response.status == 401
+    # A forged cookie is no better than none.
+    stranger.session.cookie_jar.update_cookies({"babelcall_session": "forged"})
+    assert (await stranger.get(f"/api/rooms/{room['id']}")).status == 401
+    # Public endpoints reveal nothing about rooms or people.
+    info = await (await stranger.get("/api/info")).json()
+    assert len(info["languages"]) == 11 and set(info) == {
+        "protocol",
+        "languages",
+        "translation_models",
+        "ice_servers",
+    }
+    await admin.close()
+    await stranger.close()
+
+
+async def test_bad_requests_get_clear_errors(app_server: TestServer) -> None:
+    client = await _client(app_server)
+    cases: list[tuple[Any, int, str]] = [
+        (b"{not json", 400, "bad_json"),
+        (b"[1, 2]", 400, "bad_json"),
+        (json.dumps({"email": "x@example.org", "name": "X", "password": "short"}).encode(), 400, "bad_field"),
+        (json.dumps({"email": "not-an-email", "name": "X", "password": PASSWORD}).encode(), 400, "bad_field"),
+        (json.dumps({"email": "x@example.org", "password": PASSWORD}).encode(), 400, "missing_field"),
+        (
+            json.dumps({"email": "x@example.org", "name": "x" * 10_000, "password": PASSWORD}).encode(),
+            400,
+            "too_large",
+        ),
+    ]
+    for body, status, code in cases:
+        response = await client.post("/api/apply", data=body, headers={"Content-Type": "application/json"})
+        assert response.status == status, body[:40]
+        assert await _error_code(response) == code, body[:40]
+    await _member(app_server, "dup@example.org")
+    response = await client.post(
+        "/api/apply", json={"email": "dup@example.org", "name": "D", "password": PASSWORD}
+    )
+    assert response.status == 409
+    response = await client.post(
+        "/api/login", json={"email": "dup@example.org", "password": "wrong password!"}
+    )
+    assert response.status == 401 and await _error_code(response) == "bad_credentials"
+    await client.close()
+
+
+async def _receive(socket: Any) -> dict[str, Any]:
+    message = await socket.receive(timeout=10)
+    assert message.type == WSMsgType.TEXT, message
+    return dict(json.loads(message.data))
+
+
+async def test_signalling_answers_bad_messages_and_keeps_the_session(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    room = (await (await admin.post("/api/rooms", json={"kind": "consultation"})).json())["room"]
+    assert (await admin.get("/ws/rooms/no-such-room")).status == 404
+
+    socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    exchanges: list[tuple[str | dict[str, Any], str]] = [
+        ("{oops", "bad_json"),
+        ({"no": "type"}, "bad_message"),
+        ({"type": "publish", "sdp": "v=0"}, "not_joined"),
+        ({"type": "join", "speaks": "xx", "captions": "en"}, "unknown_language"),
+        ({"type": "join", "speaks": "en", "captions": "klingon"}, "unknown_language"),
+        ({"type": "join", "speaks": "en", "captions": "en", "pad": "x" * 5_000}, "too_large"),
+    ]
+    for message, code in exchanges:
+        await socket.send_str(message if isinstance(message, str) else json.dumps(message))
+        reply = await _receive(socket)
+        assert reply == {"type": "error", "code": code, "message": reply["message"]}, message
+
+    await socket.send_json({"type": "join", "speaks": "ar", "captions": "th"})
+    joined = await _receive(socket)
+    assert joined["type"] == "joined" and joined["protocol"] == 1
+    assert joined["room"]["participants"][0]["speaks"] == "ar"
+
+    for message, code in [
+        ({"type": "publish", "sdp": "not sdp"}, "bad_sdp"),
+        ({"type": "publish", "sdp": "v=0\r\nthis is not a session description\r\n"}, "negotiation_failed"),
+        ({"type": "subscribe", "publisher_id": "nobody", "sdp": "v=0"}, "unknown_participant"),
+        ({"type": "languages", "captions": "zz"}, "unknown_language"),
+        ({"type": "dance"}, "unknown_type"),
+    ]:
+        await socket.send_json(message)
+        reply = await _receive(socket)
+        assert reply["type"] == "error" and reply["code"] == code, (message, reply)
+
+    # Still in the call after all that: a languages change is acknowledged to everyone.
+    await socket.send_json({"type": "languages", "captions": "vi"})
+    update = await _receive(socket)
+    assert update["type"] == "participant_updated" and update["participant"]["captions"] == "vi"
+
+    # A one-to-one consultation takes two.
+    guest = await _member(app_server, "guest@example.org", admin=admin)
+    third = await _member(app_server, "third@example.org", admin=admin)
+    guest_socket = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await guest_socket.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    assert (await _receive(guest_socket))["type"] == "joined"
+    assert (await _receive(socket))["type"] == "participant_joined"
+    third_socket = await third.ws_connect(f"/ws/rooms/{room['id']}")
+    await third_socket.send_json({"type": "join", "speaks": "es", "captions": "en"})
+    assert (await _receive(third_socket))["code"] == "room_full"
+
+    await guest_socket.close()
+    left = await _receive(socket)
+    assert left["type"] == "participant_left"
+    for s in (socket, third_socket):
+        await s.close()
+    for client in (admin, guest, third):
+        await client.close()

@@ -1,0 +1,64 @@
+"""Configuration: embedded defaults < TOML file < BABELCALL_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError, load_config
+
+
+def test_defaults_run_locally_on_cpu(tmp_path: Path) -> None:
+    config = load_config(environ={"BABELCALL_DATA_DIR": str(tmp_path)})
+    assert (config.host, config.port, config.asr_device, config.whisper_model) == (
+        "127.0.0.1",
+        8080,
+        "cpu",
+        "base",
+    )
+    assert config.database_path == tmp_path / "babelcall.sqlite3"
+    assert config.translation_dir == tmp_path / "models" / "translation"
+    assert "port = 8080" in config.describe()
+
+
+def test_file_then_environment_override(tmp_path: Path) -> None:
+    file = tmp_path / "babelcall.toml"
+    file.write_text(
+        'port = 9000\nhost = "0.0.0.0"\nice_servers = ["stun:stun.example.org:3478"]\nsilence_ms = 800\n'
+    )
+    config = load_config(file, environ={"BABELCALL_PORT": "9100", "BABELCALL_LOOPBACK_CANDIDATES": "off"})
+    assert config.port == 9100  # environment beats the file
+    assert config.host == "0.0.0.0" and config.silence_ms == 800
+    assert config.ice_servers == ("stun:stun.example.org:3478",)
+    assert config.loopback_candidates is False
+    config = load_config(
+        environ={"BABELCALL_CONFIG": str(file), "BABELCALL_ICE_SERVERS": "stun:a:1, stun:b:2"}
+    )
+    assert config.port == 9000 and config.ice_servers == ("stun:a:1", "stun:b:2")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"BABELCALL_PORT": "eighty"}, "bad value for port"),
+        ({"BABELCALL_COOKIE_SECURE": "maybe"}, "bad value for cookie_secure"),
+        ({"BABELCALL_CONFIG": "/nonexistent/babelcall.toml"}, "cannot read config file"),
+    ],
+)
+def test_bad_settings_are_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=environ)
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    file = tmp_path / "babelcall.toml"
+    file.write_text("prot = 9000\n")
+    with pytest.raises(ConfigError, match="unknown configuration keys: prot"):
+        load_config(file, environ={})
+
+
+def test_describe_lists_every_setting() -> None:
+    text = Config().describe()
+    for name in Config.__dataclass_fields__:
+        assert f"  {name} = " in text
