@@ -58,13 +58,16 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def member(self, name: str, email: str, admin: Client | None = None) -> Client:
-        """Apply, get approved by `admin` (unless this is the first, self-approved member), sign in."""
+    admin: Client | None = None  # the first member, who administers this server
+
+    def member(self, name: str, email: str) -> Client:
+        """Apply, get approved by the administrator (the first applicant approves itself), sign in."""
         client = Client(self.base_url)
         status, body = client.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
         assert status == 201, body
-        if admin is not None and body["member"]["status"] == "pending":
-            status, decided = admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
+        if body["member"]["status"] == "pending":
+            assert self.admin is not None
+            status, decided = self.admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
             assert status == 200, decided
         status, body = client.call("POST", "/api/login", {"email": email, "password": PASSWORD})
         assert status == 200, body
@@ -96,6 +99,7 @@ def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> Runnin
             process.kill()
             raise RuntimeError(f"server did not start:\n{server.log()}")
         time.sleep(0.2)
+    server.admin = server.member("Site Administrator", "admin@example.org")
     return server
 
 

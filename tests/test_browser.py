@@ -44,9 +44,9 @@ async def test_browser_call_with_captions_both_ways(
     from playwright.async_api import async_playwright
 
     chromium = require_browser()
-    admin = server.member("Dr Amal Haddad", "amal@example.org")
-    server.member("Dr Jean Morel", "jean@example.org", admin=admin)
-    status, body = admin.call("POST", "/api/rooms", {"kind": "consultation", "title": "Cardiology consult"})
+    amal = server.member("Dr Amal Haddad", "amal@example.org")
+    server.member("Dr Jean Morel", "jean@example.org")
+    status, body = amal.call("POST", "/api/rooms", {"kind": "consultation", "title": "Cardiology consult"})
     assert status == 201
     room_url = server.base_url + body["link"]
 

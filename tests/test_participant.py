@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 async def test_speaker_and_listener_receive_captions_as_json_lines(
     server: RunningServer, speech_dir: Path, tmp_path: Path
 ) -> None:
-    admin = server.member("Dr Admin", "admin-participant@example.org")
-    server.member("Dr Listener", "listener@example.org", admin=admin)
-    status, body = admin.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
+    speaker = server.member("Dr Ana Ruiz", "ana@example.org")
+    server.member("Dr Listener", "listener@example.org")
+    status, body = speaker.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
     assert status == 201
     room_url = server.base_url + body["link"]
 
@@ -54,7 +54,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         "join",
         room_url,
         "--email",
-        "admin-participant@example.org",
+        "ana@example.org",
         "--audio",
         str(speech_dir / "en_jfk.flac"),
         "--speaks",
@@ -87,7 +87,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
             "sent_at",
         ):
             assert key in raw
-        assert event.speaker_name == "Dr Admin"
+        assert event.speaker_name == "Dr Ana Ruiz"
         assert event.source_language == "en" and event.caption_language == "en"
         assert event.path is TranslationPath.ORIGINAL
         assert started < event.sent_at < time.time()
