@@ -5,12 +5,16 @@ benchmarks all speak these types; `docs/protocol.md` documents them for other cl
 """
 
 from protocol.captions import PROTOCOL_VERSION, CaptionEvent, TranslationPath
+from protocol.glossary import Glossary, GlossaryError, GlossaryTerm
 from protocol.languages import LANGUAGES, Language, UnknownLanguageError, language
 
 __all__ = [
     "LANGUAGES",
     "PROTOCOL_VERSION",
     "CaptionEvent",
+    "Glossary",
+    "GlossaryError",
+    "GlossaryTerm",
     "Language",
     "TranslationPath",
     "UnknownLanguageError",
