@@ -17,16 +17,24 @@ from pathlib import Path
 
 from mt import catalogue
 from mt.families import ModelFamily
-from mt.model import ModelLoadError, TranslationModel, load_model
+from mt.glossary import ProtectedText, expect, protect, restore
+from mt.model import DeviceUnavailableError, ModelLoadError, TranslationModel, load_model
 from mt.routing import Hop, Route, plan_route
 from protocol.captions import TranslationPath
+from protocol.glossary import Glossary
 from protocol.languages import language
 
 log = logging.getLogger(__name__)
 
 # Specialised pair models first: an OPUS-MT pair is several times faster than a multilingual model and,
 # for the pairs it exists for, at least as good.
-_FAMILY_PREFERENCE = {ModelFamily.MARIAN: 0, ModelFamily.NLLB: 1, ModelFamily.M2M100: 2}
+# Decoder-only instruct models come last: several times slower per token than a seq2seq model of their size.
+_FAMILY_PREFERENCE = {
+    ModelFamily.MARIAN: 0,
+    ModelFamily.NLLB: 1,
+    ModelFamily.M2M100: 2,
+    ModelFamily.GENERATOR: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,10 @@ class TranslationEngine:
         self._queue: list[_Job] = []
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelcall-mt")
-        # Speakers' partial captions repeat the same text; a small cache saves re-translating it.
-        self._cache: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
+        # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
+        # the model object (two directories may share a name), the pair and the exact model input, which
+        # carries the glossary's placeholders: terms are restored after the cache, per request.
+        self._cache: OrderedDict[tuple[TranslationModel, str, str, str], str] = OrderedDict()
         self._cache_size = cache_size
         self._closed = False
 
@@ -94,6 +104,9 @@ class TranslationEngine:
                 model = load_model(
                     entry, device=device, compute_type=compute_type, intra_threads=intra_threads
                 )
+            except DeviceUnavailableError as exc:
+                log.error("skipping %s: %s", entry.name, exc)
+                continue
             except ModelLoadError as exc:
                 log.warning("skipping %s: %s", entry.name, exc)
                 continue
@@ -101,6 +114,11 @@ class TranslationEngine:
             models.append(model)
         models.sort(key=lambda m: (_FAMILY_PREFERENCE[m.family], m.name))
         return cls(models, models_dir=models_dir)
+
+    @property
+    def models(self) -> list[TranslationModel]:
+        """The loaded models in preference order (a copy)."""
+        return list(self._models)
 
     @property
     def model_names(self) -> list[str]:
@@ -120,9 +138,19 @@ class TranslationEngine:
         return catalogue.missing_model_hint(source, target, self._models_dir)
 
     async def translate(
-        self, text: str, source: str, targets: Iterable[str], *, whisper_english: str | None = None
+        self,
+        text: str,
+        source: str,
+        targets: Iterable[str],
+        *,
+        whisper_english: str | None = None,
+        glossary: Glossary | None = None,
     ) -> dict[str, Translation]:
-        """Translate one utterance into each target language; one model call per distinct target at most."""
+        """Translate one utterance into each target language; one model call per distinct target at most.
+
+        With a glossary, its terms come through untranslated or as their rendering in each target
+        language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
+        """
         if self._closed:
             raise RuntimeError("translation engine is closed")
         language(source)
@@ -132,10 +160,20 @@ class TranslationEngine:
         routes = {
             t: self.route(source, t, whisper_english=whisper_english is not None) for t in distinct_targets
         }
+        protected = protect(text, glossary, source)
+        protected_english = None
+        if whisper_english is not None:
+            protected_english = expect(
+                protect(whisper_english, glossary, "en"), protected.terms + protected.expected
+            )
 
         # Pivots to several languages share their first hop, so run every first hop once, then the seconds.
         first_hops = {_hop_key(r.hops[0]): r.hops[0] for r in routes.values() if r.hops}
-        first_results = await self._run_hops(first_hops.values(), text, whisper_english)
+        first_results = await self._run_hops(
+            first_hops.values(),
+            protected.text,
+            protected_english.text if protected_english is not None else None,
+        )
         second_hops: dict[tuple[str, str, str], Hop] = {}
         second_inputs: dict[tuple[str, str, str], str | BaseException] = {}
         for route in routes.values():
@@ -145,7 +183,17 @@ class TranslationEngine:
                 second_inputs[key] = first_results[_hop_key(route.hops[0])]
         second_results = await self._run_hops_on(second_hops, second_inputs)
 
-        return {t: self._translation(text, r, first_results, second_results) for t, r in routes.items()}
+        translations = {}
+        for target, route in routes.items():
+            translation = self._translation(text, route, first_results, second_results)
+            if translation.path in (TranslationPath.ORIGINAL, TranslationPath.UNTRANSLATED):
+                translations[target] = translation
+                continue
+            # Restore with the terms of the text the first hop actually read: the speaker's, or Whisper's.
+            used = protected_english if route.hops[0].model is None else protected
+            assert used is not None
+            translations[target] = _restored(translation, used, target)
+        return translations
 
     async def aclose(self) -> None:
         self._closed = True
@@ -208,7 +256,7 @@ class TranslationEngine:
         assert model is not None
         if not text.strip():
             return text
-        cache_key = (model.name, hop.source, hop.target, text)
+        cache_key = (model, hop.source, hop.target, text)
         cached = self._cache.get(cache_key)
         if cached is not None:
             self._cache.move_to_end(cache_key)
@@ -250,6 +298,14 @@ class TranslationEngine:
                         job.future.set_exception(outcome)
                     else:
                         job.future.set_result(outcome[job.text])
+
+
+def _restored(translation: Translation, protected: ProtectedText, target: str) -> Translation:
+    if not protected.changed:
+        return translation
+    return Translation(
+        restore(translation.text, protected, target), translation.path, translation.model, translation.note
+    )
 
 
 def _hop_key(hop: Hop) -> tuple[str, str, str]:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import ctranslate2
 
 from mt.families import ModelFamily, language_token
-from mt.tokenization import Codec, MarianCodec, SentencePieceCodec
-from protocol.languages import LANGUAGES
+from mt.tokenization import (
+    EOS,
+    Codec,
+    MarianCodec,
+    PromptTokenizer,
+    SentencePieceCodec,
+    load_prompt_tokenizer,
+)
+from protocol.languages import LANGUAGES, language
 
 METADATA_FILE = "babelcall.json"
 NLLB_SENTENCEPIECE = "sentencepiece.bpe.model"
@@ -25,30 +33,26 @@ class ModelLoadError(Exception):
     """A directory is not a usable translation model; the message says what is missing and how to fix it."""
 
 
-class TranslationModel:
+class TranslationModel(ABC):
     """One loaded translation model. `translate_batch` is blocking: call it from a worker thread."""
 
     def __init__(
         self,
         name: str,
         family: ModelFamily,
-        translator: ctranslate2.Translator,
-        codec: Codec,
         *,
         languages: Iterable[str] = (),
         pair: tuple[str, str] | None = None,
-        beam_size: int = _DEFAULT_BEAM_SIZE,
+        device: str = "cpu",
     ) -> None:
         self.name = name
         self.family = family
         self.languages = frozenset(languages) if pair is None else frozenset(pair)
         self.pair = pair
-        self.beam_size = beam_size
-        self._translator = translator
-        self._codec = codec
+        self.device = device
 
     def __repr__(self) -> str:
-        return f"TranslationModel({self.name!r}, {self.family.value}, {sorted(self.languages)})"
+        return f"{type(self).__name__}({self.name!r}, {self.family.value}, {sorted(self.languages)})"
 
     def covers(self, source: str, target: str) -> bool:
         if source == target:
@@ -62,6 +66,39 @@ class TranslationModel:
             raise ValueError(f"{self.name} does not translate {source}→{target}")
         if not texts:
             return []
+        try:
+            return self._translate_batch(texts, source, target)
+        except RuntimeError as exc:
+            explained = explain_device_error(exc, self.device)
+            if explained is None:
+                raise
+            raise DeviceUnavailableError(explained) from exc
+
+    @abstractmethod
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]: ...
+
+
+class Seq2SeqModel(TranslationModel):
+    """NLLB-200, M2M100 and OPUS-MT/Marian through `ctranslate2.Translator`."""
+
+    def __init__(
+        self,
+        name: str,
+        family: ModelFamily,
+        translator: ctranslate2.Translator,
+        codec: Codec,
+        *,
+        languages: Iterable[str] = (),
+        pair: tuple[str, str] | None = None,
+        beam_size: int = _DEFAULT_BEAM_SIZE,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(name, family, languages=languages, pair=pair, device=device)
+        self.beam_size = beam_size
+        self._translator = translator
+        self._codec = codec
+
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
         batch = self._codec.encode(texts, source, target)
         longest = max(len(tokens) for tokens in batch.source)
         results = self._translator.translate_batch(
@@ -75,6 +112,121 @@ class TranslationModel:
         return [self._codec.decode(result.hypotheses[0], target) for result in results]
 
 
+class GeneratorModel(TranslationModel):
+    """A decoder-only instruct model through `ctranslate2.Generator`, driven by a prompt template.
+
+    babelcall.json: {"family": "generator", "prompt_template": "...{source_name}...{target_name}...{text}...",
+    "stop": [...], "languages": [...]}. The template may also use {source_code} and {target_code}; literal
+    braces are doubled, as in str.format. Stop strings that are single vocabulary tokens end decoding
+    early; longer ones cut the text afterwards (decoding is bounded by max_length either way).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        generator: ctranslate2.Generator,
+        tokenizer: PromptTokenizer,
+        *,
+        prompt_template: str,
+        stop: Sequence[str],
+        end_tokens: Sequence[str],
+        languages: Iterable[str],
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(name, ModelFamily.GENERATOR, languages=languages, device=device)
+        self.prompt_template = prompt_template
+        self.stop = tuple(s for s in stop if s)
+        self._end_tokens = list(end_tokens)
+        self._generator = generator
+        self._tokenizer = tokenizer
+
+    def prompt(self, text: str, source: str, target: str) -> str:
+        src, tgt = language(source), language(target)
+        return self.prompt_template.format_map(
+            {
+                "source_name": src.name,
+                "target_name": tgt.name,
+                "source_code": src.code,
+                "target_code": tgt.code,
+                "text": text,
+            }
+        )
+
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
+        prompts = [self._tokenizer.encode(self.prompt(t, source, target)) for t in texts]
+        longest_text = max(self._tokenizer.count(t) for t in texts)
+        results = self._generator.generate_batch(
+            prompts,
+            max_length=3 * longest_text + 10,  # counts generated tokens only (prompt excluded)
+            end_token=self._end_tokens,
+            include_prompt_in_result=False,
+            beam_size=1,  # greedy: instruct models translate well greedily and twice as fast as beam 2
+        )
+        return [self._cut(self._tokenizer.decode(r.sequences[0], r.sequences_ids[0])) for r in results]
+
+    def _cut(self, text: str) -> str:
+        for stop in self.stop:
+            index = text.find(stop)
+            if index >= 0:
+                text = text[:index]
+        return text.strip()
+
+
+class DeviceUnavailableError(ModelLoadError):
+    """The requested device or compute type cannot run here; the message says what to install or change."""
+
+
+_CUBLAS_HINT = (
+    "install NVIDIA's CUDA 12 cuBLAS (`pip install nvidia-cublas-cu12`, then add its "
+    "site-packages/nvidia/cublas/lib directory to LD_LIBRARY_PATH; or the CUDA 12 toolkit). On a host "
+    "with only CUDA 13, exposing CUDA 13's libcublas.so.13 under the name libcublas.so.12 (a symlink in a "
+    "directory on LD_LIBRARY_PATH) works with ctranslate2 4.8.5. Or run on CPU: device cpu, compute type int8"
+)
+
+
+def explain_device_error(exc: BaseException, device: str) -> str | None:
+    """An actionable message for CTranslate2's GPU library errors; None when `exc` is something else."""
+    message = str(exc)
+    if re.search(r"libcublas|libcudnn|cublas", message, re.IGNORECASE):
+        return f"CTranslate2 could not load a CUDA library ({message}): {_CUBLAS_HINT}"
+    if device != "cpu" and re.search(r"CUDA (driver|failed)|no CUDA|cuda.*not available", message, re.I):
+        return (
+            f"CTranslate2 cannot use the GPU ({message}): check the NVIDIA driver (nvidia-smi) supports "
+            "CUDA 12, or run on CPU with device cpu and compute type int8"
+        )
+    return None
+
+
+def check_device(device: str, compute_type: str) -> None:
+    """Fail early, with a message an operator can act on, when `device`/`compute_type` cannot work here."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise DeviceUnavailableError(f"unknown device {device!r}: use cpu, cuda or auto")
+    if device == "cuda":
+        try:
+            count = ctranslate2.get_cuda_device_count()
+        except RuntimeError as exc:
+            count, reason = 0, f" ({exc})"
+        else:
+            reason = ""
+        if count == 0:
+            raise DeviceUnavailableError(
+                f"device cuda requested but CTranslate2 sees no usable GPU{reason}: install the NVIDIA "
+                "driver (nvidia-smi must list the GPU; CTranslate2 4.x needs CUDA 12 libraries), or set "
+                "device cpu with compute type int8"
+            )
+    if compute_type in ("default", "auto"):
+        return
+    try:
+        supported = ctranslate2.get_supported_compute_types("cuda" if device == "cuda" else "cpu")
+    except RuntimeError as exc:
+        raise DeviceUnavailableError(explain_device_error(exc, device) or str(exc)) from exc
+    if compute_type not in supported:
+        raise DeviceUnavailableError(
+            f"compute type {compute_type!r} is not supported on {device} here (supported: "
+            f"{', '.join(sorted(supported))}); on CPU use int8, on GPU float16 or int8_float16"
+        )
+
+
 def load_model(
     path: Path, *, device: str = "cpu", compute_type: str = "int8", intra_threads: int = 2
 ) -> TranslationModel:
@@ -85,9 +237,12 @@ def load_model(
     if not (path / "model.bin").is_file():
         raise ModelLoadError(
             f"{path}: no model.bin, so not a CTranslate2 model; convert the Hugging Face model with "
-            "ct2-transformers-converter (see mt.catalogue for the command)"
+            "ct2-transformers-converter (see `babelcall models list` for the command)"
         )
     metadata = _read_metadata(path)
+    if metadata.get("family") == ModelFamily.GENERATOR.value:
+        check_device(device, compute_type)
+        return _load_generator(path, metadata, device, compute_type, intra_threads)
     source_vocab, target_vocab = _read_vocabularies(path)
     family = _detect_family(path, metadata, target_vocab)
     name = str(metadata.get("name") or path.name)
@@ -108,15 +263,93 @@ def load_model(
         codec = SentencePieceCodec(family, _sentencepiece_file(path))
         languages = _multilingual_languages(path, family, metadata, source_vocab, target_vocab)
 
+    check_device(device, compute_type)
+    translator = _open(ctranslate2.Translator, path, device, compute_type, intra_threads)
+    if device != "cpu":
+        # cuBLAS is loaded on the first call, not at load time: provoke it now so a missing library is
+        # reported at start-up rather than as untranslated captions later.
+        _warm_up(path, device, lambda: translator.translate_batch([[EOS]], max_decoding_length=1))
+    return Seq2SeqModel(name, family, translator, codec, languages=languages, pair=pair, device=device)
+
+
+def _open(cls: type[Any], path: Path, device: str, compute_type: str, intra_threads: int) -> Any:
     try:
-        translator = ctranslate2.Translator(
-            str(path), device=device, compute_type=compute_type, intra_threads=intra_threads
-        )
+        return cls(str(path), device=device, compute_type=compute_type, intra_threads=intra_threads)
     except (RuntimeError, ValueError, OSError) as exc:
+        explained = explain_device_error(exc, device)
+        if explained is not None:
+            raise DeviceUnavailableError(f"{path}: {explained}") from exc
         raise ModelLoadError(
             f"{path}: CTranslate2 could not load the model on {device}/{compute_type}: {exc}"
         ) from exc
-    return TranslationModel(name, family, translator, codec, languages=languages, pair=pair)
+
+
+def _warm_up(path: Path, device: str, call: Callable[[], object]) -> None:
+    try:
+        call()
+    except RuntimeError as exc:
+        explained = explain_device_error(exc, device)
+        raise DeviceUnavailableError(f"{path}: {explained or exc}") from exc
+
+
+def _load_generator(
+    path: Path, metadata: dict[str, Any], device: str, compute_type: str, intra_threads: int
+) -> GeneratorModel:
+    template = metadata.get("prompt_template")
+    if not isinstance(template, str) or "{text}" not in template:
+        raise ModelLoadError(
+            f'{path / METADATA_FILE}: a generator model needs "prompt_template" containing {{text}} '
+            "(and usually {source_name} and {target_name})"
+        )
+    try:
+        template.format_map(
+            {k: "" for k in ("source_name", "target_name", "source_code", "target_code", "text")}
+        )
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ModelLoadError(
+            f"{path / METADATA_FILE}: prompt_template has an unknown field or stray brace ({exc}); "
+            "double literal braces"
+        ) from None
+    declared = metadata.get("languages")
+    if not isinstance(declared, list):
+        raise ModelLoadError(
+            f'{path / METADATA_FILE}: a generator model needs "languages": ["en", "fr", ...]'
+        )
+    languages = frozenset(c for c in declared if c in LANGUAGES)
+    if len(languages) < 2:
+        raise ModelLoadError(f"{path / METADATA_FILE}: fewer than two BabelCall languages in {declared}")
+    stop = metadata.get("stop") or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise ModelLoadError(f'{path / METADATA_FILE}: "stop" must be a list of strings')
+
+    vocabulary = _read_vocabulary_file(path, "vocabulary")
+    if vocabulary is None:
+        raise ModelLoadError(f"{path}: no vocabulary.json: not a CTranslate2 decoder-only model")
+    tokenizer = load_prompt_tokenizer(path, add_bos=bool(metadata.get("add_bos", True)))
+    eos = _config_token(path, "eos_token", "</s>")
+    end_tokens = [eos, *(s for s in stop if s in vocabulary and s != eos)]
+    generator = _open(ctranslate2.Generator, path, device, compute_type, intra_threads)
+    if device != "cpu":
+        _warm_up(path, device, lambda: generator.generate_batch([[eos]], max_length=1))
+    return GeneratorModel(
+        str(metadata.get("name") or path.name),
+        generator,
+        tokenizer,
+        prompt_template=template,
+        stop=stop,
+        end_tokens=end_tokens,
+        languages=languages,
+        device=device,
+    )
+
+
+def _config_token(path: Path, key: str, default: str) -> str:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+    value = config.get(key) if isinstance(config, dict) else None
+    return value if isinstance(value, str) else default
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

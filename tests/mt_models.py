@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
-from ctranslate2.specs import TransformerSpec, model_spec
+from ctranslate2.specs import TransformerDecoderModelSpec, TransformerSpec, model_spec
 
 from protocol.languages import LANGUAGES
 
@@ -28,6 +28,8 @@ CORPUS: dict[str, list[str]] = {
         "Do you have any allergies to medication?",
         "We will check your blood pressure and temperature.",
         "Come back next week if the pain does not go away.",
+        # Glossary placeholders ("[1]") must survive SentencePiece as they do in NLLB's vocabulary.
+        "See [1], [2] and [3]: 0 1 2 3 4 5 6 7 8 9 10 11 12.",
     ],
     "fr": [
         "Bonjour, comment vous sentez-vous aujourd'hui ?",
@@ -93,18 +95,22 @@ def _weight_shape(scope: str, vocab_size: int) -> tuple[int, ...]:
     raise ValueError(f"no shape rule for {scope}")
 
 
-def build_transformer(directory: Path, vocabulary: list[str], *, marian: bool, seed: int = 0) -> None:
-    """Save a 2-layer Transformer with seeded random weights and `vocabulary` as a CTranslate2 model."""
+def _fill_random(spec: model_spec.LayerSpec, vocab_size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    spec = TransformerSpec.from_config(num_layers=2, num_heads=2)
 
     def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
         if value is None:
-            shape = _weight_shape(scope, len(vocabulary))
+            shape = _weight_shape(scope, vocab_size)
             array = np.ones(shape) if scope.endswith("gamma") else rng.normal(0.0, 0.5, shape)
             setattr(layer, scope.split("/")[-1], array.astype(np.float32))
 
     model_spec.visit_spec(spec, fill)
+
+
+def build_transformer(directory: Path, vocabulary: list[str], *, marian: bool, seed: int = 0) -> None:
+    """Save a 2-layer Transformer with seeded random weights and `vocabulary` as a CTranslate2 model."""
+    spec = TransformerSpec.from_config(num_layers=2, num_heads=2)
+    _fill_random(spec, len(vocabulary), seed)
     # Mirrors ctranslate2's Hugging Face loaders: NLLB/M2M100 start decoding after "</s>"; Marian starts
     # from a zero embedding.
     spec.config.decoder_start_token = "</s>"
@@ -149,3 +155,59 @@ def write_metadata(directory: Path, **metadata: object) -> None:
 
 def _corpus_lines(codes: Iterable[str]) -> list[str]:
     return [line for code in codes for line in CORPUS.get(code, [])]
+
+
+GENERATOR_TEMPLATE = "Translate from {source_name} to {target_name}.\n{source_name}: {text}\n{target_name}:"
+GENERATOR_SPECIALS = ("<unk>", "<s>", "</s>", "<|im_end|>")
+
+
+def build_generator(
+    directory: Path,
+    *,
+    tokenizer: str = "sentencepiece",
+    languages: Iterable[str] = ("en", "fr", "es", "ja"),
+    stop: Iterable[str] = ("<|im_end|>",),
+    seed: int = 3,
+) -> Path:
+    """A decoder-only model (the shape of a small instruct LLM) with seeded random weights, its tokenizer
+    (a SentencePiece model, or a Hugging Face tokenizer.json) and a babelcall.json prompt template."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = _corpus_lines(LANGUAGES)
+    if tokenizer == "sentencepiece":
+        pieces = train_sentencepiece(directory / "tokenizer.model", lines)
+        vocabulary = [*SPECIALS, *pieces, "<|im_end|>"]
+    else:
+        vocabulary = _train_hf_tokenizer(directory / "tokenizer.json", lines)
+    spec = TransformerDecoderModelSpec.from_config(num_layers=2, num_heads=2)
+    _fill_random(spec, len(vocabulary), seed)
+    spec.register_vocabulary(vocabulary)
+    spec.validate()
+    spec.optimize()
+    spec.save(str(directory))
+    write_metadata(
+        directory,
+        family="generator",
+        prompt_template=GENERATOR_TEMPLATE,
+        stop=list(stop),
+        languages=list(languages),
+    )
+    return directory
+
+
+def _train_hf_tokenizer(path: Path, lines: list[str]) -> list[str]:
+    """A byte-level BPE tokenizer.json like GPT-2's/Qwen's; returns the vocabulary in id order."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    hf = Tokenizer(models.BPE(unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=list(GENERATOR_SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    hf.train_from_iterator(lines * 4, trainer=trainer)
+    hf.save(str(path))
+    vocab = hf.get_vocab()
+    return sorted(vocab, key=vocab.__getitem__)

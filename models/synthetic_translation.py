@@ -1,0 +1,197 @@
+"""A production-size translation model with seeded random weights, for speed benchmarks only.
+
+No real translation weights can be had on the development or GPU machines, so `bench/mt_speed.py`
+measures a model of NLLB-200-distilled-600M's exact architecture (pre-norm Transformer, d_model 1024,
+12 encoder + 12 decoder layers, 16 heads, FFN 4096, one shared 256,206-entry embedding) whose weights are
+random. Decoding cost depends on shapes, not values, so speed figures transfer; its output is noise, so
+every figure must be labelled "synthetic weights: speed only".
+
+Built from nothing but numpy, sentencepiece and ctranslate2 (no torch, no download) in well under a
+minute, so the GPU machine can build it on the spot. The vocabulary is a small SentencePiece model trained
+on the benchmark's own sentences, padded with filler tokens to NLLB's size so the output projection — the
+largest matrix — costs what it costs in NLLB.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+from ctranslate2.specs import TransformerSpec, model_spec
+
+from protocol.languages import LANGUAGES
+
+NLLB_600M_SHAPE = {"layers": 12, "d_model": 1024, "heads": 16, "ffn": 4096, "vocab": 256_206}
+_STAMP = "synthetic.json"
+
+
+def build_synthetic_nllb(
+    directory: Path,
+    sentences: Sequence[str],
+    *,
+    layers: int = 12,
+    d_model: int = 1024,
+    heads: int = 16,
+    ffn: int = 4096,
+    vocab_size: int = 256_206,
+    spm_vocab: int = 8000,
+    quantization: str = "int8",
+    seed: int = 0,
+) -> Path:
+    """Save (or reuse) an NLLB-shaped CTranslate2 model with random weights in `directory`."""
+    params = {
+        "layers": layers,
+        "d_model": d_model,
+        "heads": heads,
+        "ffn": ffn,
+        "vocab": vocab_size,
+        "spm_vocab": spm_vocab,
+        "quantization": quantization,
+        "seed": seed,
+    }
+    stamp = directory / _STAMP
+    if stamp.is_file() and json.loads(stamp.read_text()) == params and (directory / "model.bin").is_file():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    pieces = _train_sentencepiece(directory / "sentencepiece.bpe.model", sentences, spm_vocab)
+    lang_tokens = [lang.nllb_code for lang in LANGUAGES.values()]
+    vocabulary = ["<s>", "<pad>", "</s>", "<unk>", *pieces, *lang_tokens]
+    vocabulary += [f"madeupword{i}" for i in range(vocab_size - len(vocabulary))]
+
+    spec = TransformerSpec.from_config(num_layers=layers, num_heads=heads)
+    rng = np.random.default_rng(seed)
+    std = 1.0 / np.sqrt(d_model)
+
+    def shape_of(scope: str) -> tuple[int, ...]:
+        # Only weights and layer norms are required by the spec; biases are optional and left out.
+        parts = scope.split("/")
+        attr, layer, block = parts[-1], parts[-2], parts[-3] if len(parts) > 2 else ""
+        if attr in ("gamma", "beta"):
+            return (d_model,)
+        if block == "ffn":
+            return (ffn, d_model) if layer == "linear_0" else (d_model, ffn)
+        if block == "self_attention":
+            return (3 * d_model, d_model) if layer == "linear_0" else (d_model, d_model)
+        if block == "attention":  # encoder-decoder attention: query, fused key+value, output
+            return (2 * d_model, d_model) if layer == "linear_1" else (d_model, d_model)
+        raise ValueError(f"no shape rule for {scope}")
+
+    def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
+        if value is not None or scope.split("/")[-2].startswith(("embeddings", "projection")):
+            return
+        shape = shape_of(scope)
+        if scope.endswith("gamma"):
+            array = np.ones(shape, np.float16)
+        elif scope.endswith("beta"):
+            array = np.zeros(shape, np.float16)
+        else:
+            # float32 draws cast to float16: half the memory of float32 weights, no float64 temporaries.
+            array = (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float16)
+        setattr(layer, scope.split("/")[-1], array)
+
+    model_spec.visit_spec(spec, fill)
+    # NLLB ties the encoder and decoder embeddings and the output projection: one matrix, stored once.
+    embeddings = (rng.standard_normal((vocab_size, d_model), dtype=np.float32) * std).astype(np.float16)
+    spec.encoder.embeddings[0].weight = embeddings
+    spec.decoder.embeddings.weight = embeddings
+    spec.decoder.projection.weight = embeddings
+    spec.config.decoder_start_token = "</s>"
+    spec.register_source_vocabulary(vocabulary)
+    spec.register_target_vocabulary(vocabulary)
+    spec.validate()
+    # ModelSpec.optimize() would find the tied matrices by comparing every pair of same-shape weights
+    # element by element (minutes at this size); alias them by name instead, then quantise.
+    spec.decoder.embeddings.weight = "encoder/embeddings_0/weight"
+    spec.decoder.projection.weight = "encoder/embeddings_0/weight"
+    spec._quantize(quantization)
+    spec.save(str(directory))
+    (directory / "babelcall.json").write_text(
+        json.dumps({"family": "nllb", "name": "synthetic-nllb-600M", "synthetic": "speed only"}),
+        encoding="utf-8",
+    )
+    stamp.write_text(json.dumps(params))
+    return directory
+
+
+def _train_sentencepiece(path: Path, sentences: Sequence[str], vocab_size: int) -> list[str]:
+    writer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(sentences)),
+        model_writer=writer,
+        model_type="bpe",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        minloglevel=2,
+        num_threads=4,
+    )
+    path.write_bytes(writer.getvalue())
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    specials = {"<unk>", "<s>", "</s>"}
+    return [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in specials]
+
+
+def generated_sentences(count: int, seed: int = 0) -> list[str]:
+    """Clinic-like English sentences of realistic length (8-30 words) when no test set is available."""
+    words = [
+        "the",
+        "patient",
+        "doctor",
+        "pain",
+        "since",
+        "yesterday",
+        "morning",
+        "please",
+        "take",
+        "this",
+        "medicine",
+        "twice",
+        "a",
+        "day",
+        "after",
+        "meals",
+        "we",
+        "will",
+        "check",
+        "your",
+        "blood",
+        "pressure",
+        "temperature",
+        "and",
+        "heart",
+        "rate",
+        "do",
+        "you",
+        "have",
+        "any",
+        "allergies",
+        "come",
+        "back",
+        "next",
+        "week",
+        "if",
+        "it",
+        "does",
+        "not",
+        "go",
+        "away",
+        "how",
+        "long",
+        "have",
+        "you",
+        "had",
+        "the",
+        "cough",
+        "fever",
+        "headache",
+    ]
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(count):
+        n = int(rng.integers(8, 31))
+        lines.append(" ".join(rng.choice(words, n)).capitalize() + ".")
+    return lines
