@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from models import cli as models_cli
 from protocol import LANGUAGES
 
 
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--linger", type=float, default=5.0, help="seconds to stay after the file has played")
     join.add_argument("--no-loopback", action="store_true", help="do not offer 127.0.0.1 as an ICE candidate")
     join.set_defaults(run=_join)
-    __import__("models.cli", fromlist=["add_parser"]).add_parser(commands)
+    models_cli.add_parser(commands)
     return parser
 
 
