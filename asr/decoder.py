@@ -1,20 +1,21 @@
-"""One utterance's audio in, text out: Whisper's encoder once, then its decoder for each task.
+"""Utterances' audio in, text out: Whisper's encoder once per batch, then its decoder for each task.
 
 faster-whisper's `transcribe()` encodes again for language detection and again per task, and always
 pads to a 30 s window. Working on the CTranslate2 model directly lets one encoder pass serve language
-detection, transcription and translation, and lets partials use a window just covering their audio.
+detection, transcription and translation, lets partials use a window just covering their audio, and
+lets several streams' utterances share one batched call.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ctranslate2 import StorageView
+from ctranslate2 import Device, StorageView
 from faster_whisper import WhisperModel
-from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s training window, 10 ms per frame
@@ -31,6 +32,16 @@ _LOG_PROB_MIN = -1.0
 _NO_SPEECH_MAX = 0.6
 
 
+@dataclass(frozen=True, eq=False)
+class DecodeTask:
+    audio: np.ndarray
+    final: bool  # finals: full window, configured beam, temperature fallback; partials: the cheap path
+    language: str | None  # None: detect, among allowed_languages
+    allowed_languages: frozenset[str] | None
+    english_wanted: bool
+    glossary: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Decoded:
     text: str  # stripped; empty when the guards judged the audio not to be speech
@@ -40,61 +51,91 @@ class Decoded:
 
 @dataclass(frozen=True)
 class _Attempt:
-    tokens: list[int]
     text: str
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
 
+    @property
+    def silence(self) -> bool:
+        return self.no_speech_prob > _NO_SPEECH_MAX and self.avg_logprob < _LOG_PROB_MIN
+
+    @property
+    def passed(self) -> bool:
+        return self.compression_ratio <= _COMPRESSION_RATIO_MAX and self.avg_logprob >= _LOG_PROB_MIN
+
 
 class WhisperDecoder:
-    """Not thread-safe: the recogniser's single worker thread is its only caller."""
+    """Not thread-safe: the recogniser's scheduler thread is its only caller."""
 
-    def __init__(self, model: WhisperModel) -> None:
+    def __init__(self, model: WhisperModel, beam_size: int) -> None:
         self._model = model
+        self._beam_size = beam_size
         self._max_length = model.max_length
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
-    def decode(
-        self,
-        audio: np.ndarray,
-        *,
-        language: str | None,
-        allowed_languages: frozenset[str] | None,
-        beam_size: int,
-        english_wanted: bool,
-        short_window: bool,
-        fallback: bool,
-    ) -> Decoded:
-        encoder_output = self._encode(audio, short_window=short_window)
-        if language is None:
-            language = self._detect_language(encoder_output, allowed_languages)
-        text = self._generate(encoder_output, language, "transcribe", beam_size, fallback)
-        english = None
-        if text and english_wanted and language != "en":
-            english = self._generate(encoder_output, language, "translate", beam_size, fallback) or None
-        return Decoded(text=text, language=language, english=english)
+    def decode_batch(self, tasks: Sequence[DecodeTask]) -> list[Decoded]:
+        """Decode every task; finals and partials are encoded separately (different windows)."""
+        results: list[Decoded | None] = [None] * len(tasks)
+        for final in (True, False):
+            rows = [i for i, task in enumerate(tasks) if task.final is final]
+            if rows:
+                for i, decoded in zip(rows, self._decode_group([tasks[i] for i in rows]), strict=True):
+                    results[i] = decoded
+        return [r for r in results if r is not None]
 
-    def _encode(self, audio: np.ndarray, *, short_window: bool) -> StorageView:
-        features = self._model.feature_extractor(audio)
-        content_frames = min(len(audio) // self._model.feature_extractor.hop_length, FULL_WINDOW_FRAMES)
+    def _decode_group(self, tasks: list[DecodeTask]) -> list[Decoded]:
+        final = tasks[0].final
+        encoder_output = self._encode([t.audio for t in tasks], short_window=not final)
+        languages = self._languages(encoder_output, tasks)
+        texts = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)))
+        translate = [
+            i for i, t in enumerate(tasks) if final and t.english_wanted and texts[i] and languages[i] != "en"
+        ]
+        english: dict[int, str] = {}
+        if translate:
+            english = self._generate_rows(encoder_output, tasks, languages, "translate", translate)
+        return [
+            Decoded(text=texts[i], language=languages[i], english=english.get(i) or None)
+            for i in range(len(tasks))
+        ]
+
+    def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
+        extractor = self._model.feature_extractor
+        contents = [min(len(a) // extractor.hop_length, FULL_WINDOW_FRAMES) for a in audios]
         window = FULL_WINDOW_FRAMES
         if short_window:
-            wanted = content_frames + _SHORT_WINDOW_MARGIN_FRAMES
-            steps = math.ceil(wanted / _SHORT_WINDOW_STEP_FRAMES)
-            window = min(FULL_WINDOW_FRAMES, steps * _SHORT_WINDOW_STEP_FRAMES)
-        segment = pad_or_trim(features[:, :content_frames], window)
-        storage = StorageView.from_array(np.ascontiguousarray(segment[np.newaxis]))
-        return self._model.model.encode(storage, to_cpu=False)
+            # One window for the batch: the longest audio's. Padding is silence, which Whisper was
+            # trained on, so shorter rows decode as they would alone with a slightly longer window.
+            wanted = max(contents) + _SHORT_WINDOW_MARGIN_FRAMES
+            window = min(
+                FULL_WINDOW_FRAMES, math.ceil(wanted / _SHORT_WINDOW_STEP_FRAMES) * _SHORT_WINDOW_STEP_FRAMES
+            )
+        # Features of each audio alone, padded with zero features as faster-whisper's pad_or_trim does.
+        features = [extractor(audio)[:, :content] for audio, content in zip(audios, contents, strict=True)]
+        batch = np.zeros((len(audios), features[0].shape[0], window), dtype=np.float32)
+        for row, rows_features in enumerate(features):
+            batch[row, :, : rows_features.shape[1]] = rows_features[:, :window]
+        return self._model.model.encode(StorageView.from_array(batch), to_cpu=False)
 
-    def _detect_language(self, encoder_output: StorageView, allowed: frozenset[str] | None) -> str:
-        ranked = self._model.model.detect_language(encoder_output)[0]  # [("<|en|>", p), ...], best first
-        for token, _prob in ranked:
-            code = token[2:-2]
-            if allowed is None or code in allowed:
-                return code
-        # None of the allowed languages is in Whisper's vocabulary: trust Whisper.
-        return ranked[0][0][2:-2]
+    def _languages(self, encoder_output: StorageView, tasks: list[DecodeTask]) -> list[str]:
+        if all(t.language is not None for t in tasks):
+            return [t.language for t in tasks if t.language is not None]
+        # One decoder step per row: cheaper to run on the whole batch than to split it.
+        ranked_rows = self._model.model.detect_language(encoder_output)
+        languages = []
+        for task, ranked in zip(tasks, ranked_rows, strict=True):  # ranked: [("<|en|>", p), ...]
+            if task.language is not None:
+                languages.append(task.language)
+                continue
+            allowed = [
+                t[2:-2]
+                for t, _ in ranked
+                if task.allowed_languages is None or t[2:-2] in task.allowed_languages
+            ]
+            # None of the allowed languages is in Whisper's vocabulary: trust Whisper.
+            languages.append(allowed[0] if allowed else ranked[0][0][2:-2])
+        return languages
 
     def _tokenizer(self, language: str, task: str) -> Tokenizer:
         key = (language, task)
@@ -102,58 +143,136 @@ class WhisperDecoder:
             self._tokenizers[key] = Tokenizer(self._model.hf_tokenizer, True, task=task, language=language)
         return self._tokenizers[key]
 
-    def _generate(
-        self, encoder_output: StorageView, language: str, task: str, beam_size: int, fallback: bool
-    ) -> str:
+    def prompt(self, language: str, task: str, glossary: Sequence[str]) -> list[int]:
+        """The decoder prompt: glossary terms as previous text (faster-whisper's `hotwords`), then SOT.
+
+        condition_on_previous_text stays off: only the glossary is ever in front, so one bad utterance
+        cannot poison the next.
+        """
         tokenizer = self._tokenizer(language, task)
-        # condition_on_previous_text=False: no prompt, so one bad utterance cannot poison the next.
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        suppress = [-1, *tokenizer.non_speech_tokens]
-        temperatures = _TEMPERATURES if fallback else _TEMPERATURES[:1]
-        attempts: list[_Attempt] = []
+        prompt: list[int] = []
+        if glossary:
+            terms = tokenizer.encode(" " + ", ".join(glossary))[: self._max_length // 2 - 1]
+            prompt = [tokenizer.sot_prev, *terms]
+        return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def _generate_rows(
+        self,
+        encoder_output: StorageView,
+        tasks: list[DecodeTask],
+        languages: list[str],
+        task_name: str,
+        rows: Sequence[int],
+    ) -> dict[int, str]:
+        prompts = {i: self.prompt(languages[i], task_name, tasks[i].glossary) for i in rows}
+        # CTranslate2 wants <|startoftranscript|> at the same position in every row of a call.
+        by_length: dict[int, list[int]] = {}
+        for i in rows:
+            by_length.setdefault(len(prompts[i]), []).append(i)
+        texts: dict[int, str] = {}
+        final = tasks[0].final
+        for group in by_length.values():
+            outputs = _subset(encoder_output, group, len(tasks))
+            texts.update(self._generate_with_fallback(outputs, group, prompts, languages, task_name, final))
+        return texts
+
+    def _generate_with_fallback(
+        self,
+        encoder_output: StorageView,
+        rows: list[int],
+        prompts: dict[int, list[int]],
+        languages: list[str],
+        task_name: str,
+        final: bool,
+    ) -> dict[int, str]:
+        temperatures = _TEMPERATURES if final else _TEMPERATURES[:1]
+        attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
+        texts: dict[int, str] = {}
+        pending = list(range(len(rows)))  # positions in `rows` (and in encoder_output's batch)
         for temperature in temperatures:
-            if temperature > 0:
-                kwargs: dict[str, object] = {
-                    "beam_size": 1,
-                    "num_hypotheses": 1,
-                    "sampling_topk": 0,
-                    "sampling_temperature": temperature,
-                }
-            else:
-                kwargs = {"beam_size": beam_size}
-            result = self._model.model.generate(
-                encoder_output,
-                [prompt],
-                max_length=self._max_length,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=suppress,
-                **kwargs,
-            )[0]
+            if not pending:
+                break
+            outputs = _subset(encoder_output, pending, len(rows))
+            for position, attempt in zip(
+                pending,
+                self._attempts(
+                    outputs, [rows[p] for p in pending], prompts, languages, task_name, temperature, final
+                ),
+                strict=True,
+            ):
+                attempts[rows[position]].append(attempt)
+            still = []
+            for position in pending:
+                attempt = attempts[rows[position]][-1]
+                if attempt.silence:
+                    texts[rows[position]] = ""
+                elif attempt.passed:
+                    texts[rows[position]] = attempt.text
+                else:
+                    still.append(position)
+            pending = still
+        for position in pending:
+            # Every temperature failed a guard. Repetition loops are dropped: they are never what was
+            # said. A merely unconfident decode is kept, as faster-whisper does: the VAD already judged
+            # this to be speech, and a word cut off by finish() or max_utterance_s decodes this way.
+            plausible = [a for a in attempts[rows[position]] if a.compression_ratio <= _COMPRESSION_RATIO_MAX]
+            texts[rows[position]] = max(plausible, key=lambda a: a.avg_logprob).text if plausible else ""
+        return texts
+
+    def _attempts(
+        self,
+        encoder_output: StorageView,
+        rows: list[int],
+        prompts: dict[int, list[int]],
+        languages: list[str],
+        task_name: str,
+        temperature: float,
+        final: bool,
+    ) -> list[_Attempt]:
+        if temperature > 0:
+            kwargs: dict[str, object] = {
+                "beam_size": 1,
+                "num_hypotheses": 1,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            kwargs = {"beam_size": self._beam_size if final else 1}
+        # Any row's tokenizer will do: decoding and the non-speech tokens do not depend on the language.
+        tokenizer = self._tokenizer(languages[rows[0]], task_name)
+        results = self._model.model.generate(
+            encoder_output,
+            [prompts[i] for i in rows],
+            max_length=self._max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1, *tokenizer.non_speech_tokens],
+            **kwargs,
+        )
+        attempts = []
+        for result in results:
             tokens = result.sequences_ids[0]
             text = tokenizer.decode(tokens).strip()
-            attempt = _Attempt(
-                tokens=tokens,
-                text=text,
-                avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
-                compression_ratio=_compression_ratio(text),
-                no_speech_prob=result.no_speech_prob,
+            attempts.append(
+                _Attempt(
+                    text=text,
+                    avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
+                    compression_ratio=_compression_ratio(text),
+                    no_speech_prob=result.no_speech_prob,
+                )
             )
-            attempts.append(attempt)
-            if _is_silence(attempt):
-                return ""
-            if attempt.compression_ratio <= _COMPRESSION_RATIO_MAX and attempt.avg_logprob >= _LOG_PROB_MIN:
-                return text
-        # Every temperature failed a guard. Repetition loops are dropped: they are never what was said.
-        # A merely unconfident decode is kept, as faster-whisper does: the VAD already judged this to be
-        # speech, and a word cut off by finish() or max_utterance_s is typically decoded this way.
-        plausible = [a for a in attempts if a.compression_ratio <= _COMPRESSION_RATIO_MAX]
-        return max(plausible, key=lambda a: a.avg_logprob).text if plausible else ""
+        return attempts
 
 
-def _is_silence(attempt: _Attempt) -> bool:
-    return attempt.no_speech_prob > _NO_SPEECH_MAX and attempt.avg_logprob < _LOG_PROB_MIN
+def _subset(encoder_output: StorageView, rows: Sequence[int], batch: int) -> StorageView:
+    """The given batch rows of an encoder output (the output itself when that is all of them)."""
+    if list(rows) == list(range(batch)):
+        return encoder_output
+    on_cpu = encoder_output if encoder_output.device == "cpu" else encoder_output.to_device(Device.cpu)
+    array = np.asarray(on_cpu)
+    # generate() moves CPU features to the model's device itself.
+    return StorageView.from_array(np.ascontiguousarray(array[list(rows)]))
 
 
 def _compression_ratio(text: str) -> float:

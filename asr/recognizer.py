@@ -1,66 +1,127 @@
-"""The speech recogniser: one Whisper model and one worker thread shared by every stream."""
+"""The speech recogniser: one Whisper model and one batching scheduler shared by every stream."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
-from asr.config import SAMPLE_RATE, RecognizerConfig
-from asr.decoder import WhisperDecoder
-from asr.stream import RecognitionStream, StreamWorker
+from asr.config import SAMPLE_RATE, RecognizerConfig, RecognizerError, RecognizerStats
+from asr.decoder import DecodeTask, WhisperDecoder
+from asr.scheduler import DecodeScheduler
+from asr.stream import RecognitionStream
 from asr.vad import StreamingVad
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_CONFIG = RecognizerConfig()
+_T = TypeVar("_T")
+
+# Precisions that suit each device when compute_type is "default": int8 is CTranslate2's fastest on CPU;
+# on GPU float16 keeps Whisper's accuracy (int8_float16 saves memory for large models if asked for).
+_DEFAULT_COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16"}
+_DEFAULT_MAX_BATCH = {"cpu": 1, "cuda": 8}
+_MISSING_LIBRARY = re.compile(r"(lib[\w.+-]+\.so[\w.]*)")
+
+
+def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
+    """("auto" | "cpu" | "cuda", "default" | precision) -> the concrete device and precision."""
+    if device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if device not in _DEFAULT_COMPUTE_TYPE:
+        raise RecognizerError(f"unknown ASR device {device!r}: use 'cpu', 'cuda' or 'auto'")
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise RecognizerError(
+            "ASR device 'cuda' requested but CTranslate2 sees no CUDA GPU (check the driver)"
+        )
+    if compute_type == "default":
+        compute_type = _DEFAULT_COMPUTE_TYPE[device]
+    return device, compute_type
+
+
+def _explain_cuda_failure(exc: Exception) -> RecognizerError | None:
+    """CTranslate2's terse "Library libcublas.so.12 is not found" turned into what to install."""
+    message = str(exc)
+    missing = _MISSING_LIBRARY.search(message)
+    if missing is None and "cuda" not in message.lower() and "cudnn" not in message.lower():
+        return None
+    what = missing.group(1) if missing else "a CUDA library"
+    return RecognizerError(
+        f"GPU speech recognition cannot start: {what} could not be loaded ({message}). CTranslate2 "
+        f"{ctranslate2.__version__} needs CUDA 12 cuBLAS and cuDNN 9 (e.g. pip install nvidia-cublas-cu12 "
+        "nvidia-cudnn-cu12, with their lib folders on LD_LIBRARY_PATH). On a CUDA 13 host, exposing CUDA "
+        "13's libcublas as libcublas.so.12 also works. Or run ASR on the CPU (device 'cpu')."
+    )
+
+
+def _load(model_path: Path, config: RecognizerConfig, device: str, compute_type: str) -> WhisperModel:
+    try:
+        return WhisperModel(
+            str(model_path), device=device, compute_type=compute_type, cpu_threads=config.cpu_threads
+        )
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise (_explain_cuda_failure(exc) if device == "cuda" else None) or RecognizerError(
+            f"cannot load the Whisper model at {model_path} on {device} ({compute_type}): {exc}"
+        ) from exc
 
 
 class SpeechRecognizer:
     def __init__(self, model_path: Path, config: RecognizerConfig = _DEFAULT_CONFIG) -> None:
-        """Load the model. Blocking (seconds): call it off the event loop."""
+        """Load the model. Blocking (seconds): call it off the event loop. Raises RecognizerError."""
         started = time.perf_counter()
         self.config = config
-        self._model = WhisperModel(
-            str(model_path),
-            device=config.device,
-            compute_type=config.compute_type,
-            cpu_threads=config.cpu_threads,
+        self.device, self.compute_type = resolve_device(config.device, config.compute_type)
+        self._model = _load(model_path, config, self.device, self.compute_type)
+        self._decoder = WhisperDecoder(self._model, config.beam_size)
+        # One thread runs all inference, batching across streams: CTranslate2 already uses every core
+        # (or the GPU) inside each call, and one call for many streams is what scales on a GPU.
+        self._scheduler = DecodeScheduler(
+            self._decoder.decode_batch,
+            max_batch=config.max_batch or _DEFAULT_MAX_BATCH[self.device],
+            window_s=config.batch_window_ms / 1000,
         )
-        self._decoder = WhisperDecoder(self._model)
-        # One thread runs all inference: CTranslate2 already uses cpu_threads inside each call, and
-        # serialising calls keeps every stream's latency predictable instead of thrashing the cores.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._streams: weakref.WeakSet[RecognitionStream] = weakref.WeakSet()
         self._closed = False
-        log.info("whisper model loaded in %.2f s", time.perf_counter() - started)
+        log.info(
+            "whisper model loaded on %s (%s) in %.2f s",
+            self.device,
+            self.compute_type,
+            time.perf_counter() - started,
+        )
 
     def warm_up(self) -> None:
-        """One tiny inference per decoding path, so the first caption is not slow. Blocking."""
-        self._executor.submit(self._warm_up).result()
+        """One tiny inference per decoding path, so the first caption is not slow. Blocking.
 
-    def _warm_up(self) -> None:
+        On a GPU this is also where missing cuBLAS/cuDNN shows up: CTranslate2 loads them lazily.
+        """
         started = time.perf_counter()
         rng = np.random.default_rng(0)
         audio = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
-        StreamingVad().process(audio)
-        for short_window in (True, False):
-            self._decoder.decode(
-                audio,
-                language=None,
-                allowed_languages=None,
-                beam_size=self.config.beam_size,
-                english_wanted=False,
-                short_window=short_window,
-                fallback=False,
-            )
+        self._scheduler.call(StreamingVad().process, audio).result()
+        tasks = [
+            DecodeTask(audio=audio, final=final, language=None, allowed_languages=None, english_wanted=False)
+            for final in (True, False)
+        ]
+        self._translate_errors(lambda: self._scheduler.run(tasks))
         log.info("warm-up took %.2f s", time.perf_counter() - started)
+
+    def _translate_errors(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except (RuntimeError, OSError) as exc:
+            explained = _explain_cuda_failure(exc) if self.device == "cuda" else None
+            if explained is None:
+                raise
+            raise explained from exc
 
     def open_stream(
         self,
@@ -68,20 +129,36 @@ class SpeechRecognizer:
         language: str | None,
         allowed_languages: frozenset[str] | None = None,
         english_wanted: bool = False,
+        glossary: Sequence[str] = (),
     ) -> RecognitionStream:
-        """A stream for one speaker. `language` None: detected per utterance, among allowed_languages."""
+        """A stream for one speaker. `language` None: detected per utterance, among allowed_languages.
+
+        `glossary`: terms to bias recognition towards (e.g. `protocol.Glossary.words`); the stream's
+        `glossary` attribute can be replaced later.
+        """
         if self._closed:
             raise RuntimeError("speech recogniser is closed")
-        worker = StreamWorker(self._decoder, self.config, language, allowed_languages)
-        stream = RecognitionStream(worker, self._executor, self.config, english_wanted, self._streams.discard)
+        stream = RecognitionStream(
+            self._scheduler,
+            self.config,
+            language=language,
+            allowed_languages=allowed_languages,
+            english_wanted=english_wanted,
+            glossary=glossary,
+            on_closed=self._streams.discard,
+        )
         self._streams.add(stream)
         return stream
 
+    def stats(self) -> RecognizerStats:
+        """Scheduler counters for metrics: queue depth, active streams, batches and their sizes."""
+        return self._scheduler.stats()
+
     async def aclose(self) -> None:
-        """Finish every open stream (their last finals are still emitted), then stop the worker."""
+        """Finish every open stream (their last finals are still emitted), then stop the threads."""
         if self._closed:
             return
         self._closed = True
         streams = list(self._streams)
         await asyncio.gather(*(stream.finish() for stream in streams), return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, self._scheduler.close)

@@ -1,6 +1,6 @@
 """Cutting a stream into utterances from VAD probabilities: where speech starts, ends, or must be cut.
 
-Pure bookkeeping over samples; runs on the recogniser's worker thread next to the VAD and the model.
+Pure bookkeeping over samples; runs on the recogniser's scheduler thread, between batches.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CUT_SEARCH_FRACTION = 0.5
 MIN_PARTIAL_S = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Segment:
     """Audio to decode: a finished utterance, or the latest state of one in progress."""
 
@@ -42,7 +42,7 @@ class Segment:
 
 
 class UtteranceSegmenter:
-    """Not thread-safe: lives on the recogniser's worker thread."""
+    """Not thread-safe: only ever used on the recogniser's scheduler thread."""
 
     def __init__(self, config: RecognizerConfig, vad: StreamingVad | None = None) -> None:
         self._vad = vad if vad is not None else StreamingVad()
@@ -67,6 +67,14 @@ class UtteranceSegmenter:
         self._silence_run = 0
         self._last_partial_end = 0
 
+    def debug_sizes(self) -> dict[str, int]:
+        return {
+            "unscored_samples": len(self._unscored),
+            "preroll_windows": len(self._preroll),
+            "utterance_windows": len(self._windows),
+            "utterance_probs": len(self._probs),
+        }
+
     @property
     def in_speech(self) -> bool:
         return self._in_speech
@@ -74,7 +82,7 @@ class UtteranceSegmenter:
     def feed(self, samples: np.ndarray) -> list[Segment]:
         """Finals for utterances that ended in `samples`, then at most one partial for the current one.
 
-        Only the newest partial is offered: when the worker falls behind, hypotheses for audio that
+        Only the newest partial is offered: when recognition falls behind, hypotheses for audio that
         has already been superseded are never computed.
         """
         probs = self._vad.process(samples)

@@ -1,23 +1,28 @@
 """One speaker's audio in, transcripts out.
 
-The asyncio side (RecognitionStream) only buffers audio and hands it over; everything that costs CPU
-(VAD, Whisper) happens in StreamWorker.process() on the recogniser's single worker thread.
+The asyncio side only buffers audio and hands it over. Segmenting (Silero VAD) and decoding, batched
+with other streams, run on the recogniser's scheduler thread. Segmenting is pipelined with
+decoding: the next audio is cut while earlier utterances are still being decoded, so a final is queued
+the moment its utterance ends, and a partial still waiting when a newer one arrives is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import numpy as np
 
 from asr.agreement import LocalAgreement
 from asr.config import SAMPLE_RATE, RecognizerConfig, Transcript
-from asr.decoder import WhisperDecoder
-from asr.hallucinations import is_hallucination
+from asr.decoder import DecodeTask
+from asr.hallucinations import is_hallucination, trim_repetition
+from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
 
 log = logging.getLogger(__name__)
@@ -27,75 +32,14 @@ class StreamFinishedError(RuntimeError):
     """push() after finish(), or after the stream failed."""
 
 
-class StreamWorker:
-    """The CPU side of one stream. Only ever called on the recogniser's worker thread."""
+@dataclass(frozen=True)
+class _Handover:
+    """One pump step: what the segmenter made of a chunk of audio, and that chunk's size."""
 
-    def __init__(
-        self,
-        decoder: WhisperDecoder,
-        config: RecognizerConfig,
-        language: str | None,
-        allowed_languages: frozenset[str] | None,
-    ) -> None:
-        self._decoder = decoder
-        self._config = config
-        self._language = language
-        self._allowed = allowed_languages
-        self._segmenter = UtteranceSegmenter(config)
-        self._agreement = LocalAgreement()
-        self._agreement_seq = -1
-
-    def process(self, samples: np.ndarray, finishing: bool, english_wanted: bool) -> list[Transcript]:
-        segments = self._segmenter.feed(samples) if samples.size else []
-        if finishing:
-            # A partial for audio that is about to be finalised would be stale on arrival.
-            segments = [s for s in segments if s.final] + self._segmenter.flush()
-        transcripts = []
-        for segment in segments:
-            transcript = self._decode(segment, english_wanted)
-            if transcript is not None:
-                transcripts.append(transcript)
-        return transcripts
-
-    def _decode(self, segment: Segment, english_wanted: bool) -> Transcript | None:
-        started = time.perf_counter()
-        decoded = self._decoder.decode(
-            segment.audio,
-            language=self._language,
-            allowed_languages=self._allowed,
-            beam_size=self._config.beam_size if segment.final else 1,
-            english_wanted=english_wanted and segment.final,
-            short_window=not segment.final,
-            fallback=segment.final,
-        )
-        audio_s = len(segment.audio) / SAMPLE_RATE
-        log.debug(
-            "decoded %s utterance %d: %.2f s audio in %.2f s, %d chars",
-            "final" if segment.final else "partial",
-            segment.seq,
-            audio_s,
-            time.perf_counter() - started,
-            len(decoded.text),
-        )
-        if not decoded.text or is_hallucination(decoded.text, audio_s):
-            return None
-        if segment.final:
-            text, stable = decoded.text, len(decoded.text)
-        else:
-            if segment.seq != self._agreement_seq:
-                self._agreement = LocalAgreement()
-                self._agreement_seq = segment.seq
-            text, stable = self._agreement.update(decoded.text)
-        return Transcript(
-            utterance_seq=segment.seq,
-            final=segment.final,
-            text=text,
-            stable_chars=stable,
-            language=decoded.language,
-            start_s=segment.start_sample / SAMPLE_RATE,
-            end_s=segment.end_sample / SAMPLE_RATE,
-            english=decoded.english if segment.final else None,
-        )
+    requests: list[tuple[Segment, Future[DecodeResult | None]]]
+    samples: int
+    speech_end: float  # time.time() the segmenter ran (finals) ...
+    newest_push: float  # ... and when the newest audio in the chunk was pushed (partials)
 
 
 _END = object()
@@ -106,23 +50,37 @@ class RecognitionStream:
 
     def __init__(
         self,
-        worker: StreamWorker,
-        executor: Executor,
+        scheduler: DecodeScheduler,
         config: RecognizerConfig,
+        *,
+        language: str | None,
+        allowed_languages: frozenset[str] | None,
         english_wanted: bool,
+        glossary: Sequence[str],
         on_closed: Callable[[RecognitionStream], None],
     ) -> None:
-        self.english_wanted = english_wanted  # read per job, so listeners joining take effect at once
-        self._worker = worker
-        self._executor = executor
+        self.english_wanted = english_wanted  # read per request, so listeners joining take effect at once
+        self.glossary = glossary
+        self._scheduler = scheduler
+        self._stream_id = scheduler.open_stream()
+        self._config = config
+        self._language = language
+        # The server narrows or widens this as people with other languages join or leave the room.
+        self.allowed_languages = allowed_languages
+        self._segmenter = UtteranceSegmenter(config)  # only touched on the scheduler thread
+        self._agreement: LocalAgreement | None = None
+        self._agreement_seq = -1
         self._max_queued = max(1, int(config.max_queued_s * SAMPLE_RATE))
         self._on_closed = on_closed
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._in_flight_samples = 0
         self._pushed_samples = 0
+        self._last_push_at = 0.0
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
+        # Bounded by back-pressure: handovers hold audio counted in _in_flight_samples.
+        self._handovers: asyncio.Queue[object] = asyncio.Queue()
         # Unbounded, but filled at most one partial per partial_interval_s of audio plus one final
         # per utterance, so it grows only with audio that push() already bounded.
         self._out: asyncio.Queue[object] = asyncio.Queue()
@@ -131,13 +89,33 @@ class RecognitionStream:
         self._pump_task: asyncio.Task[None] | None = None
 
     @property
+    def glossary(self) -> tuple[str, ...]:
+        """Terms recognition is biased towards (the room glossary's `words`); settable at any time."""
+        return self._glossary
+
+    @glossary.setter
+    def glossary(self, terms: Sequence[str]) -> None:
+        self._glossary = tuple(t.strip() for t in terms if t.strip())
+
+    @property
     def queued_s(self) -> float:
-        """Audio accepted by push() and not yet processed, in seconds."""
+        """Audio accepted by push() and not yet fully recognised, in seconds."""
         return (self._pending_samples + self._in_flight_samples) / SAMPLE_RATE
 
     @property
     def pushed_s(self) -> float:
         return self._pushed_samples / SAMPLE_RATE
+
+    def debug_sizes(self) -> dict[str, int]:
+        """Sizes of everything this stream buffers, for tests and diagnostics of long sessions."""
+        return {
+            "pending_samples": self._pending_samples,
+            "in_flight_samples": self._in_flight_samples,
+            "handovers": self._handovers.qsize(),
+            "out": self._out.qsize(),
+            "agreement_units": self._agreement.size if self._agreement is not None else 0,
+            **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
+        }
 
     async def push(self, samples: np.ndarray) -> None:
         """Queue float32 mono 16 kHz audio; waits while more than max_queued_s is unprocessed."""
@@ -151,6 +129,7 @@ class RecognitionStream:
         self._pending.append(chunk)
         self._pending_samples += len(chunk)
         self._pushed_samples += len(chunk)
+        self._last_push_at = time.time()
         self._wake.set()
 
     def __aiter__(self) -> AsyncIterator[Transcript]:
@@ -183,35 +162,122 @@ class RecognitionStream:
 
     def _ensure_pump(self) -> asyncio.Task[None]:
         if self._pump_task is None:
-            self._pump_task = asyncio.get_running_loop().create_task(self._pump(), name="asr-stream-pump")
+            self._pump_task = asyncio.get_running_loop().create_task(self._run(), name="asr-stream")
         return self._pump_task
 
-    async def _pump(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _run(self) -> None:
+        emitter = asyncio.get_running_loop().create_task(self._emit(), name="asr-stream-emit")
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                finishing = self._finishing
-                chunk = np.concatenate(self._pending) if self._pending else np.zeros(0, dtype=np.float32)
-                self._pending.clear()
-                self._in_flight_samples, self._pending_samples = self._pending_samples, 0
-                # Handing over everything queued at once is what keeps a lagging stream from
-                # queueing stale partial work: one job, at most one partial, for the newest audio.
-                transcripts = await loop.run_in_executor(
-                    self._executor, self._worker.process, chunk, finishing, self.english_wanted
-                )
-                self._in_flight_samples = 0
-                self._space.set()
-                for transcript in transcripts:
-                    self._out.put_nowait(transcript)
-                if finishing:
-                    return
+            await self._pump()
+            self._handovers.put_nowait(_END)
+            await emitter
         except Exception as exc:
             log.exception("recognition stream failed")
             self._failed = exc
         finally:
+            emitter.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await emitter
             self._finishing = True
             self._space.set()
             self._out.put_nowait(_END)
+            self._scheduler.close_stream(self._stream_id)
             self._on_closed(self)
+
+    async def _pump(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._failed is not None:
+                raise self._failed
+            finishing = self._finishing
+            chunk = np.concatenate(self._pending) if self._pending else np.zeros(0, dtype=np.float32)
+            self._pending.clear()
+            self._in_flight_samples += self._pending_samples
+            self._pending_samples = 0
+            newest_push = self._last_push_at
+            segments = await asyncio.wrap_future(self._scheduler.call(self._segment, chunk, finishing))
+            speech_end = time.time()
+            requests = [(s, self._scheduler.submit(self._stream_id, self._task(s))) for s in segments]
+            self._handovers.put_nowait(_Handover(requests, len(chunk), speech_end, newest_push))
+            if finishing:
+                return
+
+    def _segment(self, samples: np.ndarray, finishing: bool) -> list[Segment]:
+        segments = self._segmenter.feed(samples) if samples.size else []
+        if finishing:
+            # A partial for audio that is about to be finalised would be stale on arrival.
+            segments = [s for s in segments if s.final] + self._segmenter.flush()
+        return segments
+
+    def _task(self, segment: Segment) -> DecodeTask:
+        return DecodeTask(
+            audio=segment.audio,
+            final=segment.final,
+            language=self._language,
+            allowed_languages=self.allowed_languages,
+            english_wanted=self.english_wanted and segment.final,
+            glossary=self._glossary,
+        )
+
+    async def _emit(self) -> None:
+        """Await decodes in submission order, so transcripts come out in the order speech went in."""
+        try:
+            while True:
+                handover = await self._handovers.get()
+                if handover is _END:
+                    return
+                assert isinstance(handover, _Handover)
+                for segment, future in handover.requests:
+                    result = await asyncio.wrap_future(future)
+                    if result is not None:
+                        transcript = self._transcript(segment, result, handover)
+                        if transcript is not None:
+                            self._out.put_nowait(transcript)
+                self._in_flight_samples -= handover.samples
+                self._space.set()
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self._failed = exc
+                self._wake.set()
+            raise
+
+    def _transcript(self, segment: Segment, result: DecodeResult, handover: _Handover) -> Transcript | None:
+        decoded = result.decoded
+        audio_s = len(segment.audio) / SAMPLE_RATE
+        text = trim_repetition(decoded.text)
+        log.debug(
+            "%s utterance %d: %.2f s audio, %d chars, recognised %.3f s after queueing",
+            "final" if segment.final else "partial",
+            segment.seq,
+            audio_s,
+            len(text),
+            result.recognized_at - result.queued_at,
+        )
+        if segment.final and self._agreement_seq == segment.seq:
+            self._agreement = None  # the utterance is over; its history is not needed any more
+        if not text or is_hallucination(text, audio_s):
+            return None
+        if segment.final:
+            stable = len(text)
+        else:
+            if segment.seq != self._agreement_seq or self._agreement is None:
+                self._agreement = LocalAgreement(decoded.language)
+                self._agreement_seq = segment.seq
+            text, stable = self._agreement.update(text)
+        english = trim_repetition(decoded.english) if segment.final and decoded.english else None
+        return Transcript(
+            utterance_seq=segment.seq,
+            final=segment.final,
+            text=text,
+            stable_chars=stable,
+            language=decoded.language,
+            start_s=segment.start_sample / SAMPLE_RATE,
+            end_s=segment.end_sample / SAMPLE_RATE,
+            english=english or None,
+            timings={
+                "speech_end": handover.speech_end if segment.final else handover.newest_push,
+                "queued": result.queued_at,
+                "recognized": result.recognized_at,
+            },
+        )

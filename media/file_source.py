@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+import wave
 from pathlib import Path
 
 import av
@@ -28,6 +29,16 @@ def decode_file(path: Path, rate: int = _RATE) -> np.ndarray:
     if not chunks:
         raise ValueError(f"{path} decoded to no audio")
     return np.concatenate(chunks).astype(np.int16, copy=False)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Write mono int16 samples as 16-bit PCM WAV (the one format Chromium's fake microphone reads right)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.astype(np.int16).tobytes())
+    return path
 
 
 class FileAudioTrack(MediaStreamTrack):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,11 @@ class JoinError(RuntimeError):
 @dataclass
 class JoinReport:
     participant_id: str
+    room_opened_at: float = 0.0  # server clock: caption start_s/end_s count from here
     playback_started_at: float | None = None
     playback_ended_at: float | None = None
     captions: list[CaptionEvent] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # local wall clock when captions[i] arrived
 
 
 def _split_room_url(room_url: str) -> tuple[str, str]:
@@ -48,22 +51,28 @@ async def join_room(
     *,
     email: str,
     password: str,
-    audio: Path,
+    audio: Path | None,
     speaks: str,
     captions: str,
     linger_s: float = 5.0,
     on_caption: Callable[[str], None] | None = None,
     ice_loopback: bool = True,
+    leave: asyncio.Event | None = None,
 ) -> JoinReport:
     """Sign in, join, publish `audio` as the microphone in real time, collect captions until the file
-    has played and `linger_s` has passed, then leave. `on_caption` gets each caption's JSON line."""
+    has played and `linger_s` has passed, then leave. `on_caption` gets each caption's JSON line.
+
+    With `audio=None` the participant only listens: it stays `linger_s` seconds, or until `leave` is set.
+    """
     base_url, room_id = _split_room_url(room_url)
     if ice_loopback:
         enable_loopback_candidates()
-    try:
-        track = FileAudioTrack.from_path(audio)
-    except (OSError, ValueError) as error:  # PyAV raises OSError subclasses for unreadable files
-        raise JoinError(f"cannot read audio {audio}: {error}") from error
+    track: FileAudioTrack | None = None
+    if audio is not None:
+        try:
+            track = FileAudioTrack.from_path(audio)
+        except (OSError, ValueError) as error:  # PyAV raises OSError subclasses for unreadable files
+            raise JoinError(f"cannot read audio {audio}: {error}") from error
 
     # unsafe=True: accept the session cookie from servers addressed by IP (127.0.0.1), as in a LAN or test.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
@@ -78,7 +87,7 @@ async def join_room(
         except aiohttp.WSServerHandshakeError as error:
             raise JoinError(f"cannot join room {room_id}: HTTP {error.status}") from error
         async with socket:
-            return await _take_part(socket, track, speaks, captions, linger_s, on_caption)
+            return await _take_part(socket, track, speaks, captions, linger_s, on_caption, leave)
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:
@@ -90,11 +99,12 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
 
 async def _take_part(
     socket: aiohttp.ClientWebSocketResponse,
-    track: FileAudioTrack,
+    track: FileAudioTrack | None,
     speaks: str,
     captions: str,
     linger_s: float,
     on_caption: Callable[[str], None] | None,
+    leave: asyncio.Event | None,
 ) -> JoinReport:
     replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     report = JoinReport(participant_id="")
@@ -107,6 +117,7 @@ async def _take_part(
             if message.get("type") == "caption":
                 event = CaptionEvent.from_dict(message)
                 report.captions.append(event)
+                report.arrivals.append(time.time())
                 if on_caption is not None:
                     on_caption(event.to_json())
             elif message.get("type") in {"joined", "published", "error"}:
@@ -131,20 +142,23 @@ async def _take_part(
                 f"server speaks protocol {joined.get('protocol')}, this client {PROTOCOL_VERSION}"
             )
         report.participant_id = joined["participant_id"]
+        report.room_opened_at = float(joined["room"]["opened_at"])
 
-        pc.addTransceiver(track, direction="sendonly")
-        await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates here
-        await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
-        published = await reply("published")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
-
-        try:
-            await asyncio.wait_for(track.finished.wait(), track.duration_s + _REPLY_TIMEOUT_S)
-        except TimeoutError as error:
-            raise JoinError("the audio never reached the server (no media connection)") from error
+        if track is not None:
+            pc.addTransceiver(track, direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates here
+            await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
+            published = await reply("published")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
+            try:
+                await asyncio.wait_for(track.finished.wait(), track.duration_s + _REPLY_TIMEOUT_S)
+            except TimeoutError as error:
+                raise JoinError("the audio never reached the server (no media connection)") from error
+            report.playback_started_at = track.playback_started_at
+            report.playback_ended_at = track.playback_ended_at
+        if leave is not None:
+            await leave.wait()
         await asyncio.sleep(linger_s)
-        report.playback_started_at = track.playback_started_at
-        report.playback_ended_at = track.playback_ended_at
         await socket.send_json({"type": "leave"})
     finally:
         reader.cancel()

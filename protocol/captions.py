@@ -7,7 +7,7 @@ as one JSON object per line, and the benchmarks parse it back with `CaptionEvent
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +41,9 @@ class CaptionEvent:
     start_s: float  # utterance start, seconds since the room opened
     end_s: float  # utterance end (or latest audio for a partial), seconds since the room opened
     sent_at: float  # server wall clock (Unix seconds) when the event was sent
+    # When each stage handled this utterance (Unix seconds): "speech_end", "queued", "recognized",
+    # "translated". Latency per stage is the difference; `sent_at` closes the chain.
+    timings: dict[str, float] = field(default_factory=dict)
     type: str = "caption"
     version: int = PROTOCOL_VERSION
 
@@ -59,10 +62,11 @@ class CaptionEvent:
         if data.get("version") != PROTOCOL_VERSION:
             raise ValueError(f"caption protocol version {data.get('version')!r}, expected {PROTOCOL_VERSION}")
         known = {f.name for f in fields(cls)}
-        missing = known - data.keys()
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = required - data.keys()
         if missing:
             raise ValueError(f"caption event lacks fields: {sorted(missing)}")
-        values = {name: data[name] for name in known}
+        values = {name: data[name] for name in known if name in data}
         values["path"] = TranslationPath(values["path"])
         return cls(**values)
 

@@ -6,13 +6,14 @@ Errors are JSON: {"error": {"code": ..., "message": ...}}.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
 
 from aiohttp import web
 
-from protocol import LANGUAGES, PROTOCOL_VERSION
+from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
 from server.store import EmailTakenError, MemberStatus, RoomKind
 
@@ -110,6 +111,15 @@ async def info(request: web.Request) -> web.Response:
             "ice_servers": list(context.config.ice_servers),
         }
     )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    token = context.config.metrics_token
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return error(401, "not_authorised", "metrics need the configured bearer token")
+    return web.Response(body=context.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 @routes.get("/healthz")
@@ -231,6 +241,46 @@ async def my_rooms(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
     member = context.require_member(request)
     return web.json_response({"rooms": [r.public() for r in await context.store.rooms_created_by(member.id)]})
+
+
+@routes.get("/api/rooms/{room_id}/glossary")
+async def get_glossary(request: web.Request) -> web.Response:
+    context: AppContext = request.app[AppContext.KEY]
+    context.require_member(request)
+    room_id = request.match_info["room_id"]
+    live = context.rooms.get(room_id)
+    if live is not None:
+        glossary = live.glossary
+    else:
+        record = await context.store.room(room_id)
+        if record is None:
+            return error(404, "no_room", "no such room")
+        glossary = record.glossary
+    return web.json_response({"terms": glossary.to_list()})
+
+
+@routes.put("/api/rooms/{room_id}/glossary")
+async def put_glossary(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) sets the terms recognition and translation protect."""
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    record = await context.store.room(request.match_info["room_id"])
+    if record is None:
+        return error(404, "no_room", "no such room")
+    if member.id != record.created_by and not member.is_admin:
+        return error(403, "not_host", "only the room's host or an administrator edits its glossary")
+    data = await _body(request)
+    try:
+        glossary = Glossary.from_list(data.get("terms"))
+    except (GlossaryError, UnknownLanguageError) as err:
+        raise BadRequest("bad_field", f"terms: {err}") from None
+    await context.store.set_glossary(record.id, glossary)
+    live = context.rooms.get(record.id)
+    if live is not None:
+        live.glossary = glossary
+        context.room_changed(live)
+        await live.broadcast({"type": "glossary_updated", "terms": glossary.to_list()})
+    return web.json_response({"terms": glossary.to_list()})
 
 
 @routes.get("/api/rooms/{room_id}")

@@ -18,13 +18,17 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
 from media import tap_track
-from mt import Translation, TranslationEngine
+from mt import PartialTranslationPolicy, Translation, TranslationEngine
 from protocol import CaptionEvent, TranslationPath
-from server.rooms import LiveRoom, Participant
+from server.metrics import Metrics
+from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant
 
 log = logging.getLogger(__name__)
 
 _FINISH_TIMEOUT_S = 30.0
+# Translated partials at most this often per utterance: fresh enough to follow, rare enough that
+# translation work never delays finals.
+PARTIAL_TRANSLATION_INTERVAL_S = 0.8
 
 
 class MissingModelReporter:
@@ -54,28 +58,42 @@ class SpeakerPipeline:
         recognizer: SpeechRecognizer,
         engine: TranslationEngine,
         missing_models: MissingModelReporter,
+        metrics: Metrics,
     ) -> None:
         self._room = room
+        self._metrics = metrics
+        self._partial_policy = PartialTranslationPolicy(min_interval_s=PARTIAL_TRANSLATION_INTERVAL_S)
         self._speaker = speaker
         self._engine = engine
         self._missing_models = missing_models
+        detect = speaker.speaks == AUTO_LANGUAGE
         self._stream: RecognitionStream = recognizer.open_stream(
-            language=speaker.speaks, english_wanted=self._english_wanted()
+            language=None if detect else speaker.speaks,
+            allowed_languages=room.languages() if detect else None,
+            english_wanted=self._english_wanted(),
+            glossary=room.glossary.words,
         )
         # Stream time counts from the first sample; captions count from the room's opening.
         self._offset_s = time.time() - room.opened_at
         self._tap = asyncio.create_task(tap_track(audio, self._stream.push), name=f"tap-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
 
-    def listeners_changed(self) -> None:
+    def room_changed(self) -> None:
+        """Someone joined, left or changed languages, or the glossary changed."""
         self._stream.english_wanted = self._english_wanted()
+        self._stream.glossary = self._room.glossary.words
+        if self._speaker.speaks == AUTO_LANGUAGE:
+            self._stream.allowed_languages = self._room.languages()
 
     def _english_wanted(self) -> bool:
         """Whisper's speech-to-English costs a second decode, so ask for it only when someone reads
-        English and no machine translation model covers the pair."""
+        English and no machine translation model covers the pair (for a speaker whose language is
+        detected, whenever someone reads English)."""
         source = self._speaker.speaks
         if source == "en" or "en" not in self._room.caption_languages():
             return False
+        if source == AUTO_LANGUAGE:
+            return True
         return self._engine.route(source, "en", whisper_english=True).path is TranslationPath.WHISPER
 
     async def finish(self) -> None:
@@ -104,39 +122,51 @@ class SpeakerPipeline:
             return
         targets = {listener.captions for listener in listeners}
         translations = await self._translate(transcript, targets)
+        timings = {**transcript.timings, "translated": time.time()}
         sent_at = time.time()
         for listener in listeners:
-            translation = translations[listener.captions]
+            translation = translations.get(listener.captions)
+            if translation is None:  # a partial whose translation was not due yet
+                continue
             event = CaptionEvent(
                 room=self._room.id,
                 speaker_id=self._speaker.id,
                 speaker_name=self._speaker.name,
-                utterance_id=f"{self._speaker.id}-{transcript.utterance_seq}",
+                utterance_id=self._utterance_id(transcript),
                 final=transcript.final,
                 source_language=transcript.language,
                 caption_language=transcript.language
                 if translation.path is TranslationPath.UNTRANSLATED
                 else listener.captions,
                 text=translation.text,
-                stable_chars=transcript.stable_chars
-                if translation.path is not TranslationPath.MACHINE
-                else 0,
+                stable_chars=_stable_chars(transcript, translation),
                 path=translation.path,
                 note=translation.note,
                 start_s=round(self._offset_s + transcript.start_s, 3),
                 end_s=round(self._offset_s + transcript.end_s, 3),
                 sent_at=sent_at,
+                timings=timings,
             )
             try:
                 await listener.send(event.to_dict())
             except Exception as error:  # a listener that vanished must not stop the others' captions
                 log.info("caption not delivered to %s: %s", listener.id, type(error).__name__)
+                continue
+            self._metrics.observe(timings, sent_at, final=event.final, path=event.path.value, listeners=1)
+
+    def _utterance_id(self, transcript: Transcript) -> str:
+        return f"{self._speaker.id}-{transcript.utterance_seq}"
 
     async def _translate(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
         source = transcript.language
         if transcript.final:
+            self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
             translations = await self._engine.translate(
-                transcript.text, source, targets, whisper_english=transcript.english
+                transcript.text,
+                source,
+                targets,
+                whisper_english=transcript.english,
+                glossary=self._room.glossary,
             )
         else:
             translations = await self._translate_partial(transcript, targets)
@@ -146,17 +176,25 @@ class SpeakerPipeline:
         return translations
 
     async def _translate_partial(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
-        """Partials go through machine translation only where a model exists; Whisper's English comes
-        with the final, so until then the listener sees the words as spoken, marked as such."""
+        """Partials go through machine translation only where a model exists, and only when their stable
+        part has grown (at a bounded rate), so translation never makes captions lag; readers of those
+        languages keep the previous translated partial meanwhile. Whisper's English comes with the
+        final, so until then the listener sees the words as spoken, marked as such."""
         source = transcript.language
+        routes = {t: self._engine.route(source, t, whisper_english=False).path for t in targets}
         by_model = {
-            t
-            for t in targets
-            if self._engine.route(source, t, whisper_english=False).path
-            in (TranslationPath.MACHINE, TranslationPath.PIVOT, TranslationPath.ORIGINAL)
+            t for t, path in routes.items() if path in (TranslationPath.MACHINE, TranslationPath.PIVOT)
         }
-        translations = await self._engine.translate(transcript.text, source, by_model) if by_model else {}
-        for target in targets - by_model:
+        translations: dict[str, Translation] = {}
+        if source in targets:
+            translations[source] = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
+        stable = transcript.text[: transcript.stable_chars]
+        key = self._utterance_id(transcript)
+        if by_model and self._partial_policy.should_translate(key, stable, time.monotonic()):
+            translations.update(
+                await self._engine.translate(transcript.text, source, by_model, glossary=self._room.glossary)
+            )
+        for target in targets - by_model - {source}:
             whisper_later = (
                 self._engine.route(source, target, whisper_english=True).path is TranslationPath.WHISPER
             )
@@ -167,3 +205,11 @@ class SpeakerPipeline:
             )
             translations[target] = Translation(transcript.text, TranslationPath.UNTRANSLATED, None, note)
         return translations
+
+
+def _stable_chars(transcript: Transcript, translation: Translation) -> int:
+    """Only text shown as spoken has a stable prefix: a translation of a partial can still reorder as
+    words arrive, while a final is settled whatever produced it."""
+    if translation.path in (TranslationPath.ORIGINAL, TranslationPath.UNTRANSLATED):
+        return transcript.stable_chars
+    return len(translation.text) if transcript.final else 0

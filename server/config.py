@@ -43,6 +43,7 @@ class Config:
     # Limits
     max_review_participants: int = 12
     max_message_bytes: int = 65_536  # one WebSocket message (an SDP offer is ~5 kB)
+    metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
     session_days: int = 14
     cookie_secure: bool = False  # set true behind HTTPS
 
@@ -61,12 +62,15 @@ class Config:
     def describe(self) -> str:
         lines = ["BabelCall configuration:"]
         for f in fields(self):
-            lines.append(f"  {f.name} = {getattr(self, f.name)!s}")
+            value = getattr(self, f.name)
+            shown = ("(set)" if value else "(not set)") if f.name in _SECRETS else value
+            lines.append(f"  {f.name} = {shown!s}")
         lines.append(f"  (database: {self.database_path}; translation models: {self.translation_dir})")
         return "\n".join(lines)
 
 
 ENV_PREFIX = "BABELCALL_"
+_SECRETS = frozenset({"metrics_token"})
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -12,6 +13,7 @@ from media import MediaHub
 from mt import TranslationEngine
 from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.config import Config
+from server.metrics import LiveFigures, Metrics
 from server.rooms import LiveRoom, Participant, RoomRegistry
 from server.store import Member, MemberStatus, Store
 
@@ -36,9 +38,32 @@ class AppContext:
     rooms: RoomRegistry
     pipelines: dict[str, SpeakerPipeline] = field(default_factory=dict)
     missing_models: MissingModelReporter = field(init=False)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self.missing_models = MissingModelReporter(self.engine)
+        self.metrics.watch(self.live_figures)
+
+    def live_figures(self) -> LiveFigures:
+        return LiveFigures(
+            rooms=len(self.rooms.rooms),
+            participants=sum(len(room.participants) for room in self.rooms.rooms),
+            speakers=len(self.pipelines),
+            recognizer=dataclasses.asdict(self.recognizer.stats()),
+            translation_pending=self.engine.pending,
+            models={
+                "asr": {
+                    "model": str(self.config.whisper_model),
+                    "device": self.config.asr_device,
+                    "compute_type": self.config.asr_compute_type,
+                },
+                "mt": {
+                    "model": ",".join(self.engine.model_names) or "none",
+                    "device": self.config.mt_device,
+                    "compute_type": self.config.mt_compute_type,
+                },
+            },
+        )
 
     def require_member(self, request: web.Request) -> Member:
         """The signed-in, approved member making this request, or a 401/403."""
@@ -67,12 +92,13 @@ class AppContext:
             self.recognizer,
             self.engine,
             self.missing_models,
+            self.metrics,
         )
         self.pipelines[participant.id] = pipeline
         return pipeline
 
-    def listeners_changed(self, room: LiveRoom) -> None:
+    def room_changed(self, room: LiveRoom) -> None:
         for participant_id in room.participants:
             pipeline = self.pipelines.get(participant_id)
             if pipeline is not None:
-                pipeline.listeners_changed()
+                pipeline.room_changed()

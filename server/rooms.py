@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import Glossary
 from server.store import Member, RoomKind, RoomRecord
+
+AUTO_LANGUAGE = "auto"  # a participant who lets recognition detect the language of each utterance
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,10 @@ class LiveRoom:
     capacity: int
     opened_at: float = field(default_factory=time.time)
     participants: dict[str, Participant] = field(default_factory=dict)
+    glossary: Glossary = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.glossary = self.record.glossary
 
     @property
     def id(self) -> str:
@@ -56,6 +63,11 @@ class LiveRoom:
 
     def caption_languages(self) -> set[str]:
         return {p.captions for p in self.participants.values()}
+
+    def languages(self) -> frozenset[str]:
+        """Every language someone here speaks or reads: what detection may choose from."""
+        spoken = {p.speaks for p in self.participants.values() if p.speaks != AUTO_LANGUAGE}
+        return frozenset(spoken | self.caption_languages())
 
     def add(self, participant: Participant) -> None:
         if len(self.participants) >= self.capacity:
@@ -65,6 +77,7 @@ class LiveRoom:
     def public(self) -> dict[str, Any]:
         return {
             **self.record.public(),
+            "glossary": self.glossary.to_list(),
             "opened_at": self.opened_at,
             "participants": [p.public() for p in self.participants.values()],
         }

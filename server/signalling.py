@@ -20,7 +20,7 @@ from media import MediaHub, NegotiationError
 from protocol import PROTOCOL_VERSION, UnknownLanguageError, language
 from server.captioning import SpeakerPipeline
 from server.context import AppContext
-from server.rooms import LiveRoom, Participant, RoomFullError
+from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant, RoomFullError
 from server.store import Member
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ class _Session:
     async def _join(self, message: dict[str, Any]) -> None:
         if self.participant is not None:
             raise ProtocolError("already_joined", "already in this room")
-        speaks, captions = _language_field(message, "speaks"), _language_field(message, "captions")
+        speaks = _language_field(message, "speaks", allow_auto=True)
+        captions = _language_field(message, "captions")
         participant = Participant(secrets.token_hex(4), self.member, speaks, captions, self.send)
         try:
             self.room.add(participant)
@@ -101,7 +102,7 @@ class _Session:
         await self.room.broadcast(
             {"type": "participant_joined", "participant": participant.public()}, exclude=participant.id
         )
-        self.context.listeners_changed(self.room)
+        self.context.room_changed(self.room)
 
     async def _publish(self, message: dict[str, Any]) -> None:
         assert self.participant is not None
@@ -131,7 +132,7 @@ class _Session:
             raise ProtocolError("bad_message", "to change the spoken language, leave and join again")
         self.participant.captions = _language_field(message, "captions")
         await self.room.broadcast({"type": "participant_updated", "participant": self.participant.public()})
-        self.context.listeners_changed(self.room)
+        self.context.room_changed(self.room)
 
     async def close(self) -> None:
         """Leave the room. Speech already heard is still recognised and delivered to the others."""
@@ -144,12 +145,14 @@ class _Session:
         self.room.participants.pop(participant.id, None)
         await self.hub.remove(participant.id)
         await self.room.broadcast({"type": "participant_left", "participant_id": participant.id})
-        self.context.listeners_changed(self.room)
+        self.context.room_changed(self.room)
         self.context.rooms.discard_if_empty(self.room)
         log.info("participant %s left room %s", participant.id, self.room.id)
 
 
-def _language_field(message: dict[str, Any], name: str) -> str:
+def _language_field(message: dict[str, Any], name: str, *, allow_auto: bool = False) -> str:
+    if allow_auto and message.get(name) == AUTO_LANGUAGE:
+        return AUTO_LANGUAGE
     try:
         return language(message.get(name)).code
     except UnknownLanguageError as error:
@@ -187,6 +190,12 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
                     await session.send({"type": "error", "code": error.code, "message": error.message})
                 except NegotiationError as error:
                     await session.send({"type": "error", "code": "negotiation_failed", "message": str(error)})
+                except Exception:
+                    # A bug must cost one message, not the participant's call.
+                    log.exception("message handling failed in room %s", record.id)
+                    await session.send(
+                        {"type": "error", "code": "internal_error", "message": "the server failed"}
+                    )
             elif msg.type == WSMsgType.BINARY:
                 await session.send(
                     {"type": "error", "code": "bad_message", "message": "binary frames are not used"}

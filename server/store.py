@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
+
+from protocol import Glossary
 
 T = TypeVar("T")
 
@@ -43,9 +46,13 @@ CREATE TABLE IF NOT EXISTS rooms (
     title TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('consultation', 'review')),
     created_by TEXT NOT NULL REFERENCES members(id),
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    glossary TEXT NOT NULL DEFAULT '[]'
 );
 """
+
+# Columns added after a table was first created, applied to older databases at start-up.
+_MIGRATIONS = (("rooms", "glossary", "TEXT NOT NULL DEFAULT '[]'"),)
 
 
 class MemberStatus(StrEnum):
@@ -88,6 +95,7 @@ class RoomRecord:
     kind: RoomKind
     created_by: str
     created_at: float
+    glossary: Glossary = field(default_factory=Glossary)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -96,6 +104,7 @@ class RoomRecord:
             "kind": self.kind.value,
             "created_by": self.created_by,
             "created_at": self.created_at,
+            "glossary": self.glossary.to_list(),
         }
 
 
@@ -141,6 +150,10 @@ class Store:
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executescript(_SCHEMA)
+        for table, column, declaration in _MIGRATIONS:
+            existing = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in existing:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         connection.commit()
         self._connection = connection
 
@@ -296,6 +309,15 @@ class Store:
 
         return await self._run(select)
 
+    async def set_glossary(self, room_id: str, glossary: Glossary) -> None:
+        def update() -> None:
+            self._db.execute(
+                "UPDATE rooms SET glossary = ? WHERE id = ?", (json.dumps(glossary.to_list()), room_id)
+            )
+            self._db.commit()
+
+        await self._run(update)
+
     async def rooms_created_by(self, member_id: str) -> list[RoomRecord]:
         def select() -> list[RoomRecord]:
             rows = self._db.execute(
@@ -319,4 +341,11 @@ def _member(row: sqlite3.Row) -> Member:
 
 
 def _room(row: sqlite3.Row) -> RoomRecord:
-    return RoomRecord(row["id"], row["title"], RoomKind(row["kind"]), row["created_by"], row["created_at"])
+    return RoomRecord(
+        row["id"],
+        row["title"],
+        RoomKind(row["kind"]),
+        row["created_by"],
+        row["created_at"],
+        Glossary.from_list(json.loads(row["glossary"])),
+    )

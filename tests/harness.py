@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from media.file_source import decode_file
+from media.file_source import decode_file, write_wav
 
 PASSWORD = "correct horse battery"
 
@@ -109,18 +109,6 @@ def stop_server(server: RunningServer) -> None:
         server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """16-bit PCM mono WAV (Chromium's fake microphone reads nothing else correctly)."""
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.astype(np.int16).tobytes())
-    return path
 
 
 def padded_speech(source: Path, target: Path, lead_s: float, tail_s: float, rate: int = 48_000) -> Path:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from asr import RecognizerStats
 from mt import TranslationEngine
 from server.app import create_app
 from server.config import Config
@@ -26,6 +27,9 @@ class _UnusedRecognizer:
 
     async def aclose(self) -> None:
         return None
+
+    def stats(self) -> RecognizerStats:
+        return RecognizerStats(0, 0, 0, 0, 0.0, 0, 0.0, 0, 0)
 
 
 @pytest.fixture
@@ -226,3 +230,46 @@ async def test_signalling_answers_bad_messages_and_keeps_the_session(app_server:
         await s.close()
     for client in (admin, guest, third):
         await client.close()
+
+
+async def test_glossary_is_the_hosts_to_edit_and_every_members_to_read(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    host = await _member(app_server, "host@example.org", admin=admin)
+    guest = await _member(app_server, "guest@example.org", admin=admin)
+    room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    assert room["glossary"] == []
+    terms = ["metformin", {"term": "paracetamol", "renderings": {"en": "acetaminophen", "fr": "paracétamol"}}]
+
+    response = await guest.put(f"/api/rooms/{room['id']}/glossary", json={"terms": terms})
+    assert response.status == 403 and await _error_code(response) == "not_host"
+    response = await host.put(f"/api/rooms/{room['id']}/glossary", json={"terms": terms})
+    assert response.status == 200
+    stored = await (await guest.get(f"/api/rooms/{room['id']}/glossary")).json()
+    assert stored["terms"] == [
+        {"term": "metformin", "renderings": {}},
+        {"term": "paracetamol", "renderings": {"en": "acetaminophen", "fr": "paracétamol"}},
+    ]
+    for bad in ("metformin", [{"term": ""}], [{"term": "x", "renderings": {"xx": "y"}}], ["t"] * 201):
+        response = await host.put(f"/api/rooms/{room['id']}/glossary", json={"terms": bad})
+        assert response.status == 400, bad
+    stranger = await _client(app_server)
+    assert (await stranger.get(f"/api/rooms/{room['id']}/glossary")).status == 401
+    for client in (admin, host, guest, stranger):
+        await client.close()
+
+
+async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path, metrics_token="s3cret")
+    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
+    async with TestServer(app) as server, TestClient(server) as client:
+        assert (await client.get("/metrics")).status == 401
+        response = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert response.status == 200
+        text = await response.text()
+        for name in (
+            "babelcall_active_rooms",
+            "babelcall_asr",
+            "babelcall_model_info",
+            "babelcall_translation_pending",
+        ):
+            assert name in text

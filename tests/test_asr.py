@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import audio_fixtures
 import jiwer
 import numpy as np
 import pytest
@@ -24,18 +25,14 @@ pytestmark = pytest.mark.slow
 
 SAMPLE_RATE = 16_000
 CHUNK = SAMPLE_RATE // 50  # 20 ms, as the server pushes
-SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dev" / "speech"
 
 
-def load(name: str) -> np.ndarray:
-    path = SPEECH_DIR / name
-    if not path.is_file():
-        pytest.skip(f"dev audio {path} not present (it lives outside the repository, in ../shared)")
-    return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+def load(speech_dir: Path, name: str) -> np.ndarray:
+    return decode_audio(str(speech_dir / name), sampling_rate=SAMPLE_RATE)
 
 
-def reference(name: str) -> str:
-    for line in (SPEECH_DIR / "refs.tsv").read_text().splitlines()[1:]:
+def reference(speech_dir: Path, name: str) -> str:
+    for line in (speech_dir / "refs.tsv").read_text().splitlines()[1:]:
         fields = line.split("\t")
         if fields[0] == name:
             return fields[3]
@@ -47,17 +44,8 @@ def normalise(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def model_path() -> Path:
-    models = pytest.importorskip("models")
-    try:
-        return models.resolve_whisper_model("base")
-    except models.ModelNotFoundError as exc:
-        pytest.skip(f"built-in Whisper model not installed: {exc}")
-
-
-@pytest.fixture(scope="module")
-def recognizer(model_path: Path) -> Iterator[SpeechRecognizer]:
-    recognizer = SpeechRecognizer(model_path, RecognizerConfig())
+def recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig())
     recognizer.warm_up()
     yield recognizer
     asyncio.run(recognizer.aclose())
@@ -107,8 +95,8 @@ def check_invariants(transcripts: list[Transcript]) -> None:
             closed.add(t.utterance_seq)
 
 
-async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer) -> None:
-    audio = load("en_jfk.flac")
+async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer, speech_dir: Path) -> None:
+    audio = load(speech_dir, "en_jfk.flac")
     # Trailing silence, as when a speaker stops talking but stays in the call.
     padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
     # Paced at 4x real time: a partial is only computed for audio still in progress when the worker
@@ -118,7 +106,7 @@ async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer) -> None:
     got = finals(transcripts)
     assert got, "no final transcript"
     hypothesis = normalise(" ".join(t.text for t in got))
-    wer = jiwer.wer(normalise(reference("en_jfk.flac")), hypothesis)
+    wer = jiwer.wer(normalise(reference(speech_dir, "en_jfk.flac")), hypothesis)
     # Offline base decoding gets 0% on this clip. Streaming cuts it at its ~1 s pauses into four
     # utterances decoded without context, which can cost a word or two of the 22 ("ask not" heard as
     # "asked not"); 10% allows two such errors while still failing on any real regression.
@@ -156,8 +144,8 @@ async def test_noise_yields_nothing(recognizer: SpeechRecognizer, colour: str) -
     assert await transcribe(stream, noise) == []
 
 
-async def test_finish_mid_speech_emits_final(recognizer: SpeechRecognizer) -> None:
-    audio = load("en_jfk.flac")[: 6 * SAMPLE_RATE]
+async def test_finish_mid_speech_emits_final(recognizer: SpeechRecognizer, speech_dir: Path) -> None:
+    audio = load(speech_dir, "en_jfk.flac")[: 6 * SAMPLE_RATE]
     stream = recognizer.open_stream(language="en")
     transcripts = await transcribe(stream, audio)
     check_invariants(transcripts)
@@ -172,36 +160,42 @@ async def test_finish_mid_speech_emits_final(recognizer: SpeechRecognizer) -> No
 @pytest.mark.parametrize(
     ("name", "language"), [("fr_uberi_french.aiff", "fr"), ("zh_funasr_asr_example.wav", "zh")]
 )
-async def test_language_is_detected(recognizer: SpeechRecognizer, name: str, language: str) -> None:
+async def test_language_is_detected(
+    recognizer: SpeechRecognizer, speech_dir: Path, name: str, language: str
+) -> None:
     stream = recognizer.open_stream(language=None)
-    got = finals(await transcribe(stream, load(name)))
+    got = finals(await transcribe(stream, load(speech_dir, name)))
     assert got and all(t.language == language for t in got)
 
 
-async def test_detection_is_restricted_to_allowed_languages(recognizer: SpeechRecognizer) -> None:
+async def test_detection_is_restricted_to_allowed_languages(
+    recognizer: SpeechRecognizer, speech_dir: Path
+) -> None:
     stream = recognizer.open_stream(language=None, allowed_languages=frozenset({"en", "fr"}))
-    transcripts = await transcribe(stream, load("zh_funasr_asr_example.wav"))
+    transcripts = await transcribe(stream, load(speech_dir, "zh_funasr_asr_example.wav"))
     # Whisper may find no plausible English or French text at all; what it must not do is say "zh".
     assert all(t.language in {"en", "fr"} for t in transcripts)
 
 
-async def test_english_translation_only_when_wanted_and_foreign(recognizer: SpeechRecognizer) -> None:
+async def test_english_translation_only_when_wanted_and_foreign(
+    recognizer: SpeechRecognizer, speech_dir: Path
+) -> None:
     stream = recognizer.open_stream(language=None, english_wanted=True)
-    got = finals(await transcribe(stream, load("fr_uberi_french.aiff")))
+    got = finals(await transcribe(stream, load(speech_dir, "fr_uberi_french.aiff")))
     assert got and got[-1].language == "fr"
     english = got[-1].english
     assert english and english.strip() and english != got[-1].text
 
     stream = recognizer.open_stream(language=None, english_wanted=True)
-    got = finals(await transcribe(stream, load("en_uberi_english.wav")))
+    got = finals(await transcribe(stream, load(speech_dir, "en_uberi_english.wav")))
     assert got and all(t.english is None for t in got)
 
 
-async def test_push_applies_back_pressure(model_path: Path) -> None:
+async def test_push_applies_back_pressure(whisper_model_path: Path, speech_dir: Path) -> None:
     config = replace(RecognizerConfig(), max_queued_s=0.5)
-    recognizer = SpeechRecognizer(model_path, config)
+    recognizer = SpeechRecognizer(whisper_model_path, config)
     try:
-        audio = load("en_jfk.flac")
+        audio = load(speech_dir, "en_jfk.flac")
         stream = recognizer.open_stream(language="en")
         transcripts: list[Transcript] = []
 
@@ -228,9 +222,9 @@ async def test_push_applies_back_pressure(model_path: Path) -> None:
         await recognizer.aclose()
 
 
-async def test_event_loop_stays_responsive(recognizer: SpeechRecognizer) -> None:
+async def test_event_loop_stays_responsive(recognizer: SpeechRecognizer, speech_dir: Path) -> None:
     """Inference runs on the worker thread: the loop keeps ticking while a final is decoded."""
-    audio = load("en_jfk.flac")
+    audio = load(speech_dir, "en_jfk.flac")
     stream = recognizer.open_stream(language=None, english_wanted=True)
     worst_gap = 0.0
     stop = asyncio.Event()
@@ -250,3 +244,61 @@ async def test_event_loop_stays_responsive(recognizer: SpeechRecognizer) -> None
     await tick
     # Decoding takes ~0.7 s per final; a blocked loop would show a gap that long.
     assert worst_gap < 0.25, f"event loop stalled for {worst_gap:.2f} s"
+
+
+async def test_language_switches_per_utterance(recognizer: SpeechRecognizer, speech_dir: Path) -> None:
+    """A bilingual speaker: the clip is English, then German; each utterance gets its own language."""
+    audio = load(speech_dir, "en-de_multilingual_mit_license.mp3")
+    stream = recognizer.open_stream(language=None, allowed_languages=frozenset({"en", "de"}))
+    got = finals(await transcribe(stream, audio))
+    switch_s = SWITCH_TO_GERMAN_S
+    english = [t for t in got if t.end_s <= switch_s]
+    german = [t for t in got if t.start_s >= switch_s]
+    assert english and german
+    assert all(t.language == "en" for t in english), [t.language for t in english]
+    assert all(t.language == "de" for t in german), [t.language for t in german]
+
+
+# The multilingual clip's English ends at about 29 s and its German starts at about 31 s.
+SWITCH_TO_GERMAN_S = 30.0
+
+
+@pytest.mark.parametrize("sound", ["breathing", "keyboard", "room_noise", "music"])
+async def test_non_speech_yields_nothing(recognizer: SpeechRecognizer, sound: str) -> None:
+    audio = getattr(audio_fixtures, sound)()
+    stream = recognizer.open_stream(language=None)
+    transcripts = await transcribe(stream, audio)
+    assert [t.text for t in transcripts] == []
+
+
+async def test_glossary_fixes_a_drug_name(recognizer: SpeechRecognizer) -> None:
+    # Base Whisper hears espeak's "dapagliflozin" as "paper leaf lesine"; the glossary spells it.
+    audio = audio_fixtures.espeak("We will start you on dapagliflozin for your heart.")
+    padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    plain = " ".join(t.text for t in finals(await transcribe(recognizer.open_stream(language="en"), padded)))
+    assert "dapagliflozin" not in plain.lower()
+    stream = recognizer.open_stream(language="en", glossary=["Ozempic", "dapagliflozin"])
+    biased = " ".join(t.text for t in finals(await transcribe(stream, padded)))
+    assert "dapagliflozin" in biased.lower()
+
+
+async def test_glossary_can_be_changed_mid_stream(recognizer: SpeechRecognizer) -> None:
+    audio = audio_fixtures.espeak("I would like you to try Ozempic once a week.")
+    padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    stream = recognizer.open_stream(language="en")
+    stream.glossary = ["Ozempic", " ", ""]
+    assert stream.glossary == ("Ozempic",)
+    got = finals(await transcribe(stream, padded))
+    assert "ozempic" in " ".join(t.text for t in got).lower()
+
+
+async def test_transcripts_carry_stage_timings(recognizer: SpeechRecognizer, speech_dir: Path) -> None:
+    audio = load(speech_dir, "en_uberi_english.wav")
+    before = time.time()
+    transcripts = await transcribe(recognizer.open_stream(language="en"), audio)
+    assert finals(transcripts)
+    for t in transcripts:
+        assert set(t.timings) == {"speech_end", "queued", "recognized"}
+        assert (
+            before <= t.timings["speech_end"] <= t.timings["queued"] <= t.timings["recognized"] <= time.time()
+        )

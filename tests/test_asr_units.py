@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from faster_whisper.vad import get_vad_model
 
+from asr import RecognizerError
 from asr.agreement import LocalAgreement
 from asr.config import SAMPLE_RATE, RecognizerConfig
-from asr.hallucinations import is_hallucination
+from asr.hallucinations import MIN_LOOP_REPEATS, is_hallucination, trim_repetition
 from asr.segmenter import UtteranceSegmenter
 from asr.vad import WINDOW, StreamingVad
 
@@ -99,10 +100,10 @@ def test_a_lagging_feed_yields_one_partial() -> None:
 
 
 def test_local_agreement_keeps_its_promises() -> None:
-    agreement = LocalAgreement()
+    agreement = LocalAgreement("en")
     assert agreement.update("And so my") == ("And so my", 0)
     text, stable = agreement.update("And so my fellow America")
-    assert text == "And so my fellow America" and text[:stable] == "And so my "
+    assert text == "And so my fellow America" and text[:stable] == "And so my"
     # A later hypothesis rewriting promised words does not change them.
     text, stable = agreement.update("And sew my fellow Americans ask")
     assert text.startswith("And so my ")
@@ -120,3 +121,106 @@ def test_local_agreement_keeps_its_promises() -> None:
 )
 def test_boilerplate_is_dropped_only_on_short_utterances(text: str, seconds: float, dropped: bool) -> None:
     assert is_hallucination(text, seconds) is dropped
+
+
+def test_stable_chars_never_shrink() -> None:
+    agreement = LocalAgreement("en")
+    hypotheses = ["And so", "And so my", "And so my fellow", "And so", "And sew my fellow Americans", "And"]
+    stables = [agreement.update(h)[1] for h in hypotheses]
+    assert stables == sorted(stables) and stables[-1] >= len("And so my")
+    text, stable = agreement.update("")
+    assert text.startswith("And so my") and stable <= len(text)
+
+
+@pytest.mark.parametrize(
+    ("language", "hypotheses", "stable_prefix"),
+    [
+        ("zh", ["我们今天", "我们今天讨论", "我们今天讨论你的"], "我们今天讨论"),
+        ("ja", ["今日は", "今日はいい天", "今日はいい天気です"], "今日はいい天"),
+        ("th", ["สวัสดี", "สวัสดีครับ", "สวัสดีครับหมอ"], "สวัสดีครับ"),
+    ],
+)
+def test_agreement_is_per_character_without_spaces(
+    language: str, hypotheses: list[str], stable_prefix: str
+) -> None:
+    agreement = LocalAgreement(language)
+    for hypothesis in hypotheses:
+        text, stable = agreement.update(hypothesis)
+    assert text == hypotheses[-1]
+    assert text[:stable] == stable_prefix
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks for watching!",
+        "Thank you.",
+        "Subtitles by the Amara.org community",
+        "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+        "字幕由Amara.org社区提供",
+        "ご視聴ありがとうございました。",
+        "Продолжение следует...",
+        "Субтитры сделал DimaTorzok",
+        "Gracias por ver el video.",
+        "Subtítulos realizados por la comunidad de Amara.org",
+        "Sous-titres réalisés para la communauté d'Amara.org",
+        "ترجمة نانسي قنقر",
+        "اشتركوا في القناة",
+        "Altyazı M.K.",
+        "İzlediğiniz için teşekkürler.",
+        "Hãy subscribe cho kênh",
+        "Cảm ơn các bạn đã theo dõi!",
+        "Terima kasih telah menonton.",
+        "ขอบคุณที่รับชม",
+    ],
+)
+def test_boilerplate_in_every_language_is_dropped(text: str) -> None:
+    assert is_hallucination(text, 2.0)
+    # Case, punctuation and spacing variants Whisper produces are caught too.
+    assert is_hallucination(f"  {text.upper()}!! ", 2.0)
+
+
+def test_credits_are_dropped_even_in_long_utterances() -> None:
+    assert is_hallucination("Sous-titres réalisés par la communauté d'Amara.org", 12.0)
+    assert not is_hallucination("Thank you.", 12.0)
+    assert not is_hallucination("Thank you for coming in today, doctor.", 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "trimmed"),
+    [
+        ("petite petite petite petite petite petite petite", "petite"),
+        ("Je suis petite, petite, petite, petite, petite.", "Je suis petite."),
+        ("I feel the pain I feel the pain I feel the pain I feel the pain here", "I feel the pain here"),
+        ("我很好我很好我很好我很好我很好", "我很好"),
+        # Natural repetition stays: up to MIN_LOOP_REPEATS - 1 times, and laughter in unspaced scripts.
+        ("No, no, no, I never smoked.", "No, no, no, I never smoked."),
+        ("哈哈哈哈", "哈哈哈哈"),
+        ("It hurts here and here and here.", "It hurts here and here and here."),
+    ],
+)
+def test_repetition_loops_are_trimmed(text: str, trimmed: str) -> None:
+    assert MIN_LOOP_REPEATS == 4
+    assert trim_repetition(text) == trimmed
+
+
+def test_auto_device_and_default_precision() -> None:
+    import ctranslate2
+
+    from asr.recognizer import resolve_device
+
+    expected = ("cuda", "float16") if ctranslate2.get_cuda_device_count() > 0 else ("cpu", "int8")
+    assert resolve_device("auto", "default") == expected
+    assert resolve_device("cpu", "default") == ("cpu", "int8")
+    assert resolve_device("cpu", "int8_float32") == ("cpu", "int8_float32")
+    with pytest.raises(RecognizerError, match="unknown ASR device"):
+        resolve_device("tpu", "default")
+
+
+def test_missing_cuda_library_is_explained() -> None:
+    from asr.recognizer import _explain_cuda_failure
+
+    error = _explain_cuda_failure(RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"))
+    assert isinstance(error, RecognizerError)
+    assert "libcublas.so.12" in str(error) and "cuBLAS" in str(error) and "cuDNN 9" in str(error)
+    assert _explain_cuda_failure(RuntimeError("unsupported model")) is None

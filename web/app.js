@@ -16,6 +16,7 @@ const state = {
   subscribers: new Map(), // publisher id -> RTCPeerConnection receiving their media
   localStream: null,
   captionNodes: new Map(), // utterance_id -> <li>
+  glossary: [], // the room's terms: [{term, renderings}]
 };
 
 // ---------------------------------------------------------------- REST
@@ -73,6 +74,11 @@ async function start() {
   const browserLang = (navigator.language || "en").slice(0, 2);
   const fallback = state.info.languages.some((l) => l.code === browserLang) ? browserLang : "en";
   fillLanguageSelect($("#speaks"), saved.speaks || fallback);
+  const detect = document.createElement("option");
+  detect.value = "auto";
+  detect.textContent = "Detect for each sentence (languages of this room)";
+  $("#speaks").append(detect);
+  if (saved.speaks === "auto") $("#speaks").value = "auto";
   fillLanguageSelect($("#captions-language"), saved.captions || fallback);
   fillLanguageSelect($("#call-captions-language"), saved.captions || fallback);
   wireForms();
@@ -150,6 +156,22 @@ function wireForms() {
   $("#call-captions-language").addEventListener("change", (event) => {
     send({ type: "languages", captions: event.target.value });
     rememberLanguages({ captions: event.target.value });
+  });
+  $("#toggle-glossary").addEventListener("click", () => {
+    $("#glossary-panel").hidden = !$("#glossary-panel").hidden;
+  });
+  $("#glossary-panel").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    // Keep per-language renderings (set through the API) of the terms that stay.
+    const known = new Map((state.glossary || []).map((t) => [t.term, t.renderings]));
+    const terms = $("#glossary-terms").value.split("\n").map((t) => t.trim()).filter(Boolean)
+      .map((term) => ({ term, renderings: known.get(term) || {} }));
+    try {
+      await api(`/api/rooms/${state.roomId}/glossary`, { method: "PUT", body: { terms } });
+      notice("Glossary saved.");
+    } catch (error) {
+      notice(error.message);
+    }
   });
   window.addEventListener("popstate", route);
 }
@@ -240,6 +262,7 @@ function waitForIceGathering(pc) {
 }
 
 async function joinCall(roomId) {
+  state.roomId = roomId;
   const speaks = $("#speaks").value;
   const captions = $("#captions-language").value;
   rememberLanguages({ speaks, captions });
@@ -277,6 +300,7 @@ async function handleMessage(message) {
       if (message.protocol !== PROTOCOL_VERSION) notice("This page is out of date: reload it.");
       state.participantId = message.participant_id;
       $("#call-title").textContent = message.room.title;
+      showGlossary(message.room.glossary);
       for (const participant of message.room.participants) {
         if (participant.id === state.participantId) continue;
         state.participants.set(participant.id, participant);
@@ -306,6 +330,9 @@ async function handleMessage(message) {
       break;
     case "caption":
       renderCaption(message);
+      break;
+    case "glossary_updated":
+      showGlossary(message.terms);
       break;
     case "error":
       notice(`${message.message}`);
@@ -382,7 +409,20 @@ function teardown() {
   if (self) self.remove();
 }
 
+function showGlossary(terms) {
+  state.glossary = terms || [];
+  $("#glossary-terms").value = (terms || []).map((t) => t.term).join("\n");
+}
+
 // ---------------------------------------------------------------- captions
+
+const PATH_LABELS = {
+  original: "as spoken",
+  machine: "machine translation",
+  pivot: "machine translation through English",
+  whisper: "Whisper speech translation",
+  untranslated: "not translated",
+};
 
 function renderCaption(event) {
   let item = state.captionNodes.get(event.utterance_id);
@@ -406,6 +446,7 @@ function renderCaption(event) {
   item.classList.toggle("partial", !event.final);
   item.dataset.path = event.path;
   item.querySelector(".speaker").textContent = event.speaker_name;
+  item.querySelector(".lang").title = PATH_LABELS[event.path] || event.path;
   item.querySelector(".lang").textContent =
     event.caption_language === event.source_language
       ? event.caption_language

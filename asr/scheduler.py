@@ -1,0 +1,232 @@
+"""One thread per model that batches decode requests from every stream.
+
+Streams submit requests as their segmenters produce them; the scheduler thread gathers what is ready
+across streams (waiting a few milliseconds for more when other streams are active), takes at most one
+request per stream per batch, oldest first, and runs them as one batched model call. One request per
+stream per batch is the fairness rule: with N streams waiting and batches of B, no request waits behind
+more than ceil(N / B) batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from asr.config import RecognizerStats
+from asr.decoder import Decoded, DecodeTask
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    decoded: Decoded
+    queued_at: float  # time.time() when submitted
+    recognized_at: float  # time.time() when the batch finished
+
+
+@dataclass(eq=False)
+class _Request:
+    stream_id: int
+    task: DecodeTask
+    future: Future[DecodeResult | None]  # None: a partial superseded before it was decoded
+    queued_at: float
+    head_batch: int  # batches run when this became the first of its stream's queue
+
+
+class SchedulerClosedError(RuntimeError):
+    pass
+
+
+class DecodeScheduler:
+    def __init__(
+        self,
+        decode_batch: Callable[[Sequence[DecodeTask]], list[Decoded]],
+        *,
+        max_batch: int,
+        window_s: float,
+    ) -> None:
+        self._decode_batch = decode_batch
+        self._max_batch = max(1, max_batch)
+        self._window_s = window_s
+        self._lock = threading.Condition()
+        self._queues: dict[int, deque[_Request]] = {}
+        self._closing: set[int] = set()
+        self._calls: deque[tuple[Future[Any], Callable[..., Any], tuple[object, ...]]] = deque()
+        self._stream_ids = itertools.count()
+        self._closed = False
+        self._batches = 0
+        self._requests = 0
+        self._max_batch_seen = 0
+        self._last_batch_s = 0.0
+        self._skipped = 0
+        self._max_wait_batches = 0
+        self._thread = threading.Thread(target=self._run, name="asr-scheduler", daemon=True)
+        self._thread.start()
+
+    def open_stream(self) -> int:
+        with self._lock:
+            if self._closed:
+                raise SchedulerClosedError("speech recogniser is closed")
+            stream_id = next(self._stream_ids)
+            self._queues[stream_id] = deque()
+            return stream_id
+
+    def close_stream(self, stream_id: int) -> None:
+        """Forget the stream; requests it still has queued are decoded first."""
+        with self._lock:
+            self._closing.add(stream_id)
+            self._forget_if_done(stream_id)
+
+    def submit(self, stream_id: int, task: DecodeTask) -> Future[DecodeResult | None]:
+        """Queue a request. A newer request from the same stream supersedes its queued partials."""
+        future: Future[DecodeResult | None] = Future()
+        with self._lock:
+            if self._closed:
+                raise SchedulerClosedError("speech recogniser is closed")
+            queue = self._queues[stream_id]
+            # Finals are never dropped; a partial is stale once anything newer of its stream exists.
+            for stale in [r for r in queue if not r.task.final]:
+                stale.future.set_result(None)
+                self._skipped += 1
+            self._queues[stream_id] = queue = deque(r for r in queue if r.task.final)
+            queue.append(_Request(stream_id, task, future, time.time(), self._batches))
+            self._lock.notify_all()
+        return future
+
+    def call(self, fn: Callable[..., _T], *args: object) -> Future[_T]:
+        """Run a cheap job (a stream's VAD) on the scheduler thread, before the next batch.
+
+        Sharing the thread serialises VAD with inference: on a small CPU a third busy thread preempts
+        CTranslate2's workers mid-call and slows every decode more than the VAD itself costs.
+        """
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise SchedulerClosedError("speech recogniser is closed")
+            self._calls.append((future, fn, args))
+            self._lock.notify_all()
+        return future
+
+    def run(self, tasks: Sequence[DecodeTask]) -> list[Decoded]:
+        """Decode outside any stream, on the scheduler thread (warm-up). Blocking."""
+        stream_id = self.open_stream()
+        try:
+            futures = [self.submit(stream_id, task) for task in tasks]
+            return [r.decoded for f in futures if (r := f.result()) is not None]
+        finally:
+            self.close_stream(stream_id)
+
+    def stats(self) -> RecognizerStats:
+        with self._lock:
+            return RecognizerStats(
+                active_streams=len(self._queues),
+                queue_depth=sum(len(q) for q in self._queues.values()),
+                batches=self._batches,
+                requests=self._requests,
+                mean_batch_size=self._requests / self._batches if self._batches else 0.0,
+                max_batch_size=self._max_batch_seen,
+                last_batch_s=self._last_batch_s,
+                skipped_partials=self._skipped,
+                max_wait_batches=self._max_wait_batches,
+            )
+
+    def close(self) -> None:
+        """Decode what is queued, then stop the thread. Blocking."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._run_calls()
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                decoded = self._decode_batch([r.task for r in batch])
+            except BaseException as exc:  # handed to every waiting stream, which then fails
+                log.exception("batched decode of %d requests failed", len(batch))
+                for request in batch:
+                    request.future.set_exception(exc)
+                continue
+            recognized_at = time.time()
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._last_batch_s = elapsed
+            for request, result in zip(batch, decoded, strict=True):
+                request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
+            log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
+
+    def _run_calls(self) -> None:
+        while True:
+            with self._lock:
+                if not self._calls:
+                    return
+                future, fn, args = self._calls.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def _next_batch(self) -> list[_Request] | None:
+        """The next batch; an empty one when side jobs arrived first, None once closed and drained."""
+        with self._lock:
+            while not self._ready_streams():
+                if self._calls:
+                    return []
+                if self._closed:
+                    return None
+                self._lock.wait()
+            # Others may be about to submit: wait briefly so their requests share this batch.
+            deadline = time.monotonic() + self._window_s
+            while not self._closed:
+                remaining = deadline - time.monotonic()
+                if self._calls and remaining > 0:
+                    # A stream's VAD is waiting: it may produce a request for this very batch.
+                    self._lock.release()
+                    try:
+                        self._run_calls()
+                    finally:
+                        self._lock.acquire()
+                    continue
+                if remaining <= 0 or len(self._ready_streams()) >= min(self._max_batch, len(self._queues)):
+                    break
+                self._lock.wait(remaining)
+            # Oldest head first: a stream that has waited longest is served first, whatever else it or
+            # the others have queued behind.
+            ready = sorted(self._ready_streams(), key=lambda q: (q[0].head_batch, q[0].queued_at))
+            batch = [queue.popleft() for queue in ready[: self._max_batch]]
+            self._max_wait_batches = max(
+                [self._max_wait_batches, *(self._batches - r.head_batch for r in batch)]
+            )
+            self._batches += 1
+            self._requests += len(batch)
+            self._max_batch_seen = max(self._max_batch_seen, len(batch))
+            for request in batch:
+                queue = self._queues[request.stream_id]
+                if queue:
+                    queue[0].head_batch = self._batches
+                self._forget_if_done(request.stream_id)
+            return batch
+
+    def _ready_streams(self) -> list[deque[_Request]]:
+        return [q for q in self._queues.values() if q]
+
+    def _forget_if_done(self, stream_id: int) -> None:
+        if stream_id in self._closing and not self._queues.get(stream_id):
+            self._queues.pop(stream_id, None)
+            self._closing.discard(stream_id)

@@ -1,0 +1,480 @@
+"""The operators' benchmark: how long after a person stops speaking do listeners read the caption,
+and how many people can speak at once before that number breaks.
+
+For each N in --speakers it opens N rooms, each with one speaker (a headless participant speaking a
+real recording in real time over WebRTC) and --listeners listeners reading different languages, and
+measures per utterance and listener: end of speech → final caption received, speech onset → first
+partial, and the server's per-stage breakdown (CaptionEvent.timings). It stops the sweep when p95
+latency exceeds --break-s. Results: <out>/results.json and <out>/results.png.
+
+    python -m bench.load                        # starts a server on the embedded defaults (CPU)
+    python -m bench.load --speakers 1,2,4,8,16,32,64 --server-env BABELCALL_ASR_DEVICE=cuda ...
+    python -m bench.load --url http://host:8080 --admin-email admin@example.org   # a running server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SHARED = ROOT.parent / "shared"
+PASSWORD = "benchmark password 1"
+LISTENER_LANGUAGES = ("fr", "es", "ar", "zh", "ja", "ru", "tr", "vi", "th", "id")
+
+
+# --------------------------------------------------------------------------- accounts and rooms
+
+
+@dataclass
+class Api:
+    base_url: str
+    jar: CookieJar = field(default_factory=CookieJar)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+        )
+        try:
+            with opener.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def ensure_member(base_url: str, admin: Api, email: str, name: str) -> None:
+    """Apply and approve (idempotent: an existing member with the benchmark password is reused)."""
+    member = Api(base_url)
+    status, body = member.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
+    if status == 201 and body["member"]["status"] == "pending":
+        status, body = admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
+        if status != 200:
+            raise SystemExit(f"cannot approve {email}: {body}")
+    elif status not in (201, 409):
+        raise SystemExit(f"cannot create {email}: {body}")
+
+
+# --------------------------------------------------------------------------- speech material
+
+
+def speech_regions(path: Path) -> list[tuple[float, float]]:
+    """Ground-truth speech spans (seconds) from an offline Silero VAD pass over the whole file."""
+    from faster_whisper import decode_audio
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    audio = decode_audio(str(path), sampling_rate=16_000)
+    spans = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=500, speech_pad_ms=0))
+    return [(s["start"] / 16_000, s["end"] / 16_000) for s in spans]
+
+
+def make_excerpts(source: Path, count: int, seconds: float, directory: Path) -> list[Path]:
+    """`count` different excerpts of `source`, so concurrent speakers do not say the same thing."""
+    from media.file_source import decode_file, write_wav
+
+    samples = decode_file(source, 48_000)
+    length = int(seconds * 48_000)
+    span = max(1, len(samples) - length)
+    paths = []
+    for index in range(count):
+        start = (index * 7_919 * 48_000) % span  # spread the starts pseudo-randomly over the file
+        paths.append(write_wav(directory / f"speaker{index}.wav", samples[start : start + length], 48_000))
+    return paths
+
+
+# --------------------------------------------------------------------------- one room
+
+
+@dataclass
+class RoomPlan:
+    room_url: str
+    speaker_email: str
+    listener_emails: list[str]
+    listener_languages: list[str]
+    audio: str
+    regions: list[tuple[float, float]]
+    linger_s: float
+
+
+def run_rooms(plans: list[RoomPlan]) -> list[dict[str, Any]]:
+    """Runs in a worker process: every room of `plans` concurrently, one event loop."""
+    return asyncio.run(_run_rooms(plans))
+
+
+async def _run_rooms(plans: list[RoomPlan]) -> list[dict[str, Any]]:
+    return list(await asyncio.gather(*(_run_room(plan) for plan in plans)))
+
+
+async def _run_room(plan: RoomPlan) -> dict[str, Any]:
+    from participant import join_room
+
+    done = asyncio.Event()
+    listeners = [
+        asyncio.create_task(
+            join_room(
+                plan.room_url,
+                email=email,
+                password=PASSWORD,
+                audio=None,
+                speaks="en",
+                captions=language,
+                linger_s=0.0,
+                leave=done,
+            )
+        )
+        for email, language in zip(plan.listener_emails, plan.listener_languages, strict=True)
+    ]
+    await asyncio.sleep(1.0)  # listeners in the room before the speaker starts
+    speaker = await join_room(
+        plan.room_url,
+        email=plan.speaker_email,
+        password=PASSWORD,
+        audio=Path(plan.audio),
+        speaks="en",
+        captions="en",
+        linger_s=plan.linger_s,
+    )
+    done.set()
+    reports = await asyncio.gather(*listeners)
+    started = speaker.playback_started_at or 0.0
+    measurements = []
+    for language, report in zip(plan.listener_languages, reports, strict=True):
+        measurements.extend(_measure(report, language, started, plan.regions))
+    measurements.extend(_measure(speaker, "en", started, plan.regions))
+    return {"room": plan.room_url, "measurements": measurements}
+
+
+def _measure(
+    report: Any, language: str, started: float, regions: list[tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Latencies of one listener's captions against the speech regions they cover."""
+    first_partial: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    for event, arrived in zip(report.captions, report.arrivals, strict=True):
+        # Caption times count from the room's opening; regions count from the start of playback.
+        span_start = report.room_opened_at + event.start_s - started
+        span_end = report.room_opened_at + event.end_s - started
+        covered = [r for r in regions if r[1] > span_start and r[0] < span_end]
+        if not covered:
+            continue  # a caption outside any speech region: counted separately below
+        if not event.final:
+            first_partial.setdefault(event.utterance_id, arrived - (started + covered[0][0]))
+            continue
+        stages = {}
+        points = {**event.timings, "sent": event.sent_at}
+        for stage, (a, b) in _STAGES.items():
+            if a in points and b in points:
+                stages[stage] = points[b] - points[a]
+        rows.append(
+            {
+                "listener_language": language,
+                "path": event.path.value,
+                "utterance": event.utterance_id,
+                "end_to_final_s": arrived - (started + max(r[1] for r in covered)),
+                "onset_to_first_partial_s": first_partial.get(event.utterance_id),
+                "stages_s": stages,
+            }
+        )
+    return rows
+
+
+_STAGES = {
+    "queue": ("speech_end", "queued"),
+    "recognition": ("queued", "recognized"),
+    "translation": ("recognized", "translated"),
+    "delivery": ("translated", "sent"),
+}
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    array = np.asarray(values)
+    return {
+        "p50": round(float(np.percentile(array, 50)), 3),
+        "p95": round(float(np.percentile(array, 95)), 3),
+        "p99": round(float(np.percentile(array, 99)), 3),
+        "n": len(values),
+    }
+
+
+class ServerProcess:
+    """A server this benchmark started, with its CPU time and memory sampled."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = _free_port()
+        self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
+        self.log_path = log_path
+        full_env = {**os.environ, **env, "BABELCALL_PORT": str(self.port)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 600
+        while "BabelCall is ready" not in log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start; see {log_path}")
+            time.sleep(0.2)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def usage(self) -> dict[str, float]:
+        import psutil
+
+        proc = psutil.Process(self.process.pid)
+        times = proc.cpu_times()
+        return {"cpu_s": times.user + times.system, "rss_mb": proc.memory_info().rss / 2**20}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gpu_memory_mb() -> float | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return float(out.stdout.split()[0]) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def run_level(
+    base_url: str, admin: Api, speakers: int, args: argparse.Namespace, audio: list[Path], regions: list[Any]
+) -> list[dict[str, Any]]:
+    languages = list(LISTENER_LANGUAGES[: args.listeners])
+    plans = []
+    for index in range(speakers):
+        speaker_email = f"speaker{index}@bench.invalid"
+        ensure_member(base_url, admin, speaker_email, f"Speaker {index}")
+        listener_emails = []
+        for j in range(args.listeners):
+            email = f"listener{index}-{j}@bench.invalid"
+            ensure_member(base_url, admin, email, f"Listener {index}.{j}")
+            listener_emails.append(email)
+        status, body = admin.call(
+            "POST", "/api/rooms", {"kind": "review", "title": f"bench {speakers}/{index}"}
+        )
+        if status != 201:
+            raise SystemExit(f"cannot create a room: {body}")
+        plans.append(
+            RoomPlan(
+                base_url + body["link"],
+                speaker_email,
+                listener_emails,
+                languages,
+                str(audio[index % len(audio)]),
+                regions[index % len(audio)],
+                args.linger,
+            )
+        )
+    workers = max(1, min(args.processes, speakers))
+    chunks = [plans[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        results = [room for chunk in pool.map(run_rooms, chunks) for room in chunk]
+    return [m for room in results for m in room["measurements"]]
+
+
+def summarise(speakers: int, rows: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+    stage_names = sorted({s for r in rows for s in r["stages_s"]})
+    return {
+        "speakers": speakers,
+        "end_to_final_s": percentiles([r["end_to_final_s"] for r in rows]),
+        "end_to_final_by_path_s": {
+            path: percentiles([r["end_to_final_s"] for r in rows if r["path"] == path])
+            for path in sorted({r["path"] for r in rows})
+        },
+        "onset_to_first_partial_s": percentiles(
+            [r["onset_to_first_partial_s"] for r in rows if r["onset_to_first_partial_s"] is not None]
+        ),
+        "stages_p50_s": {
+            s: round(statistics.median([r["stages_s"][s] for r in rows if s in r["stages_s"]]), 3)
+            for s in stage_names
+        },
+        **usage,
+    }
+
+
+def plot(levels: list[dict[str, Any]], path: Path, label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [level["speakers"] for level in levels]
+    for key in ("p50", "p95", "p99"):
+        axes[0].plot(xs, [level["end_to_final_s"][key] for level in levels], marker="o", label=key)
+    axes[0].set(xscale="log", xlabel="concurrent speakers", ylabel="end of speech → final caption (s)")
+    axes[0].set_xticks(xs, [str(x) for x in xs])
+    axes[0].legend()
+    stages = sorted({s for level in levels for s in level["stages_p50_s"]})
+    bottom = np.zeros(len(levels))
+    for stage in stages:
+        values = np.array([level["stages_p50_s"].get(stage, 0.0) for level in levels])
+        axes[1].bar([str(x) for x in xs], values, bottom=bottom, label=stage)
+        bottom += values
+    axes[1].set(xlabel="concurrent speakers", ylabel="median seconds per stage")
+    axes[1].legend()
+    figure.suptitle(label)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", help="use this running server instead of starting one")
+    parser.add_argument("--admin-email", default="admin@bench.invalid", help="administrator of --url")
+    parser.add_argument("--speakers", default="1", help="comma-separated concurrent speaker counts")
+    parser.add_argument(
+        "--listeners", type=int, default=3, help="listeners per room, each in another language"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="speech per speaker")
+    parser.add_argument("--linger", type=float, default=6.0, help="seconds the speaker stays after its audio")
+    parser.add_argument("--audio", type=Path, help="recording to speak (default: the dev consultation)")
+    parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) // 4))
+    parser.add_argument("--break-s", type=float, default=5.0, help="stop the sweep when p95 exceeds this")
+    parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for a started server")
+    parser.add_argument("--label", default="", help="e.g. 'synthetic weights: speed only'")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "load")
+    args = parser.parse_args(argv)
+
+    source = (
+        args.audio or DEFAULT_SHARED / "data" / "dev" / "speech" / "en_synthetic_consultation_day1_01.flac"
+    )
+    if not source.is_file():
+        print(f"no audio at {source}: pass --audio or put ../shared beside the checkout", file=sys.stderr)
+        return 2
+    counts = [int(n) for n in args.speakers.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="babelcall-bench-"))
+    audio = make_excerpts(source, min(max(counts), 16), args.seconds, work)
+    regions = [speech_regions(path) for path in audio]
+
+    server: ServerProcess | None = None
+    if args.url:
+        base_url = args.url.rstrip("/")
+        password = os.environ.get("BABELCALL_PASSWORD")
+        if not password:
+            print("set BABELCALL_PASSWORD to the administrator's password", file=sys.stderr)
+            return 2
+        admin = Api(base_url)
+        status, body = admin.call("POST", "/api/login", {"email": args.admin_email, "password": password})
+    else:
+        env = dict(item.split("=", 1) for item in args.server_env)
+        env.setdefault("BABELCALL_DATA_DIR", str(work / "data"))
+        server = ServerProcess(env, args.out / "server.log")
+        base_url = server.url
+        admin = Api(base_url)
+        admin.call(
+            "POST", "/api/apply", {"name": "Bench Admin", "email": args.admin_email, "password": PASSWORD}
+        )
+        status, body = admin.call("POST", "/api/login", {"email": args.admin_email, "password": PASSWORD})
+    if status != 200:
+        print(f"cannot sign in as administrator: {body}", file=sys.stderr)
+        return 2
+
+    levels = []
+    try:
+        for count in counts:
+            before = server.usage() if server else {}
+            wall = time.monotonic()
+            rows = run_level(base_url, admin, count, args, audio, regions)
+            elapsed = time.monotonic() - wall
+            usage: dict[str, Any] = {"wall_s": round(elapsed, 1), "gpu_memory_mb": gpu_memory_mb()}
+            if server:
+                after = server.usage()
+                usage["server_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 1)
+                usage["server_rss_mb"] = round(after["rss_mb"], 1)
+                # Server CPU seconds per second of speech recognised: the real-time factor on this host.
+                usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
+            level = summarise(count, rows, usage)
+            levels.append(level)
+            e2f = level["end_to_final_s"]
+            print(
+                f"{count:4d} speakers: end→final p50 {e2f['p50']} p95 {e2f['p95']} p99 {e2f['p99']} s "
+                f"(n={e2f['n']}); first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
+                f"stages p50 {level['stages_p50_s']}",
+                flush=True,
+            )
+            if e2f["p95"] is None or e2f["p95"] > args.break_s:
+                print(f"stopping: p95 above {args.break_s} s (or no captions)", flush=True)
+                break
+    finally:
+        if server:
+            server.stop()
+
+    result = {
+        "benchmark": "load",
+        "label": args.label,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "versions": _versions(),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "levels": levels,
+    }
+    (args.out / "results.json").write_text(json.dumps(result, indent=2))
+    plot(levels, args.out / "results.png", args.label or "real weights")
+    print(f"wrote {args.out / 'results.json'} and results.png")
+    return 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("babelcall", "faster-whisper", "ctranslate2", "aiortc", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Prometheus metrics: per-stage caption latency, queue depths, live rooms and speakers, loaded models.
+
+Stage latencies come from the timestamps every caption carries (`CaptionEvent.timings`), so the
+metrics, the logs and the benchmark all measure the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# Stage name -> (from timestamp, to timestamp). "sent" is the event's sent_at.
+STAGES: dict[str, tuple[str, str]] = {
+    "queue": ("speech_end", "queued"),
+    "recognition": ("queued", "recognized"),
+    "translation": ("recognized", "translated"),
+    "delivery": ("translated", "sent"),
+    "total": ("speech_end", "sent"),
+}
+_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    rooms: int
+    participants: int
+    speakers: int
+    recognizer: dict[str, float]  # SpeechRecognizer.stats()
+    translation_pending: int
+    models: dict[str, dict[str, str]]  # stage -> {"model": ..., "device": ..., "compute_type": ...}
+
+
+class _LiveCollector(Collector):
+    def __init__(self, read: Callable[[], LiveFigures | None]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._read()
+        if figures is None:
+            return
+        yield GaugeMetricFamily("babelcall_active_rooms", "Rooms with someone in them", value=figures.rooms)
+        yield GaugeMetricFamily(
+            "babelcall_active_participants", "Participants in calls", value=figures.participants
+        )
+        yield GaugeMetricFamily(
+            "babelcall_active_speakers", "Participants whose audio is recognised", value=figures.speakers
+        )
+        yield GaugeMetricFamily(
+            "babelcall_translation_pending",
+            "Translation model calls queued or running",
+            value=figures.translation_pending,
+        )
+        recognizer = GaugeMetricFamily(
+            "babelcall_asr", "Speech recogniser scheduler figures", labels=["figure"]
+        )
+        for name, value in sorted(figures.recognizer.items()):
+            recognizer.add_metric([name], float(value))
+        yield recognizer
+        models = InfoMetricFamily("babelcall_model", "Models loaded per stage", labels=["stage"])
+        for stage, info in figures.models.items():
+            models.add_metric([stage], info)
+        yield models
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # One registry per server, not prometheus_client's global one: tests run several servers.
+        self.registry = CollectorRegistry()
+        self._latency = Histogram(
+            "babelcall_stage_latency_seconds",
+            "Seconds each stage took per caption (final or partial)",
+            ["stage", "kind"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._captions = Counter(
+            "babelcall_captions",
+            "Caption events sent, by translation path",
+            ["path", "kind"],
+            registry=self.registry,
+        )
+
+    def watch(self, read: Callable[[], LiveFigures | None]) -> None:
+        self.registry.register(_LiveCollector(read))
+
+    def observe(
+        self, timings: dict[str, float], sent_at: float, *, final: bool, path: str, listeners: int
+    ) -> None:
+        kind = "final" if final else "partial"
+        points = {**timings, "sent": sent_at}
+        for stage, (start, end) in STAGES.items():
+            if start in points and end in points:
+                self._latency.labels(stage, kind).observe(max(0.0, points[end] - points[start]))
+        self._captions.labels(path, kind).inc(listeners)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,193 @@
+"""The cross-stream decode scheduler: batching, fairness, superseded partials, back-pressure.
+
+The first tests drive the scheduler with a scripted decoder (fast, deterministic); the rest run the
+real Whisper base model on real clips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faster_whisper import decode_audio
+
+from asr import RecognizerConfig, SpeechRecognizer, Transcript
+from asr.decoder import Decoded, DecodeTask
+from asr.scheduler import DecodeScheduler
+
+SAMPLE_RATE = 16_000
+CHUNK = SAMPLE_RATE // 50
+
+
+class ScriptedDecoder:
+    """Records each batch; the first batch blocks until released, so requests can pile up behind it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+
+    def __call__(self, tasks: Sequence[DecodeTask]) -> list[Decoded]:
+        if not self.batches:
+            self.release.wait(5)
+        self.batches.append([t.glossary[0] for t in tasks])
+        return [Decoded(text=t.glossary[0], language="en", english=None) for t in tasks]
+
+
+def task(name: str, *, final: bool = True) -> DecodeTask:
+    # The glossary slot carries a label, so the scripted decoder can tell requests apart.
+    return DecodeTask(np.zeros(10, dtype=np.float32), final, "en", None, False, (name,))
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[DecodeScheduler, ScriptedDecoder]]:
+    decoder = ScriptedDecoder()
+    scheduler = DecodeScheduler(decoder, max_batch=2, window_s=0.0)
+    yield scheduler, decoder
+    decoder.release.set()
+    scheduler.close()
+
+
+def test_batches_take_one_request_per_stream_oldest_first(
+    scripted: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = scripted
+    a, b, c = (scheduler.open_stream() for _ in range(3))
+    blocker = scheduler.submit(a, task("a0"))
+    while scheduler.stats().batches == 0:  # the blocker is being decoded
+        threading.Event().wait(0.001)
+    futures = [
+        scheduler.submit(a, task("a1")),
+        scheduler.submit(a, task("a2")),
+        scheduler.submit(b, task("b1")),
+        scheduler.submit(c, task("c1")),
+    ]
+    decoder.release.set()
+    assert [f.result(5).decoded.text for f in [blocker, *futures]] == ["a0", "a1", "a2", "b1", "c1"]
+    # b and c waited behind a0 too; a's second request does not jump ahead of them.
+    assert decoder.batches == [["a0"], ["a1", "b1"], ["c1", "a2"]]
+    stats = scheduler.stats()
+    assert stats.max_batch_size == 2 and stats.batches == 3 and stats.requests == 5
+    # With 3 streams and batches of 2, no stream's next request waits more than ceil(3 / 2) batches.
+    assert stats.max_wait_batches <= math.ceil(3 / 2)
+
+
+def test_newer_requests_supersede_queued_partials_never_finals(
+    scripted: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = scripted
+    a = scheduler.open_stream()
+    blocker = scheduler.submit(a, task("blocker"))
+    while scheduler.stats().batches == 0:
+        threading.Event().wait(0.001)
+    p1 = scheduler.submit(a, task("p1", final=False))
+    f1 = scheduler.submit(a, task("f1"))
+    p2 = scheduler.submit(a, task("p2", final=False))
+    p3 = scheduler.submit(a, task("p3", final=False))
+    f2 = scheduler.submit(a, task("f2"))
+    decoder.release.set()
+    assert blocker.result(5) is not None
+    assert p1.result(5) is None and p2.result(5) is None and p3.result(5) is None
+    assert [f.result(5).decoded.text for f in (f1, f2)] == ["f1", "f2"]
+    assert scheduler.stats().skipped_partials == 3
+
+
+# ---- the real model ----
+
+
+@pytest.fixture(scope="module")
+def clips(speech_dir: Path) -> dict[str, np.ndarray]:
+    jfk = decode_audio(str(speech_dir / "en_jfk.flac"), sampling_rate=SAMPLE_RATE)
+    return {
+        "jfk": jfk,
+        "jfk_start": jfk[: 4 * SAMPLE_RATE],
+        "jfk_7s": jfk[: 7 * SAMPLE_RATE],
+        "english": decode_audio(str(speech_dir / "en_uberi_english.wav"), sampling_rate=SAMPLE_RATE),
+        "french": decode_audio(str(speech_dir / "fr_uberi_french.aiff"), sampling_rate=SAMPLE_RATE),
+    }
+
+
+@pytest.fixture(scope="module")
+def recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
+    config = RecognizerConfig(max_batch=4, batch_window_ms=30.0)
+    recognizer = SpeechRecognizer(whisper_model_path, config)
+    recognizer.warm_up()
+    yield recognizer
+    asyncio.run(recognizer.aclose())
+
+
+@pytest.mark.slow
+def test_batched_decoding_gives_the_same_text(
+    recognizer: SpeechRecognizer, clips: dict[str, np.ndarray]
+) -> None:
+    decoder = recognizer._decoder
+    names = ["jfk_start", "english", "french"]
+    tasks = [DecodeTask(clips[n], True, None, None, n == "french") for n in names]
+    batched = decoder.decode_batch(tasks)
+    alone = [decoder.decode_batch([t])[0] for t in tasks]
+    assert [d.text for d in batched] == [d.text for d in alone]
+    assert [d.language for d in batched] == ["en", "en", "fr"]
+    assert batched[2].english == alone[2].english and batched[2].english
+
+
+async def stream_clip(
+    recognizer: SpeechRecognizer, audio: np.ndarray, blocked: list[int] | None = None
+) -> list[Transcript]:
+    stream = recognizer.open_stream(language="en")
+    transcripts: list[Transcript] = []
+
+    async def collect() -> None:
+        async for transcript in stream:
+            transcripts.append(transcript)
+
+    collector = asyncio.create_task(collect())
+    for i in range(0, len(audio), CHUNK):
+        push = asyncio.ensure_future(stream.push(audio[i : i + CHUNK]))
+        done, _ = await asyncio.wait({push}, timeout=0.02)
+        if not done and blocked is not None:
+            blocked.append(i)
+        await push
+        await asyncio.sleep(0)
+    await stream.finish()
+    await asyncio.wait_for(collector, 120)
+    return transcripts
+
+
+@pytest.mark.slow
+async def test_concurrent_streams_are_batched_and_all_get_their_finals(
+    recognizer: SpeechRecognizer, clips: dict[str, np.ndarray]
+) -> None:
+    alone = [t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.final]
+    before = recognizer.stats()
+    n = 4
+    results = await asyncio.gather(*(stream_clip(recognizer, clips["jfk_7s"]) for _ in range(n)))
+    after = recognizer.stats()
+    # Finals are never dropped under load, and batching does not change what they say.
+    for transcripts in results:
+        assert [t.text for t in transcripts if t.final] == alone
+    assert after.max_batch_size >= 2, "no two streams' requests ever shared a batch"
+    batches = after.batches - before.batches
+    assert (after.requests - before.requests) / batches > 1.2
+    assert after.max_wait_batches <= math.ceil(n / recognizer.config.max_batch)
+    assert after.queue_depth == 0 and after.active_streams == 0
+
+
+@pytest.mark.slow
+async def test_push_blocks_while_the_scheduler_is_saturated(
+    whisper_model_path: Path, clips: dict[str, np.ndarray]
+) -> None:
+    recognizer = SpeechRecognizer(whisper_model_path, replace(RecognizerConfig(), max_queued_s=1.0))
+    try:
+        blocked: list[list[int]] = [[] for _ in range(3)]
+        results = await asyncio.gather(
+            *(stream_clip(recognizer, clips["jfk_start"], blocked[k]) for k in range(3))
+        )
+        assert all(blocked), "some stream's push() never waited although decoding was saturated"
+        assert all(any(t.final for t in transcripts) for transcripts in results)
+    finally:
+        await recognizer.aclose()

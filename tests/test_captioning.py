@@ -1,0 +1,160 @@
+"""The caption pipeline (server/captioning.py) between a scripted recogniser and a real translation
+engine: one translation per language however many read it, partials translated at a bounded rate,
+finals to everyone, glossary terms kept, stage timings and metrics recorded.
+
+The recogniser is scripted here (its own tests use real audio); the translation model is a real
+CTranslate2 model the test builds (random weights: meaningless text, real code path)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from mt_models import build_multilingual
+
+from asr import Transcript
+from mt import TranslationEngine
+from protocol import CaptionEvent, Glossary, TranslationPath
+from server.captioning import MissingModelReporter, SpeakerPipeline
+from server.metrics import Metrics
+from server.rooms import LiveRoom, Participant
+from server.store import Member, MemberStatus, RoomKind, RoomRecord
+
+
+class _SilentTrack(MediaStreamTrack):
+    kind = "audio"
+
+    async def recv(self) -> Any:
+        raise MediaStreamError
+
+
+class _ScriptedStream:
+    """Yields the given transcripts, spaced in time, as a RecognitionStream would."""
+
+    def __init__(self, script: list[tuple[float, Transcript]]) -> None:
+        self.script = script
+        self.english_wanted = False
+        self.glossary: tuple[str, ...] = ()
+        self.allowed_languages: frozenset[str] | None = None
+        self.opened_with: dict[str, Any] = {}
+
+    async def push(self, samples: Any) -> None:
+        return None
+
+    async def finish(self) -> None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[Transcript]:
+        for delay, transcript in self.script:
+            await asyncio.sleep(delay)
+            yield transcript
+
+
+class _ScriptedRecognizer:
+    def __init__(self, stream: _ScriptedStream) -> None:
+        self.stream = stream
+
+    def open_stream(self, **options: Any) -> _ScriptedStream:
+        self.stream.opened_with = options
+        return self.stream
+
+
+def _member(name: str) -> Member:
+    return Member(name, f"{name}@example.org", name, "", MemberStatus.APPROVED, False, 0.0)
+
+
+def _partial(text: str, stable: int) -> Transcript:
+    now = time.time()
+    return Transcript(
+        0, False, text, stable, "en", 0.0, 1.0, None, {"speech_end": now, "queued": now, "recognized": now}
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> TranslationEngine:
+    root = tmp_path_factory.mktemp("models")
+    build_multilingual(root / "nllb-tiny")
+    return TranslationEngine.from_directory(root)
+
+
+async def test_fan_out_rate_control_glossary_and_timings(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, str]] = []
+    model = engine.models[0]
+    original: Callable[..., list[str]] = model.translate_batch
+
+    def counted(texts: list[str], source: str, target: str) -> list[str]:
+        calls.append((source, target))
+        return original(texts, source, target)
+
+    monkeypatch.setattr(model, "translate_batch", counted)
+
+    room = LiveRoom(
+        RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary.from_list(["metformin"])), 12
+    )
+    inboxes: dict[str, list[dict[str, Any]]] = {}
+    for pid, captions in [("speaker", "en"), ("a", "fr"), ("b", "fr"), ("c", "ja")]:
+        inbox: list[dict[str, Any]] = []
+        inboxes[pid] = inbox
+
+        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inbox) -> None:
+            _inbox.append(message)
+
+        room.add(Participant(pid, _member(pid), "en", captions, send))
+
+    final_text = "The patient takes metformin twice a day."
+    script = [
+        (0.0, _partial("The patient", 0)),
+        (0.05, _partial("The patient takes", 11)),  # stable part grew: due for translation
+        (0.05, _partial("The patient takes met", 17)),  # grew again, but too soon after the last
+        (0.05, _partial("The patient takes metformin", 17)),  # no growth
+        (0.9, _partial("The patient takes metformin twice", 27)),  # grew, interval passed
+        (
+            0.05,
+            Transcript(
+                0, True, final_text, len(final_text), "en", 0.0, 3.0, None, {"speech_end": time.time()}
+            ),
+        ),
+    ]
+    stream = _ScriptedStream(script)
+    metrics = Metrics()
+    pipeline = SpeakerPipeline(
+        room,
+        room.participants["speaker"],
+        _SilentTrack(),
+        _ScriptedRecognizer(stream),  # type: ignore[arg-type]
+        engine,
+        MissingModelReporter(engine),
+        metrics,
+    )
+    assert stream.opened_with["language"] == "en" and stream.opened_with["glossary"] == ["metformin"]
+    await pipeline.finish()
+
+    events = {pid: [CaptionEvent.from_dict(m) for m in inbox] for pid, inbox in inboxes.items()}
+    # The speaker reads their own language: every partial, as spoken, and the final.
+    assert [e.text for e in events["speaker"] if not e.final] == [t.text for _, t in script[:-1]]
+    assert all(e.path is TranslationPath.ORIGINAL for e in events["speaker"])
+    # French and Japanese readers get machine-translated partials only when the stable part grew and
+    # at most every 0.8 s: two of the five.
+    for pid in ("a", "b", "c"):
+        partials = [e for e in events[pid] if not e.final]
+        assert len(partials) == 2, pid
+        assert all(e.path is TranslationPath.MACHINE and e.stable_chars == 0 for e in partials)
+        (final,) = [e for e in events[pid] if e.final]
+        assert final.path is TranslationPath.MACHINE and final.caption_language in {"fr", "ja"}
+        # The glossary term survives translation (restored even when a model drops it).
+        assert "metformin" in final.text
+        assert {"speech_end", "translated"} <= final.timings.keys() and final.sent_at >= final.timings[
+            "translated"
+        ]
+    # One model call per distinct target language per translated transcript, never per listener.
+    assert sorted(calls) == sorted([("en", "fr"), ("en", "ja")] * 3)
+    # Every delivered caption was counted, with its stage latencies.
+    exposition = metrics.render().decode()
+    assert 'babelcall_captions_total{kind="final",path="machine"} 3.0' in exposition
+    assert 'babelcall_stage_latency_seconds_count{kind="final",stage="total"} 4.0' in exposition
