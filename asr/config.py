@@ -26,6 +26,10 @@ class RecognizerConfig:
     # streams, median end-of-speech->final 1.72 s batched vs 1.57 s one at a time).
     max_batch: int = 0
     batch_window_ms: float = 10.0  # how long a request waits for other streams' requests to batch with
+    # Speed measurements only, with random-weight models (models/synthetic_whisper.py), which never
+    # decide to stop: decode exactly this many tokens per second of audio (speech runs at about 3-4
+    # Whisper tokens a second), at temperature 0, without the quality guards. 0 turns it off.
+    synthetic_tokens_per_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from ctranslate2 import Device, StorageView
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
+from asr.config import SAMPLE_RATE
+
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s training window, 10 ms per frame
 # Short windows keep this much room after the audio. With 1 s Whisper repeated itself on JFK cuts
 # ("And so my fellow Americans. And so my fellow Americans.") and dropped a consultation sentence;
@@ -68,9 +70,10 @@ class _Attempt:
 class WhisperDecoder:
     """Not thread-safe: the recogniser's scheduler thread is its only caller."""
 
-    def __init__(self, model: WhisperModel, beam_size: int) -> None:
+    def __init__(self, model: WhisperModel, beam_size: int, synthetic_tokens_per_s: float = 0.0) -> None:
         self._model = model
         self._beam_size = beam_size
+        self._synthetic_tokens_per_s = synthetic_tokens_per_s
         self._max_length = model.max_length
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
@@ -173,7 +176,17 @@ class WhisperDecoder:
         final = tasks[0].final
         for group in by_length.values():
             outputs = _subset(encoder_output, group, len(tasks))
-            texts.update(self._generate_with_fallback(outputs, group, prompts, languages, task_name, final))
+            forced_length = None
+            if self._synthetic_tokens_per_s > 0:
+                longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
+                forced_length = (
+                    len(prompts[group[0]]) + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
+                )
+            texts.update(
+                self._generate_with_fallback(
+                    outputs, group, prompts, languages, task_name, final, forced_length
+                )
+            )
         return texts
 
     def _generate_with_fallback(
@@ -184,8 +197,9 @@ class WhisperDecoder:
         languages: list[str],
         task_name: str,
         final: bool,
+        forced_length: int | None,
     ) -> dict[int, str]:
-        temperatures = _TEMPERATURES if final else _TEMPERATURES[:1]
+        temperatures = _TEMPERATURES if final and forced_length is None else _TEMPERATURES[:1]
         attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
         texts: dict[int, str] = {}
         pending = list(range(len(rows)))  # positions in `rows` (and in encoder_output's batch)
@@ -196,7 +210,14 @@ class WhisperDecoder:
             for position, attempt in zip(
                 pending,
                 self._attempts(
-                    outputs, [rows[p] for p in pending], prompts, languages, task_name, temperature, final
+                    outputs,
+                    [rows[p] for p in pending],
+                    prompts,
+                    languages,
+                    task_name,
+                    temperature,
+                    final,
+                    forced_length,
                 ),
                 strict=True,
             ):
@@ -204,7 +225,9 @@ class WhisperDecoder:
             still = []
             for position in pending:
                 attempt = attempts[rows[position]][-1]
-                if attempt.silence:
+                if forced_length is not None:  # random weights: the guards would judge noise
+                    texts[rows[position]] = attempt.text
+                elif attempt.silence:
                     texts[rows[position]] = ""
                 elif attempt.passed:
                     texts[rows[position]] = attempt.text
@@ -228,6 +251,7 @@ class WhisperDecoder:
         task_name: str,
         temperature: float,
         final: bool,
+        forced_length: int | None,
     ) -> list[_Attempt]:
         if temperature > 0:
             kwargs: dict[str, object] = {
@@ -240,14 +264,17 @@ class WhisperDecoder:
             kwargs = {"beam_size": self._beam_size if final else 1}
         # Any row's tokenizer will do: decoding and the non-speech tokens do not depend on the language.
         tokenizer = self._tokenizer(languages[rows[0]], task_name)
+        suppressed = [-1, *tokenizer.non_speech_tokens]
+        if forced_length is not None:
+            suppressed.append(tokenizer.eot)  # decode exactly forced_length tokens
         results = self._model.model.generate(
             encoder_output,
             [prompts[i] for i in rows],
-            max_length=self._max_length,
+            max_length=min(forced_length or self._max_length, self._max_length),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=[-1, *tokenizer.non_speech_tokens],
+            suppress_tokens=suppressed,
             **kwargs,
         )
         attempts = []

@@ -81,7 +81,7 @@ class SpeechRecognizer:
         self.config = config
         self.device, self.compute_type = resolve_device(config.device, config.compute_type)
         self._model = _load(model_path, config, self.device, self.compute_type)
-        self._decoder = WhisperDecoder(self._model, config.beam_size)
+        self._decoder = WhisperDecoder(self._model, config.beam_size, config.synthetic_tokens_per_s)
         # One thread runs all inference, batching across streams: CTranslate2 already uses every core
         # (or the GPU) inside each call, and one call for many streams is what scales on a GPU.
         self._scheduler = DecodeScheduler(

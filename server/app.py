@@ -36,6 +36,8 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             silence_ms=config.silence_ms,
             max_utterance_s=config.max_utterance_s,
             partial_interval_s=config.partial_interval_s,
+            max_batch=config.asr_max_batch,
+            synthetic_tokens_per_s=config.asr_synthetic_tokens_per_s,
         ),
     )
     recognizer.warm_up()

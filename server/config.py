@@ -27,12 +27,15 @@ class Config:
     data_dir: Path = field(default_factory=data_dir)  # SQLite database and assembled models
     # Speech recognition
     whisper_model: str = "base"  # "base" (built in, from PyPI) or a CTranslate2 Whisper directory
-    asr_device: str = "cpu"
-    asr_compute_type: str = "int8"
+    asr_device: str = "cpu"  # "cpu", "cuda" or "auto"
+    asr_compute_type: str = "int8"  # "default": int8 on CPU, float16 on GPU
     cpu_threads: int = 2
     silence_ms: int = 600
     max_utterance_s: float = 15.0
     partial_interval_s: float = 1.0
+    asr_max_batch: int = 0  # streams decoded in one batched call; 0: 8 on GPU, 1 on CPU
+    # Speed benchmarks with random-weight models only (models/synthetic_whisper.py); 0 in production.
+    asr_synthetic_tokens_per_s: float = 0.0
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"

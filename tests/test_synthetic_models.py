@@ -1,0 +1,51 @@
+"""Random-weight models of production shapes (speed benchmarks): they load and run through the real
+recognition path, and the speed-only mode decodes the number of tokens it was asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from faster_whisper import decode_audio
+
+from asr import RecognizerConfig, SpeechRecognizer
+from asr.decoder import DecodeTask, WhisperDecoder
+from models.synthetic_whisper import build, is_synthetic
+
+pytestmark = pytest.mark.slow
+
+
+async def test_synthetic_whisper_runs_with_forced_token_counts(
+    tmp_path: Path, whisper_model_path: Path, speech_dir: Path
+) -> None:
+    model_dir = build(tmp_path / "whisper-synthetic", "base", whisper_model_path)
+    assert is_synthetic(model_dir) and not is_synthetic(whisper_model_path)
+    tokens_per_s = 4.0
+    recognizer = SpeechRecognizer(model_dir, RecognizerConfig(synthetic_tokens_per_s=tokens_per_s))
+    try:
+        stream = recognizer.open_stream(language="en")
+        audio = decode_audio(str(speech_dir / "en_jfk.flac"), sampling_rate=16_000)
+
+        async def feed() -> None:
+            for start in range(0, len(audio), 320):
+                await stream.push(audio[start : start + 320])
+            await stream.finish()
+
+        feeding = asyncio.create_task(feed())
+        finals = [t async for t in stream if t.final]
+        await feeding
+    finally:
+        await recognizer.aclose()
+    # Speech detection runs on the real audio, so finals come at the real pauses; their text is noise
+    # (and the repetition guard collapses most of it), which is fine for timing.
+    assert finals, "the synthetic model produced no finals"
+
+    # The decode itself runs as many tokens as the audio's length asks for.
+    decoder = WhisperDecoder(recognizer._model, beam_size=1, synthetic_tokens_per_s=tokens_per_s)
+    seconds = 5.0
+    (decoded,) = decoder.decode_batch([DecodeTask(audio[: int(seconds * 16_000)], True, "en", None, False)])
+    tokens = len(recognizer._model.hf_tokenizer.encode(decoded.text, add_special_tokens=False).ids)
+    # Re-encoding random tokens' text merges some of them, so the count comes back lower, never higher.
+    expected = tokens_per_s * seconds
+    assert 0.4 * expected <= tokens <= expected + 2, tokens
