@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import ctranslate2  # noqa: E402
 
-from models.synthetic_translation import build_synthetic_nllb, generated_sentences  # noqa: E402
+from models.synthetic_translation import LENGTH_RATIO, build_synthetic_nllb, generated_sentences  # noqa: E402
 from mt.families import ModelFamily  # noqa: E402
 from mt.tokenization import SentencePieceCodec  # noqa: E402
 
@@ -40,7 +40,6 @@ NTREX = ROOT.parent / "shared" / "data" / "dev" / "text" / "ntrex128" / "src.eng
 TARGETS = ["fr", "es", "zh", "ar", "ru", "ja", "vi", "id", "tr", "th"]
 LABEL = "synthetic weights: speed only"
 BEAM_SIZE = 2  # the engine's default (mt/model.py)
-LENGTH_RATIO = 1.3
 
 
 def source_sentences(count: int) -> tuple[list[str], str]:

@@ -26,7 +26,10 @@ from ctranslate2.specs import TransformerSpec, model_spec
 from protocol.languages import LANGUAGES
 
 NLLB_600M_SHAPE = {"layers": 12, "d_model": 1024, "heads": 16, "ffn": 4096, "vocab": 256_206}
-_STAMP = "synthetic.json"
+STAMP = "synthetic.json"  # marks a model directory as random weights: speed only
+# Random weights never choose to stop, so decoding is forced to this many target tokens per source
+# token, about what real translations between these languages produce.
+LENGTH_RATIO = 1.3
 
 
 def build_synthetic_nllb(
@@ -53,7 +56,7 @@ def build_synthetic_nllb(
         "quantization": quantization,
         "seed": seed,
     }
-    stamp = directory / _STAMP
+    stamp = directory / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == params and (directory / "model.bin").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)

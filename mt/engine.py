@@ -51,6 +51,7 @@ class _Job:
     source: str
     target: str
     text: str
+    urgent: bool
     future: asyncio.Future[str] = field(repr=False)
 
 
@@ -145,8 +146,11 @@ class TranslationEngine:
         *,
         whisper_english: str | None = None,
         glossary: Glossary | None = None,
+        urgent: bool = True,
     ) -> dict[str, Translation]:
         """Translate one utterance into each target language; one model call per distinct target at most.
+
+        `urgent=False` marks work that may wait (partial captions): queued urgent work (finals) runs first.
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
@@ -173,6 +177,7 @@ class TranslationEngine:
             first_hops.values(),
             protected.text,
             protected_english.text if protected_english is not None else None,
+            urgent,
         )
         second_hops: dict[tuple[str, str, str], Hop] = {}
         second_inputs: dict[tuple[str, str, str], str | BaseException] = {}
@@ -181,7 +186,7 @@ class TranslationEngine:
                 key = _hop_key(route.hops[1])
                 second_hops[key] = route.hops[1]
                 second_inputs[key] = first_results[_hop_key(route.hops[0])]
-        second_results = await self._run_hops_on(second_hops, second_inputs)
+        second_results = await self._run_hops_on(second_hops, second_inputs, urgent)
 
         translations = {}
         for target, route in routes.items():
@@ -225,7 +230,7 @@ class TranslationEngine:
         return Translation(result, route.path, route.model_label, None)
 
     async def _run_hops(
-        self, hops: Iterable[Hop], text: str, whisper_english: str | None
+        self, hops: Iterable[Hop], text: str, whisper_english: str | None, urgent: bool
     ) -> dict[tuple[str, str, str], str | BaseException]:
         inputs: dict[tuple[str, str, str], str] = {}
         model_hops: dict[tuple[str, str, str], Hop] = {}
@@ -237,19 +242,22 @@ class TranslationEngine:
             else:
                 model_hops[key] = hop
                 inputs[key] = text
-        results.update(await self._run_hops_on(model_hops, inputs))
+        results.update(await self._run_hops_on(model_hops, inputs, urgent))
         return results
 
     async def _run_hops_on(
-        self, hops: dict[tuple[str, str, str], Hop], inputs: dict[tuple[str, str, str], str | BaseException]
+        self,
+        hops: dict[tuple[str, str, str], Hop],
+        inputs: dict[tuple[str, str, str], str | BaseException],
+        urgent: bool,
     ) -> dict[tuple[str, str, str], str | BaseException]:
         keys = list(hops)
         outcomes = await asyncio.gather(
-            *(self._call(hops[k], inputs[k]) for k in keys), return_exceptions=True
+            *(self._call(hops[k], inputs[k], urgent) for k in keys), return_exceptions=True
         )
         return dict(zip(keys, outcomes, strict=True))
 
-    async def _call(self, hop: Hop, text: str | BaseException) -> str:
+    async def _call(self, hop: Hop, text: str | BaseException, urgent: bool) -> str:
         if isinstance(text, BaseException):
             raise text
         model = hop.model
@@ -267,7 +275,7 @@ class TranslationEngine:
             self._pending_jobs += 1
             try:
                 future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-                self._queue.append(_Job(model, hop.source, hop.target, text, future))
+                self._queue.append(_Job(model, hop.source, hop.target, text, urgent, future))
                 if self._drain_task is None or self._drain_task.done():
                     self._drain_task = asyncio.create_task(self._drain())
                 result = await future
@@ -281,7 +289,11 @@ class TranslationEngine:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            jobs, self._queue = self._queue, []
+            # Finals first: partial translations that arrived meanwhile wait for the next round, so a
+            # burst of partials never delays the caption a listener keeps.
+            urgent = [job for job in self._queue if job.urgent]
+            jobs = urgent or self._queue
+            self._queue = [job for job in self._queue if not job.urgent] if urgent else []
             groups: dict[_GroupKey, list[_Job]] = {}
             for job in jobs:
                 groups.setdefault((id(job.model), job.source, job.target), []).append(job)

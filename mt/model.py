@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -11,6 +13,7 @@ from typing import Any
 
 import ctranslate2
 
+from models import synthetic_translation
 from mt.families import ModelFamily, language_token
 from mt.tokenization import (
     EOS,
@@ -21,6 +24,8 @@ from mt.tokenization import (
     load_prompt_tokenizer,
 )
 from protocol.languages import LANGUAGES, language
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "babelcall.json"
 NLLB_SENTENCEPIECE = "sentencepiece.bpe.model"
@@ -97,17 +102,20 @@ class Seq2SeqModel(TranslationModel):
         self.beam_size = beam_size
         self._translator = translator
         self._codec = codec
+        # Random-weight models never choose to stop: decode this many target tokens per source token.
+        self.forced_length_ratio: float | None = None
 
     def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
         batch = self._codec.encode(texts, source, target)
         longest = max(len(tokens) for tokens in batch.source)
+        # A bound on output length keeps a confused model (or a random-weight test model) from
+        # decoding for seconds; real translations are rarely 3x their source in tokens.
+        lengths = {"max_decoding_length": 3 * longest + 10}
+        if self.forced_length_ratio is not None:
+            forced = math.ceil(self.forced_length_ratio * longest)
+            lengths = {"min_decoding_length": forced, "max_decoding_length": forced}
         results = self._translator.translate_batch(
-            batch.source,
-            target_prefix=batch.target_prefix,
-            beam_size=self.beam_size,
-            # A bound on output length keeps a confused model (or a random-weight test model) from
-            # decoding for seconds; real translations are rarely 3x their source in tokens.
-            max_decoding_length=3 * longest + 10,
+            batch.source, target_prefix=batch.target_prefix, beam_size=self.beam_size, **lengths
         )
         return [self._codec.decode(result.hypotheses[0], target) for result in results]
 
@@ -269,7 +277,11 @@ def load_model(
         # cuBLAS is loaded on the first call, not at load time: provoke it now so a missing library is
         # reported at start-up rather than as untranslated captions later.
         _warm_up(path, device, lambda: translator.translate_batch([[EOS]], max_decoding_length=1))
-    return Seq2SeqModel(name, family, translator, codec, languages=languages, pair=pair, device=device)
+    model = Seq2SeqModel(name, family, translator, codec, languages=languages, pair=pair, device=device)
+    if (path / synthetic_translation.STAMP).is_file():
+        model.forced_length_ratio = synthetic_translation.LENGTH_RATIO
+        log.warning("%s has random weights (models/synthetic_translation.py): speed measurements only", name)
+    return model
 
 
 def _open(cls: type[Any], path: Path, device: str, compute_type: str, intra_threads: int) -> Any:

@@ -192,7 +192,9 @@ class SpeakerPipeline:
         key = self._utterance_id(transcript)
         if by_model and self._partial_policy.should_translate(key, stable, time.monotonic()):
             translations.update(
-                await self._engine.translate(transcript.text, source, by_model, glossary=self._room.glossary)
+                await self._engine.translate(
+                    transcript.text, source, by_model, glossary=self._room.glossary, urgent=False
+                )
             )
         for target in targets - by_model - {source}:
             whisper_later = (
