@@ -29,7 +29,7 @@ mkdir -p "$out/models/translation"
     --tokenizer-from "$tokenizer"
 # The translation speed sweep; without "mt", a minimal run that only builds the NLLB-600M-shaped model.
 mt_args=(--batch-sizes 1 --targets 1 --sentences 4 --fanout sequential)
-[[ "$with_mt" == mt ]] && mt_args=(--batch-sizes 1,8,32 --targets 1,3,10 --fanout both)
+[[ "$with_mt" == mt ]] && mt_args=(--batch-sizes 1,8,32 --targets 1,3,10 --fanout sequential,merged)
 "$python" -m bench.mt_speed --device cuda --compute-type float16 "${mt_args[@]}" \
     --model-dir "$out/models/translation/nllb-600m-synthetic" --out "$out/mt_speed"
 "$python" -m bench.load --speakers "$counts" --listeners 3 --seconds 30 --processes 8 \

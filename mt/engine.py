@@ -55,7 +55,9 @@ class _Job:
     future: asyncio.Future[str] = field(repr=False)
 
 
-_GroupKey = tuple[int, str, str]  # id(model), source, target
+# id(model), source: one translate_rows call per group, every target language in it (multilingual
+# models serve them all in one model call).
+_GroupKey = tuple[int, str]
 
 
 class TranslationEngine:
@@ -296,8 +298,8 @@ class TranslationEngine:
             self._queue = [job for job in self._queue if not job.urgent] if urgent else []
             groups: dict[_GroupKey, list[_Job]] = {}
             for job in jobs:
-                groups.setdefault((id(job.model), job.source, job.target), []).append(job)
-            work = [(g[0].model, g[0].source, g[0].target, _distinct_texts(g)) for g in groups.values()]
+                groups.setdefault((id(job.model), job.source), []).append(job)
+            work = [(g[0].model, g[0].source, _distinct_rows(g)) for g in groups.values()]
             try:
                 outcomes = await loop.run_in_executor(self._executor, _run_batches, work)
             except RuntimeError as exc:  # the executor was shut down under us: fail rather than hang callers
@@ -309,7 +311,7 @@ class TranslationEngine:
                     if isinstance(outcome, BaseException):
                         job.future.set_exception(outcome)
                     else:
-                        job.future.set_result(outcome[job.text])
+                        job.future.set_result(outcome[(job.text, job.target)])
 
 
 def _restored(translation: Translation, protected: ProtectedText, target: str) -> Translation:
@@ -324,23 +326,24 @@ def _hop_key(hop: Hop) -> tuple[str, str, str]:
     return (hop.model.name if hop.model is not None else "whisper", hop.source, hop.target)
 
 
-def _distinct_texts(jobs: list[_Job]) -> list[str]:
-    return list(dict.fromkeys(job.text for job in jobs))
+def _distinct_rows(jobs: list[_Job]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((job.text, job.target) for job in jobs))
 
 
 def _run_batches(
-    work: list[tuple[TranslationModel, str, str, list[str]]],
-) -> list[dict[str, str] | BaseException]:
-    """Runs in the worker thread: one translate_batch per (model, source, target) group."""
-    outcomes: list[dict[str, str] | BaseException] = []
-    for model, source, target, texts in work:
+    work: list[tuple[TranslationModel, str, list[tuple[str, str]]]],
+) -> list[dict[tuple[str, str], str] | BaseException]:
+    """Runs in the worker thread: one model call per group, (text, target) rows in, translations out."""
+    outcomes: list[dict[tuple[str, str], str] | BaseException] = []
+    for model, source, rows in work:
+        targets = sorted({target for _, target in rows})
         try:
-            translated = model.translate_batch(texts, source, target)
-            if len(translated) != len(texts):
-                raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(texts)} inputs")
-            outcomes.append(dict(zip(texts, translated, strict=True)))
+            translated = model.translate_rows(rows, source)
+            if len(translated) != len(rows):
+                raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(rows)} inputs")
+            outcomes.append(dict(zip(rows, translated, strict=True)))
         except Exception as exc:
             # The traceback names the model and pair only; inputs are medical speech and never logged.
-            log.exception("translation with %s failed for %s→%s", model.name, source, target)
+            log.exception("translation with %s failed for %s→%s", model.name, source, ",".join(targets))
             outcomes.append(exc)
     return outcomes

@@ -8,6 +8,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,31 @@ class TranslationModel(ABC):
         return source in self.languages and target in self.languages
 
     def translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
-        if not self.covers(source, target):
-            raise ValueError(f"{self.name} does not translate {source}→{target}")
-        if not texts:
-            return []
+        return self.translate_rows([(text, target) for text in texts], source)
+
+    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+        """Translate (text, target language) rows from `source`: what the engine calls. This default runs
+        one model call per target language; multilingual models override it with a single call."""
+        results: list[str] = [""] * len(rows)
+        by_target: dict[str, list[int]] = {}
+        for index, (_, target) in enumerate(rows):
+            by_target.setdefault(target, []).append(index)
+        for target, indices in by_target.items():
+            texts = [rows[i][0] for i in indices]
+            translated = self._checked(
+                partial(self._translate_batch, texts, source, target), source, [target]
+            )
+            for index, text in zip(indices, translated, strict=True):
+                results[index] = text
+        return results
+
+    def _checked(self, call: Callable[[], list[str]], source: str, targets: Sequence[str]) -> list[str]:
+        """Run a model call after checking the pairs, turning CUDA library failures into clear errors."""
+        for target in targets:
+            if not self.covers(source, target):
+                raise ValueError(f"{self.name} does not translate {source}→{target}")
         try:
-            return self._translate_batch(texts, source, target)
+            return call()
         except RuntimeError as exc:
             explained = explain_device_error(exc, self.device)
             if explained is None:
@@ -105,9 +125,34 @@ class Seq2SeqModel(TranslationModel):
         # Random-weight models never choose to stop: decode this many target tokens per source token.
         self.forced_length_ratio: float | None = None
 
+    @property
+    def multi_target(self) -> bool:
+        """Multilingual models choose the output language per row (a target-language prefix), so one
+        call can serve every listener language of an utterance."""
+        return self.family in (ModelFamily.NLLB, ModelFamily.M2M100)
+
+    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+        """All rows in ONE model call: each row carries its target language as a prefix token. On a GPU a
+        batch costs about what one row does, so this keeps fan-out to many listener languages cheap."""
+        if not self.multi_target:
+            return super().translate_rows(rows, source)
+        if not rows:
+            return []
+        targets = sorted({target for _, target in rows})
+        return self._checked(partial(self._decode_rows, rows, source), source, targets)
+
     def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
-        batch = self._codec.encode(texts, source, target)
-        longest = max(len(tokens) for tokens in batch.source)
+        return self._decode_rows([(text, target) for text in texts], source)
+
+    def _decode_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+        sources: list[list[str]] = []
+        prefixes: list[list[str]] = []
+        for text, target in rows:
+            encoded = self._codec.encode([text], source, target)
+            sources.append(encoded.source[0])
+            if encoded.target_prefix is not None:
+                prefixes.append(encoded.target_prefix[0])
+        longest = max(len(tokens) for tokens in sources)
         # A bound on output length keeps a confused model (or a random-weight test model) from
         # decoding for seconds; real translations are rarely 3x their source in tokens.
         lengths = {"max_decoding_length": 3 * longest + 10}
@@ -115,9 +160,12 @@ class Seq2SeqModel(TranslationModel):
             forced = math.ceil(self.forced_length_ratio * longest)
             lengths = {"min_decoding_length": forced, "max_decoding_length": forced}
         results = self._translator.translate_batch(
-            batch.source, target_prefix=batch.target_prefix, beam_size=self.beam_size, **lengths
+            sources, target_prefix=prefixes or None, beam_size=self.beam_size, **lengths
         )
-        return [self._codec.decode(result.hypotheses[0], target) for result in results]
+        return [
+            self._codec.decode(result.hypotheses[0], target)
+            for result, (_, target) in zip(results, rows, strict=True)
+        ]
 
 
 class GeneratorModel(TranslationModel):

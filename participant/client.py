@@ -165,5 +165,6 @@ async def _take_part(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await pc.close()
-    log.info("left after %.1f s of audio; %d captions received", track.duration_s, len(report.captions))
+    spoken_s = track.duration_s if track is not None else 0.0
+    log.info("left after %.1f s of audio; %d captions received", spoken_s, len(report.captions))
     return report

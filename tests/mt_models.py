@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import sentencepiece as spm
 from ctranslate2.specs import TransformerDecoderModelSpec, TransformerSpec, model_spec
 
+from mt import TranslationModel
 from protocol.languages import LANGUAGES
 
 # A few clinic-style sentences per language: enough for SentencePiece to learn pieces in every script.
@@ -211,3 +213,32 @@ def _train_hf_tokenizer(path: Path, lines: list[str]) -> list[str]:
     hf.save(str(path))
     vocab = hf.get_vocab()
     return sorted(vocab, key=vocab.__getitem__)
+
+
+BatchCall = Callable[[list[str], str, str], list[str]]
+
+
+def real_calls(model: TranslationModel) -> BatchCall:
+    """The model's real call for one target language, usable while `replace_calls` is in effect."""
+
+    def real(texts: list[str], source: str, target: str) -> list[str]:
+        return type(model).translate_rows(model, [(text, target) for text in texts], source)
+
+    return real
+
+
+def replace_calls(monkeypatch: pytest.MonkeyPatch, model: TranslationModel, call: BatchCall) -> None:
+    """Route the engine's model calls (`translate_rows`) through `call(texts, source, target)`, one call per
+    target language, so a test can count, slow down or break them."""
+
+    def rows_call(rows: list[tuple[str, str]], source: str) -> list[str]:
+        results = [""] * len(rows)
+        by_target: dict[str, list[int]] = {}
+        for index, (_, target) in enumerate(rows):
+            by_target.setdefault(target, []).append(index)
+        for target, indices in by_target.items():
+            for index, text in zip(indices, call([rows[i][0] for i in indices], source, target), strict=True):
+                results[index] = text
+        return results
+
+    monkeypatch.setattr(model, "translate_rows", rows_call)

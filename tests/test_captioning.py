@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from mt_models import build_multilingual
+from mt_models import build_multilingual, real_calls, replace_calls
 
 from asr import Transcript
 from mt import TranslationEngine
@@ -86,13 +86,13 @@ async def test_fan_out_rate_control_glossary_and_timings(
 ) -> None:
     calls: list[tuple[str, str]] = []
     model = engine.models[0]
-    original: Callable[..., list[str]] = model.translate_batch
+    original = real_calls(model)
 
     def counted(texts: list[str], source: str, target: str) -> list[str]:
         calls.append((source, target))
         return original(texts, source, target)
 
-    monkeypatch.setattr(model, "translate_batch", counted)
+    replace_calls(monkeypatch, model, counted)
 
     room = LiveRoom(
         RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary.from_list(["metformin"])), 12

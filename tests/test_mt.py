@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mt_models import build_marian_pair, build_multilingual, write_metadata
+from mt_models import build_marian_pair, build_multilingual, real_calls, replace_calls, write_metadata
 
 from mt import ModelFamily, ModelLoadError, Translation, TranslationEngine, TranslationModel, load_model
 from mt.tokenization import SentencePieceCodec
@@ -50,10 +50,10 @@ Calls = list[tuple[str, str, str, list[str]]]
 
 
 def record_calls(monkeypatch: pytest.MonkeyPatch, *models: TranslationModel) -> Calls:
-    """Record every translate_batch call on `models` as (model, source, target, texts)."""
+    """Record every model call on `models`, one per target language, as (model, source, target, texts)."""
     calls: Calls = []
     for model in models:
-        original = model.translate_batch
+        original = real_calls(model)
 
         def wrapper(
             texts: list[str], source: str, target: str, _m: TranslationModel = model, _o: Callable = original
@@ -61,21 +61,21 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, *models: TranslationModel) -> 
             calls.append((_m.name, source, target, list(texts)))
             return _o(texts, source, target)
 
-        monkeypatch.setattr(model, "translate_batch", wrapper)
+        replace_calls(monkeypatch, model, wrapper)
     return calls
 
 
 def gate_calls(monkeypatch: pytest.MonkeyPatch, model: TranslationModel, gate: threading.Event) -> Calls:
     """Make `model`'s calls wait for `gate` in the worker thread; a call is recorded as soon as it starts."""
     calls: Calls = []
-    original = model.translate_batch
+    original = real_calls(model)
 
     def gated(texts: list[str], source: str, target: str) -> list[str]:
         calls.append((model.name, source, target, list(texts)))
         gate.wait(timeout=10)
         return original(texts, source, target)
 
-    monkeypatch.setattr(model, "translate_batch", gated)
+    replace_calls(monkeypatch, model, gated)
     return calls
 
 
@@ -313,7 +313,7 @@ async def test_a_failing_model_marks_only_its_targets(
     def broken(texts: list[str], source: str, target: str) -> list[str]:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(nllb, "translate_batch", broken)
+    replace_calls(monkeypatch, nllb, broken)
     engine = TranslationEngine([marian, nllb])
     result = await engine.translate(TEXT, "fr", ["ja", "en"])
     assert result["ja"] == Translation(
@@ -343,14 +343,14 @@ async def test_translation_never_blocks_the_event_loop(
     nllb: TranslationModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    real = nllb.translate_batch
+    real = real_calls(nllb)
 
     def slow(texts: list[str], source: str, target: str) -> list[str]:
         threads.append(threading.current_thread())
         time.sleep(0.3)  # stands in for a real model's decoding time
         return real(texts, source, target)
 
-    monkeypatch.setattr(nllb, "translate_batch", slow)
+    replace_calls(monkeypatch, nllb, slow)
     engine = TranslationEngine([nllb])
     ticks = 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mt_models import build_marian_pair, build_multilingual
+from mt_models import build_marian_pair, build_multilingual, replace_calls
 
 from mt import TranslationEngine, TranslationModel, load_model
 from mt.glossary import ProtectedText, placeholder, protect, restore
@@ -39,7 +39,7 @@ def copying(model: TranslationModel, monkeypatch: pytest.MonkeyPatch, calls: lis
         calls.extend(texts)
         return [f"<{target}> {t}" for t in texts]
 
-    monkeypatch.setattr(model, "translate_batch", echo)
+    replace_calls(monkeypatch, model, echo)
 
 
 def test_protect_replaces_whole_terms_case_insensitively() -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mt_models import build_multilingual
+from mt_models import build_multilingual, real_calls, replace_calls
 
 from models.synthetic_translation import LENGTH_RATIO, STAMP
 from mt import TranslationEngine, load_model
@@ -25,7 +25,7 @@ async def test_queued_finals_run_before_queued_partials(
 ) -> None:
     engine = TranslationEngine([load_model(nllb_dir)])
     model = engine.models[0]
-    original = model.translate_batch
+    original = real_calls(model)
     order: list[list[str]] = []
     release = threading.Event()
 
@@ -35,7 +35,7 @@ async def test_queued_finals_run_before_queued_partials(
             release.wait(5)  # hold the worker while the others queue up
         return original(texts, source, target)
 
-    monkeypatch.setattr(model, "translate_batch", slow)
+    replace_calls(monkeypatch, model, slow)
     first = asyncio.create_task(engine.translate("partial one", "en", ["fr"], urgent=False))
     await asyncio.sleep(0.2)
     later = [
@@ -75,3 +75,29 @@ def test_random_weight_models_decode_a_fixed_length(nllb_dir: Path, tmp_path: Pa
     assert translated and time.perf_counter() - started < 10
     forced = math.ceil(LENGTH_RATIO * source_tokens)
     assert calls[0]["min_decoding_length"] == calls[0]["max_decoding_length"] == forced
+
+
+async def test_one_model_call_serves_every_target_language(nllb_dir: Path) -> None:
+    model = load_model(nllb_dir)
+    texts = ["Where does it hurt?", "Since yesterday."]
+    separately = {t: model.translate_batch(texts, "en", t) for t in ("fr", "ja", "ar")}
+    calls: list[int] = []
+    translator = model._translator
+
+    class Counting:
+        def translate_batch(self, source: list[list[str]], **options: object) -> object:
+            calls.append(len(source))
+            return translator.translate_batch(source, **options)
+
+    model._translator = Counting()  # type: ignore[assignment]
+    engine = TranslationEngine([model])
+    first, second = await asyncio.gather(
+        engine.translate(texts[0], "en", ["fr", "ja", "ar"]),
+        engine.translate(texts[1], "en", ["fr", "ja", "ar"]),
+    )
+    await engine.aclose()
+    # Two utterances x three languages: six rows, one CTranslate2 call (or two when the second
+    # utterance arrived after the first call had started), never one per language.
+    assert sum(calls) == 6 and len(calls) <= 2
+    for target in ("fr", "ja", "ar"):
+        assert [first[target].text, second[target].text] == separately[target]
