@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from server.metrics import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared"
 PASSWORD = "benchmark password 1"
@@ -177,34 +179,30 @@ def _measure(
         span_end = report.room_opened_at + event.end_s - started
         covered = [r for r in regions if r[1] > span_start and r[0] < span_end]
         if not covered:
-            continue  # a caption outside any speech region: counted separately below
+            continue  # not about any speech region: no latency to measure
+        # An utterance cut inside a long stretch of speech (max_utterance_s) starts or ends within a
+        # region: its own bounds, not the region's, are when its speech began and ended.
+        onset = max(covered[0][0], span_start)
+        speech_end = min(max(r[1] for r in covered), span_end)
         if not event.final:
-            first_partial.setdefault(event.utterance_id, arrived - (started + covered[0][0]))
+            first_partial.setdefault(event.utterance_id, arrived - (started + onset))
             continue
         stages = {}
         points = {**event.timings, "sent": event.sent_at}
-        for stage, (a, b) in _STAGES.items():
-            if a in points and b in points:
+        for stage, (a, b) in STAGES.items():
+            if stage != "total" and a in points and b in points:
                 stages[stage] = points[b] - points[a]
         rows.append(
             {
                 "listener_language": language,
                 "path": event.path.value,
                 "utterance": event.utterance_id,
-                "end_to_final_s": arrived - (started + max(r[1] for r in covered)),
+                "end_to_final_s": arrived - (started + speech_end),
                 "onset_to_first_partial_s": first_partial.get(event.utterance_id),
                 "stages_s": stages,
             }
         )
     return rows
-
-
-_STAGES = {
-    "queue": ("speech_end", "queued"),
-    "recognition": ("queued", "recognized"),
-    "translation": ("recognized", "translated"),
-    "delivery": ("translated", "sent"),
-}
 
 
 # --------------------------------------------------------------------------- the sweep
