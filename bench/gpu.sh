@@ -32,7 +32,7 @@ mt_args=(--batch-sizes 1 --targets 1 --sentences 4 --fanout sequential)
 [[ "$with_mt" == mt ]] && mt_args=(--batch-sizes 1,8,32 --targets 1,3,10 --fanout sequential,merged)
 "$python" -m bench.mt_speed --device cuda --compute-type float16 "${mt_args[@]}" \
     --model-dir "$out/models/translation/nllb-600m-synthetic" --out "$out/mt_speed"
-"$python" -m bench.load --speakers "$counts" --listeners 3 --seconds 30 --processes 8 \
+"$python" -m bench.load --speakers "$counts" --listeners 3 --seconds 30 --processes 8 --break-s 8 \
     --label "GPU, large-v3-turbo + NLLB-600M shapes: synthetic weights, speed only" \
     --audio "$audio" --out "$out/load" \
     --server-env BABELCALL_ASR_DEVICE=cuda --server-env BABELCALL_ASR_COMPUTE_TYPE=float16 \

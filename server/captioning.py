@@ -14,10 +14,11 @@ import contextlib
 import logging
 import time
 
+import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
-from media import tap_track
+from media import SAMPLE_RATE, tap_track
 from mt import PartialTranslationPolicy, Translation, TranslationEngine
 from protocol import CaptionEvent, TranslationPath
 from server.metrics import Metrics
@@ -73,10 +74,16 @@ class SpeakerPipeline:
             english_wanted=self._english_wanted(),
             glossary=room.glossary.words,
         )
-        # Stream time counts from the first sample; captions count from the room's opening.
-        self._offset_s = time.time() - room.opened_at
-        self._tap = asyncio.create_task(tap_track(audio, self._stream.push), name=f"tap-{speaker.id}")
+        # Stream time starts at the first sample heard, which comes a connection set-up after publishing;
+        # the room clock is fixed when that sample arrives, so captions line up with when words were said.
+        self._offset_s: float | None = None
+        self._tap = asyncio.create_task(tap_track(audio, self._hear), name=f"tap-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
+
+    async def _hear(self, samples: np.ndarray) -> None:
+        if self._offset_s is None:
+            self._offset_s = time.time() - len(samples) / SAMPLE_RATE - self._room.opened_at
+        await self._stream.push(samples)
 
     def room_changed(self) -> None:
         """Someone joined, left or changed languages, or the glossary changed."""
@@ -142,8 +149,8 @@ class SpeakerPipeline:
                 stable_chars=_stable_chars(transcript, translation),
                 path=translation.path,
                 note=translation.note,
-                start_s=round(self._offset_s + transcript.start_s, 3),
-                end_s=round(self._offset_s + transcript.end_s, 3),
+                start_s=round((self._offset_s or 0.0) + transcript.start_s, 3),
+                end_s=round((self._offset_s or 0.0) + transcript.end_s, 3),
                 sent_at=sent_at,
                 timings=timings,
             )
