@@ -183,7 +183,11 @@ def _measure(
         # An utterance cut inside a long stretch of speech (max_utterance_s) starts or ends within a
         # region: its own bounds, not the region's, are when its speech began and ended.
         onset = max(covered[0][0], span_start)
-        speech_end = min(max(r[1] for r in covered), span_end)
+        region_end = max(r[1] for r in covered)
+        speech_end = min(region_end, span_end)
+        # Speech going on well past the caption's end: recognition cut a monologue (max_utterance_s)
+        # rather than hearing a pause. Such captions wait for the cut, not for the speaker.
+        ended_by = "cut" if region_end > span_end + 0.5 else "pause"
         if not event.final:
             first_partial.setdefault(event.utterance_id, arrived - (started + onset))
             continue
@@ -198,6 +202,7 @@ def _measure(
                 "path": event.path.value,
                 "utterance": event.utterance_id,
                 "end_to_final_s": arrived - (started + speech_end),
+                "ended_by": ended_by,
                 "onset_to_first_partial_s": first_partial.get(event.utterance_id),
                 "stages_s": stages,
             }
@@ -314,12 +319,15 @@ def run_level(
 
 def summarise(speakers: int, rows: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
     stage_names = sorted({s for r in rows for s in r["stages_s"]})
+    paused = [r for r in rows if r["ended_by"] == "pause"]
     return {
         "speakers": speakers,
-        "end_to_final_s": percentiles([r["end_to_final_s"] for r in rows]),
+        # The headline: utterances that ended because the speaker paused.
+        "end_to_final_s": percentiles([r["end_to_final_s"] for r in paused]),
+        "cut_end_to_final_s": percentiles([r["end_to_final_s"] for r in rows if r["ended_by"] == "cut"]),
         "end_to_final_by_path_s": {
-            path: percentiles([r["end_to_final_s"] for r in rows if r["path"] == path])
-            for path in sorted({r["path"] for r in rows})
+            path: percentiles([r["end_to_final_s"] for r in paused if r["path"] == path])
+            for path in sorted({r["path"] for r in paused})
         },
         "onset_to_first_partial_s": percentiles(
             [r["onset_to_first_partial_s"] for r in rows if r["onset_to_first_partial_s"] is not None]
@@ -432,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
             e2f = level["end_to_final_s"]
             print(
                 f"{count:4d} speakers: end→final p50 {e2f['p50']} p95 {e2f['p95']} p99 {e2f['p99']} s "
-                f"(n={e2f['n']}); first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
+                f"(n={e2f['n']}; cut monologues p50 {level['cut_end_to_final_s']['p50']} s, "
+                f"n={level['cut_end_to_final_s']['n']}); "
+                f"first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
                 f"stages p50 {level['stages_p50_s']}",
                 flush=True,
             )
