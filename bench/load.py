@@ -25,16 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from participant.rest import RestClient
 from server.metrics import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,29 +44,9 @@ LISTENER_LANGUAGES = ("fr", "es", "ar", "zh", "ja", "ru", "tr", "vi", "th", "id"
 # --------------------------------------------------------------------------- accounts and rooms
 
 
-@dataclass
-class Api:
-    base_url: str
-    jar: CookieJar = field(default_factory=CookieJar)
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        request = urllib.request.Request(
-            self.base_url + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"} if body is not None else {},
-        )
-        try:
-            with opener.open(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-
-def ensure_member(base_url: str, admin: Api, email: str, name: str) -> None:
+def ensure_member(base_url: str, admin: RestClient, email: str, name: str) -> None:
     """Apply and approve (idempotent: an existing member with the benchmark password is reused)."""
-    member = Api(base_url)
+    member = RestClient(base_url)
     status, body = member.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
     if status == 201 and body["member"]["status"] == "pending":
         status, body = admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
@@ -282,7 +260,12 @@ def gpu_memory_mb() -> float | None:
 
 
 def run_level(
-    base_url: str, admin: Api, speakers: int, args: argparse.Namespace, audio: list[Path], regions: list[Any]
+    base_url: str,
+    admin: RestClient,
+    speakers: int,
+    args: argparse.Namespace,
+    audio: list[Path],
+    regions: list[Any],
 ) -> list[dict[str, Any]]:
     languages = list(LISTENER_LANGUAGES[: args.listeners])
     plans = []
@@ -405,14 +388,14 @@ def main(argv: list[str] | None = None) -> int:
         if not password:
             print("set BABELCALL_PASSWORD to the administrator's password", file=sys.stderr)
             return 2
-        admin = Api(base_url)
+        admin = RestClient(base_url)
         status, body = admin.call("POST", "/api/login", {"email": args.admin_email, "password": password})
     else:
         env = dict(item.split("=", 1) for item in args.server_env)
         env.setdefault("BABELCALL_DATA_DIR", str(work / "data"))
         server = ServerProcess(env, args.out / "server.log")
         base_url = server.url
-        admin = Api(base_url)
+        admin = RestClient(base_url)
         admin.call(
             "POST", "/api/apply", {"name": "Bench Admin", "email": args.admin_email, "password": PASSWORD}
         )

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from media.file_source import decode_file, write_wav
+from participant.rest import RestClient
 
 PASSWORD = "correct horse battery"
 
@@ -28,28 +25,6 @@ def free_port() -> int:
 
 
 @dataclass
-class Client:
-    """A signed-in member talking to the REST API (urllib: no event loop needed)."""
-
-    base_url: str
-    jar: CookieJar = field(default_factory=CookieJar)
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        request = urllib.request.Request(
-            self.base_url + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json"} if body is not None else {},
-        )
-        try:
-            with opener.open(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-
-@dataclass
 class RunningServer:
     base_url: str
     process: subprocess.Popen[str]
@@ -58,11 +33,11 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    admin: Client | None = None  # the first member, who administers this server
+    admin: RestClient | None = None  # the first member, who administers this server
 
-    def member(self, name: str, email: str) -> Client:
+    def member(self, name: str, email: str) -> RestClient:
         """Apply, get approved by the administrator (the first applicant approves itself), sign in."""
-        client = Client(self.base_url)
+        client = RestClient(self.base_url)
         status, body = client.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
         assert status == 201, body
         if body["member"]["status"] == "pending":
