@@ -5,6 +5,7 @@ Every generator is seeded, so a failing test fails the same way again.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from asr import RecognitionStream, Transcript
 
 SAMPLE_RATE = 16_000
 
@@ -126,3 +129,15 @@ def espeak(text: str, voice: str = "en") -> np.ndarray:
         path = Path(tmp) / "speech.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
         return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+
+
+def collect_transcripts(stream: RecognitionStream) -> tuple[list[Transcript], asyncio.Task[None]]:
+    """Gather a stream's transcripts in the background, as the server's caption delivery does; the
+    list fills as they arrive and the task ends when the stream does."""
+    transcripts: list[Transcript] = []
+
+    async def collect() -> None:
+        async for transcript in stream:
+            transcripts.append(transcript)
+
+    return transcripts, asyncio.create_task(collect())

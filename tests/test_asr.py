@@ -17,6 +17,7 @@ import audio_fixtures
 import jiwer
 import numpy as np
 import pytest
+from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
 from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, StreamFinishedError, Transcript
@@ -59,13 +60,7 @@ async def transcribe(
     `speed` None: as fast as back-pressure allows. Otherwise paced at `speed` times real time, so that
     the worker sees the audio arrive piece by piece as in a call, only faster.
     """
-    transcripts: list[Transcript] = []
-
-    async def collect() -> None:
-        async for transcript in stream:
-            transcripts.append(transcript)
-
-    collector = asyncio.create_task(collect())
+    transcripts, collector = collect_transcripts(stream)
     started = time.perf_counter()
     for i in range(0, len(audio), CHUNK):
         await stream.push(audio[i : i + CHUNK])
@@ -197,13 +192,7 @@ async def test_push_applies_back_pressure(whisper_model_path: Path, speech_dir: 
     try:
         audio = load(speech_dir, "en_jfk.flac")
         stream = recognizer.open_stream(language="en")
-        transcripts: list[Transcript] = []
-
-        async def collect() -> None:
-            async for transcript in stream:
-                transcripts.append(transcript)
-
-        collector = asyncio.create_task(collect())
+        transcripts, collector = collect_transcripts(stream)
         blocked = 0
         most_queued = 0.0
         for i in range(0, len(audio), CHUNK):

@@ -8,9 +8,10 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
-from asr import RecognizerConfig, SpeechRecognizer, Transcript
+from asr import RecognizerConfig, SpeechRecognizer
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +33,7 @@ async def test_long_session_stays_bounded(whisper_model_path: Path, speech_dir: 
     config = RecognizerConfig(max_queued_s=2.0)
     recognizer = await asyncio.to_thread(SpeechRecognizer, whisper_model_path, config)
     stream = recognizer.open_stream(language="en")
-    transcripts: list[Transcript] = []
-
-    async def collect() -> None:
-        async for transcript in stream:
-            transcripts.append(transcript)
-
-    collector = asyncio.create_task(collect())
+    transcripts, collector = collect_transcripts(stream)
     worst: dict[str, int] = {}
     heap: list[int] = []  # traced Python heap every 5 s of audio after WARM_S
     tracemalloc.start()

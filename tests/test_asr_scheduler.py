@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
 from asr import RecognizerConfig, SpeechRecognizer, Transcript
@@ -139,13 +140,7 @@ async def stream_clip(
     recognizer: SpeechRecognizer, audio: np.ndarray, blocked: list[int] | None = None
 ) -> list[Transcript]:
     stream = recognizer.open_stream(language="en")
-    transcripts: list[Transcript] = []
-
-    async def collect() -> None:
-        async for transcript in stream:
-            transcripts.append(transcript)
-
-    collector = asyncio.create_task(collect())
+    transcripts, collector = collect_transcripts(stream)
     for i in range(0, len(audio), CHUNK):
         push = asyncio.ensure_future(stream.push(audio[i : i + CHUNK]))
         done, _ = await asyncio.wait({push}, timeout=0.02)
