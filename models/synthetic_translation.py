@@ -32,6 +32,24 @@ STAMP = "synthetic.json"  # marks a model directory as random weights: speed onl
 LENGTH_RATIO = 1.3
 
 
+def transformer_weight_shape(scope: str, d_model: int, ffn: int, vocab_size: int) -> tuple[int, ...]:
+    """The shape CTranslate2's TransformerSpec expects for the variable at `scope` (weights and layer
+    norms; biases are optional in the spec)."""
+    parts = scope.split("/")
+    attr, layer, block = parts[-1], parts[-2], parts[-3] if len(parts) > 2 else ""
+    if attr in ("gamma", "beta"):
+        return (d_model,)
+    if layer in ("embeddings", "embeddings_0", "projection"):
+        return (vocab_size, d_model)
+    if block == "ffn":
+        return (ffn, d_model) if layer == "linear_0" else (d_model, ffn)
+    if block == "self_attention":
+        return (3 * d_model, d_model) if layer == "linear_0" else (d_model, d_model)
+    if block == "attention":  # encoder-decoder attention: query, fused key+value, output
+        return (2 * d_model, d_model) if layer == "linear_1" else (d_model, d_model)
+    raise ValueError(f"no shape rule for {scope}")
+
+
 def build_synthetic_nllb(
     directory: Path,
     sentences: Sequence[str],
@@ -69,24 +87,10 @@ def build_synthetic_nllb(
     rng = np.random.default_rng(seed)
     std = 1.0 / np.sqrt(d_model)
 
-    def shape_of(scope: str) -> tuple[int, ...]:
-        # Only weights and layer norms are required by the spec; biases are optional and left out.
-        parts = scope.split("/")
-        attr, layer, block = parts[-1], parts[-2], parts[-3] if len(parts) > 2 else ""
-        if attr in ("gamma", "beta"):
-            return (d_model,)
-        if block == "ffn":
-            return (ffn, d_model) if layer == "linear_0" else (d_model, ffn)
-        if block == "self_attention":
-            return (3 * d_model, d_model) if layer == "linear_0" else (d_model, d_model)
-        if block == "attention":  # encoder-decoder attention: query, fused key+value, output
-            return (2 * d_model, d_model) if layer == "linear_1" else (d_model, d_model)
-        raise ValueError(f"no shape rule for {scope}")
-
     def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
         if value is not None or scope.split("/")[-2].startswith(("embeddings", "projection")):
             return
-        shape = shape_of(scope)
+        shape = transformer_weight_shape(scope, d_model, ffn, vocab_size)
         if scope.endswith("gamma"):
             array = np.ones(shape, np.float16)
         elif scope.endswith("beta"):

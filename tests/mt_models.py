@@ -18,6 +18,7 @@ import pytest
 import sentencepiece as spm
 from ctranslate2.specs import TransformerDecoderModelSpec, TransformerSpec, model_spec
 
+from models.synthetic_translation import transformer_weight_shape
 from mt import TranslationModel
 from protocol.languages import LANGUAGES
 
@@ -79,30 +80,12 @@ def train_sentencepiece(path: Path, lines: Iterable[str], vocab_size: int = 300)
     return [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in SPECIALS]
 
 
-def _weight_shape(scope: str, vocab_size: int) -> tuple[int, ...]:
-    parts = scope.split("/")
-    attr, layer = parts[-1], parts[-2]
-    d = D_MODEL
-    if attr in ("gamma", "beta"):
-        return (d,)
-    if layer in ("embeddings", "embeddings_0", "projection"):
-        return (vocab_size, d)
-    block = parts[-3]
-    if block == "ffn":
-        return (FFN, d) if layer == "linear_0" else (d, FFN)
-    if block == "self_attention":
-        return (3 * d, d) if layer == "linear_0" else (d, d)
-    if block == "attention":  # encoder-decoder attention: query, fused key+value, output
-        return (2 * d, d) if layer == "linear_1" else (d, d)
-    raise ValueError(f"no shape rule for {scope}")
-
-
 def _fill_random(spec: model_spec.LayerSpec, vocab_size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
 
     def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
         if value is None:
-            shape = _weight_shape(scope, vocab_size)
+            shape = transformer_weight_shape(scope, D_MODEL, FFN, vocab_size)
             array = np.ones(shape) if scope.endswith("gamma") else rng.normal(0.0, 0.5, shape)
             setattr(layer, scope.split("/")[-1], array.astype(np.float32))
 
