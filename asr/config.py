@@ -20,11 +20,17 @@ class RecognizerConfig:
     max_utterance_s: float = 15.0  # a monologue is cut here, at the quietest recent point
     partial_interval_s: float = 1.0  # how often a partial hypothesis is recomputed while speaking
     beam_size: int = 1  # for finals; partials always decode greedily
+    # Seconds of the speaker's previous finals decoded in front of each final (asr/context.py); 0: none.
+    context_s: float = 20.0
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
     # batch costs its members' sum anyway and only delays the first stream's result (measured: 4 JFK
     # streams, median end-of-speech->final 1.72 s batched vs 1.57 s one at a time).
     max_batch: int = 0
+    # Threads that run streams' VAD and the batches' log-mel extraction, off the scheduler thread.
+    # 0: none on CPU, where they would preempt CTranslate2's own threads; on GPU, where the scheduler
+    # thread would otherwise spend the GPU's idle time on them, min(8, CPU cores - 2).
+    prep_threads: int = 0
     batch_window_ms: float = 10.0  # how long a request waits for other streams' requests to batch with
     # Speed measurements only, with random-weight models (models/synthetic_whisper.py), which never
     # decide to stop: decode exactly this many tokens per second of audio (speech runs at about 3-4

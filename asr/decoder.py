@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,12 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from asr.config import SAMPLE_RATE
+from asr.context import ContextWindow, SpeakerContext
+from asr.hallucinations import clean_transcript
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s training window, 10 ms per frame
+# A final and its left context share one 30 s window; this much of its end is left as silence.
+_CONTEXT_MARGIN_S = 1.0
 # Short windows keep this much room after the audio. With 1 s Whisper repeated itself on JFK cuts
 # ("And so my fellow Americans. And so my fellow Americans.") and dropped a consultation sentence;
 # 3 s gave the full-window text on the same cuts at about a fifth of the cost.
@@ -42,13 +47,25 @@ class DecodeTask:
     allowed_languages: frozenset[str] | None
     english_wanted: bool
     glossary: tuple[str, ...] = ()
+    # Finals only: the speaker's previous finals, decoded in front of this one when the language is
+    # declared (asr/context.py); this final is added to it once decoded.
+    context: SpeakerContext | None = None
 
 
 @dataclass(frozen=True)
 class Decoded:
-    text: str  # stripped; empty when the guards judged the audio not to be speech
+    # Stripped, repetition loops collapsed; empty when the guards judged the audio not to be speech or
+    # the text to be boilerplate Whisper invents on noise.
+    text: str
     language: str
     english: str | None
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    tokens: list[int]
+    sot_index: int  # CTranslate2 batches rows only if <|startoftranscript|> is at the same index
+    prefix_length: int  # tokens after the SOT sequence that the decoder is made to start with
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,10 @@ class _Attempt:
 class WhisperDecoder:
     """Not thread-safe: the recogniser's scheduler thread is its only caller."""
 
+    # Set by the recogniser: a pool for log-mel extraction, so a big batch's features are computed in
+    # parallel instead of on the scheduler thread while the GPU waits.
+    feature_pool: Executor | None = None
+
     def __init__(self, model: WhisperModel, beam_size: int, synthetic_tokens_per_s: float = 0.0) -> None:
         self._model = model
         self._beam_size = beam_size
@@ -89,19 +110,33 @@ class WhisperDecoder:
 
     def _decode_group(self, tasks: list[DecodeTask]) -> list[Decoded]:
         final = tasks[0].final
-        encoder_output = self._encode([t.audio for t in tasks], short_window=not final)
+        windows = [_context_window(t) for t in tasks]
+        audios = [
+            t.audio if w is None else np.concatenate([w.audio, t.audio])
+            for t, w in zip(tasks, windows, strict=True)
+        ]
+        encoder_output = self._encode(audios, short_window=not final)
         languages = self._languages(encoder_output, tasks)
-        texts = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)))
+        prefixes = {i: w.text for i, w in enumerate(windows) if w is not None}
+        raw = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)), prefixes)
+        seconds = [len(t.audio) / SAMPLE_RATE for t in tasks]
+        texts = [clean_transcript(raw[i], seconds[i]) for i in range(len(tasks))]
         translate = [
             i for i, t in enumerate(tasks) if final and t.english_wanted and texts[i] and languages[i] != "en"
         ]
         english: dict[int, str] = {}
         if translate:
-            english = self._generate_rows(encoder_output, tasks, languages, "translate", translate)
-        return [
-            Decoded(text=texts[i], language=languages[i], english=english.get(i) or None)
-            for i in range(len(tasks))
-        ]
+            english_prefixes = {i: w.english for i, w in enumerate(windows) if w is not None and w.english}
+            english = self._generate_rows(
+                encoder_output, tasks, languages, "translate", translate, english_prefixes
+            )
+        decoded = []
+        for i, task in enumerate(tasks):
+            english_text = clean_transcript(english[i], seconds[i]) if i in english else ""
+            if task.context is not None:
+                task.context.remember(task.audio, texts[i], languages[i], english_text or None)
+            decoded.append(Decoded(text=texts[i], language=languages[i], english=english_text or None))
+        return decoded
 
     def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
         extractor = self._model.feature_extractor
@@ -114,8 +149,13 @@ class WhisperDecoder:
             window = min(
                 FULL_WINDOW_FRAMES, math.ceil(wanted / _SHORT_WINDOW_STEP_FRAMES) * _SHORT_WINDOW_STEP_FRAMES
             )
+
         # Features of each audio alone, padded with zero features as faster-whisper's pad_or_trim does.
-        features = [extractor(audio)[:, :content] for audio, content in zip(audios, contents, strict=True)]
+        def extract(audio: np.ndarray, content: int) -> np.ndarray:
+            return extractor(audio)[:, :content]
+
+        pool = self.feature_pool if len(audios) > 1 else None
+        features = list((pool.map if pool else map)(extract, audios, contents))
         batch = np.zeros((len(audios), features[0].shape[0], window), dtype=np.float32)
         for row, rows_features in enumerate(features):
             batch[row, :, : rows_features.shape[1]] = rows_features[:, :window]
@@ -146,18 +186,22 @@ class WhisperDecoder:
             self._tokenizers[key] = Tokenizer(self._model.hf_tokenizer, True, task=task, language=language)
         return self._tokenizers[key]
 
-    def prompt(self, language: str, task: str, glossary: Sequence[str]) -> list[int]:
-        """The decoder prompt: glossary terms as previous text (faster-whisper's `hotwords`), then SOT.
+    def prompt(self, language: str, task: str, glossary: Sequence[str], prefix: str = "") -> _Prompt:
+        """Glossary terms as previous text (faster-whisper's `hotwords`), SOT, then the context's text.
 
-        condition_on_previous_text stays off: only the glossary is ever in front, so one bad utterance
-        cannot poison the next.
+        The previous text slot holds only the glossary (condition_on_previous_text stays off): a
+        misrecognition there would bias every later utterance. The context's text goes after SOT as
+        what the decoder has already said about the context audio in front of this utterance.
         """
         tokenizer = self._tokenizer(language, task)
-        prompt: list[int] = []
+        before: list[int] = []
         if glossary:
             terms = tokenizer.encode(" " + ", ".join(glossary))[: self._max_length // 2 - 1]
-            prompt = [tokenizer.sot_prev, *terms]
-        return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+            before = [tokenizer.sot_prev, *terms]
+        # Its end must meet this utterance's audio: a long one loses its beginning.
+        said = tokenizer.encode(" " + prefix.strip())[-(self._max_length // 4) :] if prefix.strip() else []
+        tokens = [*before, *tokenizer.sot_sequence, tokenizer.no_timestamps, *said]
+        return _Prompt(tokens, sot_index=len(before), prefix_length=len(said))
 
     def _generate_rows(
         self,
@@ -166,22 +210,23 @@ class WhisperDecoder:
         languages: list[str],
         task_name: str,
         rows: Sequence[int],
+        prefixes: dict[int, str],
     ) -> dict[int, str]:
-        prompts = {i: self.prompt(languages[i], task_name, tasks[i].glossary) for i in rows}
-        # CTranslate2 wants <|startoftranscript|> at the same position in every row of a call.
-        by_length: dict[int, list[int]] = {}
+        prompts = {
+            i: self.prompt(languages[i], task_name, tasks[i].glossary, prefixes.get(i, "")) for i in rows
+        }
+        by_sot: dict[int, list[int]] = {}
         for i in rows:
-            by_length.setdefault(len(prompts[i]), []).append(i)
+            by_sot.setdefault(prompts[i].sot_index, []).append(i)
         texts: dict[int, str] = {}
         final = tasks[0].final
-        for group in by_length.values():
+        for group in by_sot.values():
             outputs = _subset(encoder_output, group, len(tasks))
             forced_length = None
             if self._synthetic_tokens_per_s > 0:
                 longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
-                forced_length = (
-                    len(prompts[group[0]]) + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
-                )
+                longest_prompt = max(len(prompts[i].tokens) for i in group)
+                forced_length = longest_prompt + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
             texts.update(
                 self._generate_with_fallback(
                     outputs, group, prompts, languages, task_name, final, forced_length
@@ -193,7 +238,7 @@ class WhisperDecoder:
         self,
         encoder_output: StorageView,
         rows: list[int],
-        prompts: dict[int, list[int]],
+        prompts: dict[int, _Prompt],
         languages: list[str],
         task_name: str,
         final: bool,
@@ -246,7 +291,7 @@ class WhisperDecoder:
         self,
         encoder_output: StorageView,
         rows: list[int],
-        prompts: dict[int, list[int]],
+        prompts: dict[int, _Prompt],
         languages: list[str],
         task_name: str,
         temperature: float,
@@ -269,7 +314,7 @@ class WhisperDecoder:
             suppressed.append(tokenizer.eot)  # decode exactly forced_length tokens
         results = self._model.model.generate(
             encoder_output,
-            [prompts[i] for i in rows],
+            [prompts[i].tokens for i in rows],
             max_length=min(forced_length or self._max_length, self._max_length),
             return_scores=True,
             return_no_speech_prob=True,
@@ -278,18 +323,30 @@ class WhisperDecoder:
             **kwargs,
         )
         attempts = []
-        for result in results:
+        for row, result in zip(rows, results, strict=True):
+            # The result starts with the forced prefix; its score is the new tokens' summed log
+            # probability divided by the length of both.
             tokens = result.sequences_ids[0]
-            text = tokenizer.decode(tokens).strip()
+            new_tokens = tokens[prompts[row].prefix_length :]
+            text = tokenizer.decode(new_tokens).strip()
             attempts.append(
                 _Attempt(
                     text=text,
-                    avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
+                    avg_logprob=result.scores[0] * len(tokens) / (len(new_tokens) + 1),
                     compression_ratio=_compression_ratio(text),
                     no_speech_prob=result.no_speech_prob,
                 )
             )
         return attempts
+
+
+def _context_window(task: DecodeTask) -> ContextWindow | None:
+    """The left context to decode `task` behind, if any fits its window."""
+    if task.context is None or task.language is None:
+        return None  # a language to be detected must be detected on the utterance alone
+    room = int((FULL_WINDOW_FRAMES / 100 - _CONTEXT_MARGIN_S) * SAMPLE_RATE) - len(task.audio)
+    english_wanted = task.english_wanted and task.language != "en"
+    return task.context.window(task.language, room, english_wanted=english_wanted) if room > 0 else None
 
 
 def _subset(encoder_output: StorageView, rows: Sequence[int], batch: int) -> StorageView:

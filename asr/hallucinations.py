@@ -69,6 +69,8 @@ _CREDITS = (
 )
 
 # Sign-offs and fillers: real words, but on short non-speech they are almost always invented.
+# "Okay." is deliberately absent: it is a patient's commonest one-word answer, and filtering it dropped
+# six genuine turns of the benchmark consultation.
 _SIGN_OFFS = (
     # en
     "you",
@@ -80,7 +82,6 @@ _SIGN_OFFS = (
     "Thanks for watching and see you next time",
     "Bye.",
     "So",
-    "Okay.",
     # zh
     "谢谢观看",
     "谢谢大家",
@@ -154,6 +155,12 @@ def normalise(text: str) -> str:
 
 _CREDIT_KEYS = frozenset(normalise(p) for p in _CREDITS)
 _SIGN_OFF_KEYS = frozenset(normalise(p) for p in _SIGN_OFFS)
+
+
+def clean_transcript(text: str, utterance_s: float) -> str:
+    """Whisper's text with repetition loops collapsed; "" when what is left is boilerplate."""
+    text = trim_repetition(text)
+    return "" if is_hallucination(text, utterance_s) else text
 
 
 def is_hallucination(text: str, utterance_s: float) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +32,12 @@ _T = TypeVar("_T")
 # on GPU float16 keeps Whisper's accuracy (int8_float16 saves memory for large models if asked for).
 _DEFAULT_COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16"}
 _DEFAULT_MAX_BATCH = {"cpu": 1, "cuda": 8}
+
+
+def _default_prep_threads(device: str) -> int:
+    return 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 1) - 2))
+
+
 _MISSING_LIBRARY = re.compile(r"(lib[\w.+-]+\.so[\w.]*)")
 
 
@@ -89,13 +97,19 @@ class SpeechRecognizer:
             max_batch=config.max_batch or _DEFAULT_MAX_BATCH[self.device],
             window_s=config.batch_window_ms / 1000,
         )
+        self.prep_threads = config.prep_threads or _default_prep_threads(self.device)
+        self._prep_pool: ThreadPoolExecutor | None = None
+        if self.prep_threads > 0:
+            self._prep_pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="asr-prep")
+            self._decoder.feature_pool = self._prep_pool
         self._streams: weakref.WeakSet[RecognitionStream] = weakref.WeakSet()
         self._closed = False
         log.info(
-            "whisper model loaded on %s (%s) in %.2f s",
+            "whisper model loaded on %s (%s) in %.2f s; VAD and features on %s",
             self.device,
             self.compute_type,
             time.perf_counter() - started,
+            f"{self.prep_threads} threads" if self.prep_threads else "the scheduler thread",
         )
 
     def warm_up(self) -> None:
@@ -106,7 +120,7 @@ class SpeechRecognizer:
         started = time.perf_counter()
         rng = np.random.default_rng(0)
         audio = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
-        self._scheduler.call(StreamingVad().process, audio).result()
+        self._prepare(StreamingVad().process, audio).result()
         tasks = [
             DecodeTask(audio=audio, final=final, language=None, allowed_languages=None, english_wanted=False)
             for final in (True, False)
@@ -146,9 +160,16 @@ class SpeechRecognizer:
             english_wanted=english_wanted,
             glossary=glossary,
             on_closed=self._streams.discard,
+            prepare=self._prepare,
         )
         self._streams.add(stream)
         return stream
+
+    def _prepare(self, fn: Callable[..., _T], *args: object) -> Future[_T]:
+        """Run a stream's VAD and segmenting: in the pool, or on the scheduler thread between batches."""
+        if self._prep_pool is None:
+            return self._scheduler.call(fn, *args)
+        return self._prep_pool.submit(fn, *args)
 
     def stats(self) -> RecognizerStats:
         """Scheduler counters for metrics: queue depth, active streams, batches and their sizes."""
@@ -162,3 +183,5 @@ class SpeechRecognizer:
         streams = list(self._streams)
         await asyncio.gather(*(stream.finish() for stream in streams), return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._scheduler.close)
+        if self._prep_pool is not None:
+            self._prep_pool.shutdown(wait=True)

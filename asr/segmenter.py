@@ -1,6 +1,6 @@
 """Cutting a stream into utterances from VAD probabilities: where speech starts, ends, or must be cut.
 
-Pure bookkeeping over samples; runs on the recogniser's scheduler thread, between batches.
+Pure bookkeeping over samples; runs as the recogniser's preparation job for its stream.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Segment:
 
 
 class UtteranceSegmenter:
-    """Not thread-safe: only ever used on the recogniser's scheduler thread."""
+    """Not thread-safe: a stream runs one preparation job at a time, and only they use it."""
 
     def __init__(self, config: RecognizerConfig, vad: StreamingVad | None = None) -> None:
         self._vad = vad if vad is not None else StreamingVad()

@@ -1,7 +1,7 @@
 """One speaker's audio in, transcripts out.
 
 The asyncio side only buffers audio and hands it over. Segmenting (Silero VAD) and decoding, batched
-with other streams, run on the recogniser's scheduler thread. Segmenting is pipelined with
+with other streams, run on the recogniser's threads. Segmenting is pipelined with
 decoding: the next audio is cut while earlier utterances are still being decoded, so a final is queued
 the moment its utterance ends, and a partial still waiting when a newer one arrives is skipped.
 """
@@ -15,13 +15,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from asr.agreement import LocalAgreement
 from asr.config import SAMPLE_RATE, RecognizerConfig, Transcript
+from asr.context import SpeakerContext
 from asr.decoder import DecodeTask
-from asr.hallucinations import is_hallucination, trim_repetition
 from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
 
@@ -58,7 +59,9 @@ class RecognitionStream:
         english_wanted: bool,
         glossary: Sequence[str],
         on_closed: Callable[[RecognitionStream], None],
+        prepare: Callable[..., Future[Any]],
     ) -> None:
+        """`prepare(fn, *args)` runs fn on one of the recogniser's threads (VAD and segmenting)."""
         self.english_wanted = english_wanted  # read per request, so listeners joining take effect at once
         self.glossary = glossary
         self._scheduler = scheduler
@@ -67,9 +70,11 @@ class RecognitionStream:
         self._language = language
         # The server narrows or widens this as people with other languages join or leave the room.
         self.allowed_languages = allowed_languages
-        self._segmenter = UtteranceSegmenter(config)  # only touched on the scheduler thread
+        self._prepare = prepare
+        self._segmenter = UtteranceSegmenter(config)  # only touched by one prepare() job at a time
         self._agreement: LocalAgreement | None = None
         self._agreement_seq = -1
+        self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
         self._max_queued = max(1, int(config.max_queued_s * SAMPLE_RATE))
         self._on_closed = on_closed
         self._pending: list[np.ndarray] = []
@@ -114,6 +119,7 @@ class RecognitionStream:
             "handovers": self._handovers.qsize(),
             "out": self._out.qsize(),
             "agreement_units": self._agreement.size if self._agreement is not None else 0,
+            "context_samples": self._context.samples,
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }
 
@@ -196,7 +202,7 @@ class RecognitionStream:
             self._in_flight_samples += self._pending_samples
             self._pending_samples = 0
             newest_push = self._last_push_at
-            segments = await asyncio.wrap_future(self._scheduler.call(self._segment, chunk, finishing))
+            segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
             speech_end = time.time()
             requests = [(s, self._scheduler.submit(self._stream_id, self._task(s))) for s in segments]
             self._handovers.put_nowait(_Handover(requests, len(chunk), speech_end, newest_push))
@@ -218,6 +224,7 @@ class RecognitionStream:
             allowed_languages=self.allowed_languages,
             english_wanted=self.english_wanted and segment.final,
             glossary=self._glossary,
+            context=self._context if segment.final else None,
         )
 
     async def _emit(self) -> None:
@@ -245,7 +252,7 @@ class RecognitionStream:
     def _transcript(self, segment: Segment, result: DecodeResult, handover: _Handover) -> Transcript | None:
         decoded = result.decoded
         audio_s = len(segment.audio) / SAMPLE_RATE
-        text = trim_repetition(decoded.text)
+        text = decoded.text
         log.debug(
             "%s utterance %d: %.2f s audio, %d chars, recognised %.3f s after queueing",
             "final" if segment.final else "partial",
@@ -256,7 +263,7 @@ class RecognitionStream:
         )
         if segment.final and self._agreement_seq == segment.seq:
             self._agreement = None  # the utterance is over; its history is not needed any more
-        if not text or is_hallucination(text, audio_s):
+        if not text:
             return None
         if segment.final:
             stable = len(text)
@@ -265,7 +272,7 @@ class RecognitionStream:
                 self._agreement = LocalAgreement(decoded.language)
                 self._agreement_seq = segment.seq
             text, stable = self._agreement.update(text)
-        english = trim_repetition(decoded.english) if segment.final and decoded.english else None
+        english = decoded.english if segment.final else None
         return Transcript(
             utterance_seq=segment.seq,
             final=segment.final,

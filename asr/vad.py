@@ -16,7 +16,7 @@ _STATE_SHAPE = (1, 1, 128)
 
 
 class StreamingVad:
-    """Per-stream VAD state. Not thread-safe; the recogniser's scheduler thread is its only user."""
+    """Per-stream VAD state. Not thread-safe: one stream's preparation jobs, one at a time, use it."""
 
     def __init__(self) -> None:
         # One ONNX session (cached by faster-whisper) serves every stream; only the state is ours.

@@ -356,7 +356,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     speech_dir = shared / "data" / "dev" / "speech"
     files = load_speech_files(speech_dir, args.files)
     model_path = resolve_whisper_model(args.model)
-    config = dataclasses.replace(RecognizerConfig(), cpu_threads=args.threads)
+    config = dataclasses.replace(RecognizerConfig(), cpu_threads=args.threads, **args.overrides)
     _, opencc_ok = to_simplified_chinese("")
     loop = asyncio.get_running_loop()
 
@@ -713,6 +713,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _recognizer_overrides(parser: argparse.ArgumentParser, settings: list[str]) -> dict[str, Any]:
+    from asr import RecognizerConfig
+
+    defaults = RecognizerConfig()
+    overrides: dict[str, Any] = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if not hasattr(defaults, name) or not value:
+            parser.error(f"--set {setting}: expected FIELD=VALUE with a RecognizerConfig field")
+        overrides[name] = type(getattr(defaults, name))(value)
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.asr_stream", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -738,7 +751,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--noise-s", type=float, default=60.0, help="seconds of each non-speech signal (0: skip)"
     )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a RecognizerConfig field, e.g. --set beam_size=5 --set context_s=0 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    args.overrides = _recognizer_overrides(parser, args.settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # The engine logs at DEBUG/INFO without transcript text; keep its warnings only, the table is the output.
     logging.getLogger("asr").setLevel(logging.WARNING)

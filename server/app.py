@@ -37,6 +37,8 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             max_utterance_s=config.max_utterance_s,
             partial_interval_s=config.partial_interval_s,
             max_batch=config.asr_max_batch,
+            prep_threads=config.asr_prep_threads,
+            context_s=config.asr_context_s,
             synthetic_tokens_per_s=config.asr_synthetic_tokens_per_s,
         ),
     )

@@ -119,6 +119,36 @@ async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer, speech_d
     assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(got))
 
 
+async def test_finals_decoded_behind_their_context_add_only_new_words(
+    recognizer: SpeechRecognizer, speech_dir: Path
+) -> None:
+    # Declared language, short endpoints: JFK arrives as several finals, each decoded behind the
+    # previous ones' audio with their text as the decoder's prefix. The prefix must not be repeated.
+    stream = recognizer.open_stream(language="en")
+    assert recognizer.config.context_s > 0
+    audio = load(speech_dir, "en_jfk.flac")
+    got = finals(await transcribe(stream, np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)])))
+    assert len(got) >= 2, "JFK should arrive as several utterances"
+    hypothesis = normalise(" ".join(t.text for t in got))
+    assert jiwer.wer(normalise(reference(speech_dir, "en_jfk.flac")), hypothesis) <= 0.05, hypothesis
+    assert hypothesis.count("fellow americans") == 1
+    assert stream.debug_sizes()["context_samples"] <= recognizer.config.context_s * SAMPLE_RATE
+
+
+@pytest.mark.parametrize("sound", ["breathing", "keyboard", "music"])
+async def test_non_speech_after_speech_yields_nothing(
+    recognizer: SpeechRecognizer, speech_dir: Path, sound: str
+) -> None:
+    # With the speaker's previous words as context, Whisper's no-speech judgement sees speech in the
+    # window: noise after a sentence must still give nothing.
+    speech = load(speech_dir, "en_jfk.flac")
+    noise = getattr(audio_fixtures, sound)(seconds=15.0)
+    stream = recognizer.open_stream(language="en")
+    got = finals(await transcribe(stream, np.concatenate([speech, noise])))
+    speech_s = len(speech) / SAMPLE_RATE
+    assert got and all(t.start_s < speech_s for t in got), [(t.start_s, t.text) for t in got]
+
+
 async def test_silence_yields_nothing(recognizer: SpeechRecognizer) -> None:
     stream = recognizer.open_stream(language=None)
     assert await transcribe(stream, np.zeros(20 * SAMPLE_RATE, dtype=np.float32)) == []

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
+from faster_whisper.feature_extractor import FeatureExtractor
 
 from asr import RecognizerConfig, SpeechRecognizer, Transcript
+from asr.context import SpeakerContext
 from asr.decoder import Decoded, DecodeTask
 from asr.scheduler import DecodeScheduler
+from asr.vad import StreamingVad
 
 SAMPLE_RATE = 16_000
 CHUNK = SAMPLE_RATE // 50
@@ -134,6 +138,62 @@ def test_batched_decoding_gives_the_same_text(
     assert [d.text for d in batched] == [d.text for d in alone]
     assert [d.language for d in batched] == ["en", "en", "fr"]
     assert batched[2].english == alone[2].english and batched[2].english
+
+
+@pytest.mark.slow
+def test_rows_with_different_contexts_share_a_batch(
+    recognizer: SpeechRecognizer, clips: dict[str, np.ndarray]
+) -> None:
+    # Each stream's left context gives its row a different decoder prefix; they still batch, and
+    # each row says what it says alone.
+    decoder = recognizer._decoder
+    jfk, split = clips["jfk"], 4 * SAMPLE_RATE
+
+    def tasks() -> list[DecodeTask]:
+        context = SpeakerContext(20 * SAMPLE_RATE)
+        context.remember(jfk[:split], "And so my fellow Americans,", "en", None)
+        return [
+            DecodeTask(jfk[split:], True, "en", None, False, context=context),
+            DecodeTask(clips["english"], True, "en", None, False, context=SpeakerContext(20 * SAMPLE_RATE)),
+        ]
+
+    batched = decoder.decode_batch(tasks())
+    alone = [decoder.decode_batch([t])[0] for t in tasks()]
+    assert [d.text for d in batched] == [d.text for d in alone]
+    assert "ask not what your country" in batched[0].text.lower()
+    assert "americans" not in batched[0].text.lower()
+
+
+@pytest.mark.slow
+async def test_prep_threads_take_vad_and_features_off_the_scheduler_thread(
+    whisper_model_path: Path,
+    recognizer: SpeechRecognizer,
+    clips: dict[str, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alone = [t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.final]
+    threads: dict[str, set[str]] = {"vad": set(), "features": set()}
+    vad_process, extract = StreamingVad.process, FeatureExtractor.__call__
+
+    def recorded(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            threads[kind].add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(StreamingVad, "process", recorded("vad", vad_process))
+    monkeypatch.setattr(FeatureExtractor, "__call__", recorded("features", extract))
+    pooled = SpeechRecognizer(whisper_model_path, replace(recognizer.config, prep_threads=2))
+    try:
+        results = await asyncio.gather(*(stream_clip(pooled, clips["jfk_7s"]) for _ in range(3)))
+    finally:
+        await pooled.aclose()
+    for transcripts in results:
+        assert [t.text for t in transcripts if t.final] == alone
+    assert threads["vad"] and all(name.startswith("asr-prep") for name in threads["vad"])
+    # Batches of several rows extract their features in the pool; a lone row stays on the scheduler.
+    assert any(name.startswith("asr-prep") for name in threads["features"])
 
 
 async def stream_clip(

@@ -9,6 +9,7 @@ from faster_whisper.vad import get_vad_model
 from asr import RecognizerError
 from asr.agreement import LocalAgreement
 from asr.config import SAMPLE_RATE, RecognizerConfig
+from asr.context import SpeakerContext
 from asr.hallucinations import MIN_LOOP_REPEATS, is_hallucination, trim_repetition
 from asr.segmenter import UtteranceSegmenter
 from asr.vad import WINDOW, StreamingVad
@@ -117,6 +118,7 @@ def test_local_agreement_keeps_its_promises() -> None:
         ("Thanks for watching!", 2.0, True),
         ("Thank you.", 8.0, False),
         ("Yes.", 1.0, False),
+        ("Okay.", 0.8, False),  # a patient's commonest answer
     ],
 )
 def test_boilerplate_is_dropped_only_on_short_utterances(text: str, seconds: float, dropped: bool) -> None:
@@ -224,3 +226,25 @@ def test_missing_cuda_library_is_explained() -> None:
     assert isinstance(error, RecognizerError)
     assert "libcublas.so.12" in str(error) and "cuBLAS" in str(error) and "cuDNN 9" in str(error)
     assert _explain_cuda_failure(RuntimeError("unsupported model")) is None
+
+
+def test_speaker_context_is_bounded_and_keeps_to_one_language() -> None:
+    second = np.ones(SAMPLE_RATE, dtype=np.float32)
+    context = SpeakerContext(max_samples=3 * SAMPLE_RATE)
+    for i in range(5):
+        context.remember(second * i, f"s{i}", "en", None)
+    context.remember(second, "", "en", None)  # nothing was said: not context
+    assert context.samples == 3 * SAMPLE_RATE
+    window = context.window("en", 10 * SAMPLE_RATE, english_wanted=False)
+    assert window is not None and window.text == "s2 s3 s4" and len(window.audio) == 3 * SAMPLE_RATE
+    assert window.audio[0] == 2 and window.audio[-1] == 4  # oldest first, as spoken
+    # Only what fits the room left in the decoding window, newest first.
+    narrow = context.window("en", int(1.5 * SAMPLE_RATE), english_wanted=False)
+    assert narrow is not None and narrow.text == "s4"
+    assert context.window("fr", 10 * SAMPLE_RATE, english_wanted=False) is None
+    # English prefixes are needed for translation: finals without one end the window.
+    assert context.window("en", 10 * SAMPLE_RATE, english_wanted=True) is None
+    context.remember(second, "bonjour", "fr", "hello")
+    assert context.window("en", 10 * SAMPLE_RATE, english_wanted=False) is None
+    french = context.window("fr", 10 * SAMPLE_RATE, english_wanted=True)
+    assert french is not None and (french.text, french.english) == ("bonjour", "hello")
