@@ -47,6 +47,7 @@ CHUNK = SAMPLE_RATE // 50  # 20 ms, what a microphone / the server's audio track
 # Appended after every file: a microphone keeps delivering (near-)silence after the speaker stops, and
 # the engine ends an utterance on silence; without it the last final would only come from finish().
 TRAILING_SILENCE_S = 2.0
+LAG_BLOCK_S = 600  # final lag is also summarised per 10 minutes of audio, to show drift
 AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".aiff", ".ogg", ".m4a"}
 NOISE_KINDS = ("silence", "white", "pink", "room_keyboard")
 
@@ -283,11 +284,12 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
             final_latency.append((max(finals) - end) * scale)
 
     # Lag of every final behind its own end of speech, as the engine timestamps it.
-    final_lag = [
-        (e["wall_s"] - run.pushed_at(round(e["end_s"] * SAMPLE_RATE))) * scale
-        for e in run.events
-        if e["final"]
-    ]
+    final_events = [e for e in run.events if e["final"]]
+    final_lag = [(e["wall_s"] - run.pushed_at(round(e["end_s"] * SAMPLE_RATE))) * scale for e in final_events]
+    # Long sessions: does the lag drift? Summarised per block of audio time.
+    blocks: dict[int, list[float]] = {}
+    for event, lag in zip(final_events, final_lag, strict=True):
+        blocks.setdefault(int(event["end_s"] // LAG_BLOCK_S), []).append(lag)
     return {
         "speech_regions": len(regions),
         "groups_with_speech": sum(1 for g in groups.values() if g["r"]),
@@ -297,6 +299,10 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
         "first_caption_latency_s": summarise(first_caption),
         "final_latency_s": summarise(final_latency),
         "final_lag_s": summarise(final_lag),
+        "final_lag_by_block_s": {
+            f"{k * LAG_BLOCK_S / 60:g}-{(k + 1) * LAG_BLOCK_S / 60:g} min": summarise(v)
+            for k, v in sorted(blocks.items())
+        },
         "_samples": {"first_partial": first_partial, "final": final_latency},
     }
 
@@ -380,7 +386,14 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "files": {},
         "noise": {},
     }
-    audios = {f.name: decode_audio(str(f.path), sampling_rate=SAMPLE_RATE) for f in files}
+    audios = {
+        f.name: np.tile(decode_audio(str(f.path), sampling_rate=SAMPLE_RATE), args.repeat) for f in files
+    }
+    if args.repeat > 1:  # a long session: the same speech again, scored against the reference again
+        files = [
+            dataclasses.replace(f, reference=" ".join([f.reference] * args.repeat) if f.reference else None)
+            for f in files
+        ]
 
     with RssSampler(1.0) as rss:
         rss.label = "load"
@@ -750,6 +763,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--noise-s", type=float, default=60.0, help="seconds of each non-speech signal (0: skip)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="stream each file this many times back to back in one stream (long-session soak)",
     )
     parser.add_argument(
         "--set",
