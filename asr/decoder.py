@@ -12,7 +12,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ctranslate2 import Device, StorageView
@@ -31,6 +31,11 @@ _CONTEXT_MARGIN_S = 1.0
 # 3 s gave the full-window text on the same cuts at about a fifth of the cost.
 _SHORT_WINDOW_MARGIN_FRAMES = 300
 _SHORT_WINDOW_STEP_FRAMES = 100
+
+# Most tokens a second of speech can need (fast Thai or Chinese run at 6-8), plus a floor for short
+# utterances; a decode going beyond is looping.
+_MAX_TOKENS_PER_S = 15
+_MIN_TOKENS = 10
 
 # Guards from OpenAI's transcribe(), which faster-whisper keeps as defaults.
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -120,7 +125,10 @@ class WhisperDecoder:
         prefixes = {i: w.text for i, w in enumerate(windows) if w is not None}
         raw = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)), prefixes)
         seconds = [len(t.audio) / SAMPLE_RATE for t in tasks]
-        texts = [clean_transcript(raw[i], seconds[i]) for i in range(len(tasks))]
+        # A context the decoder cannot continue from (its text was misheard) is dropped, not fought
+        # with at rising temperatures: those rows are decoded again alone.
+        without_context = [i for i in range(len(tasks)) if raw[i] is None]
+        texts = [self._clean(raw[i] or "", seconds[i]) for i in range(len(tasks))]
         translate = [
             i for i, t in enumerate(tasks) if final and t.english_wanted and texts[i] and languages[i] != "en"
         ]
@@ -130,13 +138,23 @@ class WhisperDecoder:
             english = self._generate_rows(
                 encoder_output, tasks, languages, "translate", translate, english_prefixes
             )
-        decoded = []
-        for i, task in enumerate(tasks):
-            english_text = clean_transcript(english[i], seconds[i]) if i in english else ""
+        decoded = [
+            Decoded(texts[i], languages[i], self._clean(english.get(i) or "", seconds[i]) or None)
+            for i in range(len(tasks))
+        ]
+        if without_context:
+            alone = self._decode_group([replace(tasks[i], context=None) for i in without_context])
+            for i, result in zip(without_context, alone, strict=True):
+                decoded[i] = result
+        for task, result in zip(tasks, decoded, strict=True):
             if task.context is not None:
-                task.context.remember(task.audio, texts[i], languages[i], english_text or None)
-            decoded.append(Decoded(text=texts[i], language=languages[i], english=english_text or None))
+                task.context.remember(task.audio, result.text, result.language, result.english)
         return decoded
+
+    def _clean(self, text: str, utterance_s: float) -> str:
+        # Random weights (speed measurements) write noise that the guards would judge; keep it whole,
+        # as its length is what the measurement is about.
+        return text if self._synthetic_tokens_per_s > 0 else clean_transcript(text, utterance_s)
 
     def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
         extractor = self._model.feature_extractor
@@ -211,25 +229,30 @@ class WhisperDecoder:
         task_name: str,
         rows: Sequence[int],
         prefixes: dict[int, str],
-    ) -> dict[int, str]:
+    ) -> dict[int, str | None]:
         prompts = {
             i: self.prompt(languages[i], task_name, tasks[i].glossary, prefixes.get(i, "")) for i in rows
         }
         by_sot: dict[int, list[int]] = {}
         for i in rows:
             by_sot.setdefault(prompts[i].sot_index, []).append(i)
-        texts: dict[int, str] = {}
+        texts: dict[int, str | None] = {}
         final = tasks[0].final
         for group in by_sot.values():
             outputs = _subset(encoder_output, group, len(tasks))
+            longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
             forced_length = None
             if self._synthetic_tokens_per_s > 0:
-                longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
                 longest_prompt = max(len(prompts[i].tokens) for i in group)
                 forced_length = longest_prompt + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
+            # A decode that runs on far past what the audio can hold is a loop; stopping it early keeps
+            # one bad utterance from holding up every stream's batch. (CTranslate2 counts the forced
+            # prefix, not the tokens before it, in max_length.)
+            longest_prefix = max(prompts[i].prefix_length for i in group)
+            length_cap = longest_prefix + _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * longest_s)
             texts.update(
                 self._generate_with_fallback(
-                    outputs, group, prompts, languages, task_name, final, forced_length
+                    outputs, group, prompts, languages, task_name, final, forced_length or length_cap
                 )
             )
         return texts
@@ -242,11 +265,13 @@ class WhisperDecoder:
         languages: list[str],
         task_name: str,
         final: bool,
-        forced_length: int | None,
-    ) -> dict[int, str]:
-        temperatures = _TEMPERATURES if final and forced_length is None else _TEMPERATURES[:1]
+        max_length: int,
+    ) -> dict[int, str | None]:
+        """Each row's text; None for a row decoded behind a context that failed the guards."""
+        forced = self._synthetic_tokens_per_s > 0
+        temperatures = _TEMPERATURES if final and not forced else _TEMPERATURES[:1]
         attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
-        texts: dict[int, str] = {}
+        texts: dict[int, str | None] = {}
         pending = list(range(len(rows)))  # positions in `rows` (and in encoder_output's batch)
         for temperature in temperatures:
             if not pending:
@@ -262,7 +287,7 @@ class WhisperDecoder:
                     task_name,
                     temperature,
                     final,
-                    forced_length,
+                    max_length,
                 ),
                 strict=True,
             ):
@@ -270,12 +295,14 @@ class WhisperDecoder:
             still = []
             for position in pending:
                 attempt = attempts[rows[position]][-1]
-                if forced_length is not None:  # random weights: the guards would judge noise
+                if forced:  # random weights: the guards would judge noise
                     texts[rows[position]] = attempt.text
                 elif attempt.silence:
                     texts[rows[position]] = ""
                 elif attempt.passed:
                     texts[rows[position]] = attempt.text
+                elif prompts[rows[position]].prefix_length:
+                    texts[rows[position]] = None
                 else:
                     still.append(position)
             pending = still
@@ -296,7 +323,7 @@ class WhisperDecoder:
         task_name: str,
         temperature: float,
         final: bool,
-        forced_length: int | None,
+        max_length: int,
     ) -> list[_Attempt]:
         if temperature > 0:
             kwargs: dict[str, object] = {
@@ -310,12 +337,12 @@ class WhisperDecoder:
         # Any row's tokenizer will do: decoding and the non-speech tokens do not depend on the language.
         tokenizer = self._tokenizer(languages[rows[0]], task_name)
         suppressed = [-1, *tokenizer.non_speech_tokens]
-        if forced_length is not None:
-            suppressed.append(tokenizer.eot)  # decode exactly forced_length tokens
+        if self._synthetic_tokens_per_s > 0:
+            suppressed.append(tokenizer.eot)  # decode exactly max_length tokens
         results = self._model.model.generate(
             encoder_output,
             [prompts[i].tokens for i in rows],
-            max_length=min(forced_length or self._max_length, self._max_length),
+            max_length=min(max_length, self._max_length),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,

@@ -119,13 +119,20 @@ async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer, speech_d
     assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(got))
 
 
+@pytest.fixture(scope="module")
+def context_recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(context_s=20.0))
+    yield recognizer
+    asyncio.run(recognizer.aclose())
+
+
 async def test_finals_decoded_behind_their_context_add_only_new_words(
-    recognizer: SpeechRecognizer, speech_dir: Path
+    context_recognizer: SpeechRecognizer, speech_dir: Path
 ) -> None:
-    # Declared language, short endpoints: JFK arrives as several finals, each decoded behind the
-    # previous ones' audio with their text as the decoder's prefix. The prefix must not be repeated.
+    # Declared language: JFK arrives as several finals, each decoded behind the previous ones' audio
+    # with their text as the decoder's prefix. The prefix must not be repeated.
+    recognizer = context_recognizer
     stream = recognizer.open_stream(language="en")
-    assert recognizer.config.context_s > 0
     audio = load(speech_dir, "en_jfk.flac")
     got = finals(await transcribe(stream, np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)])))
     assert len(got) >= 2, "JFK should arrive as several utterances"
@@ -137,13 +144,13 @@ async def test_finals_decoded_behind_their_context_add_only_new_words(
 
 @pytest.mark.parametrize("sound", ["breathing", "keyboard", "music"])
 async def test_non_speech_after_speech_yields_nothing(
-    recognizer: SpeechRecognizer, speech_dir: Path, sound: str
+    context_recognizer: SpeechRecognizer, speech_dir: Path, sound: str
 ) -> None:
     # With the speaker's previous words as context, Whisper's no-speech judgement sees speech in the
     # window: noise after a sentence must still give nothing.
     speech = load(speech_dir, "en_jfk.flac")
     noise = getattr(audio_fixtures, sound)(seconds=15.0)
-    stream = recognizer.open_stream(language="en")
+    stream = context_recognizer.open_stream(language="en")
     got = finals(await transcribe(stream, np.concatenate([speech, noise])))
     speech_s = len(speech) / SAMPLE_RATE
     assert got and all(t.start_s < speech_s for t in got), [(t.start_s, t.text) for t in got]

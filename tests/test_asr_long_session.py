@@ -30,7 +30,7 @@ async def test_long_session_stays_bounded(whisper_model_path: Path, speech_dir: 
         str(speech_dir / "en_synthetic_consultation_day1_01.flac"), sampling_rate=SAMPLE_RATE
     )
     audio = audio[: SPAN_S * SAMPLE_RATE]
-    config = RecognizerConfig(max_queued_s=2.0)
+    config = RecognizerConfig(max_queued_s=2.0, context_s=20.0)  # context: the most it can hold
     recognizer = await asyncio.to_thread(SpeechRecognizer, whisper_model_path, config)
     stream = recognizer.open_stream(language="en")
     transcripts, collector = collect_transcripts(stream)

@@ -165,6 +165,21 @@ def test_rows_with_different_contexts_share_a_batch(
 
 
 @pytest.mark.slow
+def test_a_context_whose_text_was_misheard_does_not_spoil_the_final(
+    recognizer: SpeechRecognizer, clips: dict[str, np.ndarray]
+) -> None:
+    jfk, split = clips["jfk"], 4 * SAMPLE_RATE
+    context = SpeakerContext(20 * SAMPLE_RATE)
+    context.remember(jfk[:split], "Some earlier words that were never said. " * 4, "en", None)
+    task = DecodeTask(jfk[split:], True, "en", None, False, context=context)
+    [decoded] = recognizer._decoder.decode_batch([task])
+    # The guards cannot always tell a wrong context (here it passed them and cost the word "ask"), but
+    # its text is never repeated, and the decode neither loops nor comes back empty.
+    assert "what your country can do for you" in decoded.text.lower()
+    assert "earlier words" not in decoded.text.lower()
+
+
+@pytest.mark.slow
 async def test_prep_threads_take_vad_and_features_off_the_scheduler_thread(
     whisper_model_path: Path,
     recognizer: SpeechRecognizer,
