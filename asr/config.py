@@ -20,6 +20,9 @@ class RecognizerConfig:
     max_utterance_s: float = 15.0  # a monologue is cut here, at the quietest recent point
     partial_interval_s: float = 1.0  # how often a partial hypothesis is recomputed while speaking
     beam_size: int = 1  # for finals; partials always decode greedily
+    # Start decoding a final once the silence after speech has lasted PAD_S (0.3 s), while the rest of
+    # silence_ms is still being waited for; speech resuming throws that decode away. Off with context_s.
+    speculative_finals: bool = True
     # Seconds of the speaker's previous finals decoded in front of each final (asr/context.py); 0: none.
     # 20 s made finals more accurate (consultation WER 13.5% -> 11.6%) but each costs ~0.7 s more on
     # 2 CPU cores: CTranslate2 forces the context's text through the decoder token by token.

@@ -37,9 +37,12 @@ class DecodeResult:
 class _Request:
     stream_id: int
     task: DecodeTask
-    future: Future[DecodeResult | None]  # None: a partial superseded before it was decoded
+    future: Future[DecodeResult | None]  # None: superseded before it was decoded
     queued_at: float
     head_batch: int  # batches run when this became the first of its stream's queue
+    # Partials and tentative finals are stale once anything newer of their stream exists; finals,
+    # and tentative finals their stream has confirmed, never are.
+    supersedable: bool
 
 
 class SchedulerClosedError(RuntimeError):
@@ -86,21 +89,30 @@ class DecodeScheduler:
             self._closing.add(stream_id)
             self._forget_if_done(stream_id)
 
-    def submit(self, stream_id: int, task: DecodeTask) -> Future[DecodeResult | None]:
-        """Queue a request. A newer request from the same stream supersedes its queued partials."""
+    def submit(
+        self, stream_id: int, task: DecodeTask, *, tentative: bool = False
+    ) -> Future[DecodeResult | None]:
+        """Queue a request. It supersedes its stream's queued partials and tentative finals."""
         future: Future[DecodeResult | None] = Future()
         with self._lock:
             if self._closed:
                 raise SchedulerClosedError("speech recogniser is closed")
             queue = self._queues[stream_id]
-            # Finals are never dropped; a partial is stale once anything newer of its stream exists.
-            for stale in [r for r in queue if not r.task.final]:
+            for stale in [r for r in queue if r.supersedable]:
                 stale.future.set_result(None)
                 self._skipped += 1
-            self._queues[stream_id] = queue = deque(r for r in queue if r.task.final)
-            queue.append(_Request(stream_id, task, future, time.time(), self._batches))
+            self._queues[stream_id] = queue = deque(r for r in queue if not r.supersedable)
+            supersedable = not task.final or tentative
+            queue.append(_Request(stream_id, task, future, time.time(), self._batches, supersedable))
             self._lock.notify_all()
         return future
+
+    def confirm(self, stream_id: int, future: Future[DecodeResult | None]) -> None:
+        """A tentative final turned out final: nothing newer may supersede it now."""
+        with self._lock:
+            for request in self._queues.get(stream_id, ()):
+                if request.future is future:
+                    request.supersedable = False
 
     def call(self, fn: Callable[..., _T], *args: object) -> Future[_T]:
         """Run a cheap job (a stream's VAD) on the scheduler thread, before the next batch.

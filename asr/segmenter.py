@@ -39,6 +39,9 @@ class Segment:
     audio: np.ndarray
     start_sample: int  # stream position of the first sample of speech (after the leading pad)
     end_sample: int  # stream position where speech ended (final) or of the latest audio (partial)
+    # A final offered early: the utterance as it will end if the silence that has begun lasts. It is
+    # the same audio, seq and bounds as that final, so a decode started now can serve it.
+    tentative: bool = False
 
 
 class UtteranceSegmenter:
@@ -50,6 +53,11 @@ class UtteranceSegmenter:
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
         self._partial_every = int(config.partial_interval_s * SAMPLE_RATE)
         self._pad = int(PAD_S * SAMPLE_RATE)
+        # Once the silence has run as long as the trailing pad, the final's audio is complete. (Not with
+        # a left context: the decode would have to add this utterance to it before knowing it is one.)
+        self._offer_tentative = (
+            config.speculative_finals and self._silence_end > self._pad and config.context_s == 0
+        )
         self._min_speech = int(MIN_SPEECH_S * SAMPLE_RATE)
         self._unscored = np.zeros(0, dtype=np.float32)  # samples the VAD has not scored yet
         self._position = 0  # stream position of the first unscored sample
@@ -66,6 +74,7 @@ class UtteranceSegmenter:
         self._speech_samples = 0
         self._silence_run = 0
         self._last_partial_end = 0
+        self._tentative_offered = False
 
     def debug_sizes(self) -> dict[str, int]:
         return {
@@ -132,19 +141,22 @@ class UtteranceSegmenter:
         if prob >= THRESHOLD or (prob >= NEG_THRESHOLD and self._silence_run == 0):
             self._silence_run = 0
             self._speech_samples += WINDOW
+            self._tentative_offered = False
         else:
             self._silence_run += WINDOW
 
         if self._silence_run >= self._silence_end:
             return self._finalise(self._position - self._silence_run)
+        if self._offer_tentative and not self._tentative_offered and self._silence_run >= self._pad:
+            self._tentative_offered = True
+            return self._tentative(self._position - self._silence_run)
         if self._position - self._audio_start >= self._max_samples:
             return self._cut()
         return None
 
     def _finalise(self, speech_end: int) -> Segment | None:
         """Close the utterance whose speech ended at `speech_end`; keep its trailing silence as preroll."""
-        keep_until = min(speech_end + self._pad, self._position)
-        audio = self._audio_between(self._audio_start, keep_until)
+        audio = self._final_audio(speech_end)
         trailing = self._windows[-self._preroll.maxlen :] if self._preroll.maxlen else []
         enough_speech = self._speech_samples >= self._min_speech
         segment = None
@@ -154,6 +166,15 @@ class UtteranceSegmenter:
         self._reset_utterance()
         self._preroll.extend(w for w in trailing if len(w) == WINDOW)
         return segment
+
+    def _final_audio(self, speech_end: int) -> np.ndarray:
+        return self._audio_between(self._audio_start, min(speech_end + self._pad, self._position))
+
+    def _tentative(self, speech_end: int) -> Segment | None:
+        if self._speech_samples < self._min_speech:
+            return None
+        audio = self._final_audio(speech_end)
+        return Segment(self._next_seq, True, audio, self._speech_start, speech_end, tentative=True)
 
     def _cut(self) -> Segment:
         """Split a too-long utterance at its quietest recent window; the rest continues as speech."""

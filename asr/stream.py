@@ -3,7 +3,9 @@
 The asyncio side only buffers audio and hands it over. Segmenting (Silero VAD) and decoding, batched
 with other streams, run on the recogniser's threads. Segmenting is pipelined with
 decoding: the next audio is cut while earlier utterances are still being decoded, so a final is queued
-the moment its utterance ends, and a partial still waiting when a newer one arrives is skipped.
+the moment its utterance ends, and a partial still waiting when a newer one arrives is skipped. A final
+is even queued before its utterance ends: as a tentative final once its closing silence has lasted
+the trailing pad; if the silence lasts to silence_ms that decode is the final's, else it is dropped.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class RecognitionStream:
         self._segmenter = UtteranceSegmenter(config)  # only touched by one prepare() job at a time
         self._agreement: LocalAgreement | None = None
         self._agreement_seq = -1
+        self._tentative: tuple[Segment, Future[DecodeResult | None]] | None = None
         self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
         self._max_queued = max(1, int(config.max_queued_s * SAMPLE_RATE))
         self._on_closed = on_closed
@@ -204,7 +207,7 @@ class RecognitionStream:
             newest_push = self._last_push_at
             segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
             speech_end = time.time()
-            requests = [(s, self._scheduler.submit(self._stream_id, self._task(s))) for s in segments]
+            requests = [r for r in map(self._request, segments) if r is not None]
             self._handovers.put_nowait(_Handover(requests, len(chunk), speech_end, newest_push))
             if finishing:
                 return
@@ -215,6 +218,19 @@ class RecognitionStream:
             # A partial for audio that is about to be finalised would be stale on arrival.
             segments = [s for s in segments if s.final] + self._segmenter.flush()
         return segments
+
+    def _request(self, segment: Segment) -> tuple[Segment, Future[DecodeResult | None]] | None:
+        """Submit a segment's decode; a tentative final's result waits until its final confirms it."""
+        tentative, self._tentative = self._tentative, None
+        if segment.tentative:
+            future = self._scheduler.submit(self._stream_id, self._task(segment), tentative=True)
+            self._tentative = (segment, future)
+            return None
+        if tentative is not None and segment.final and _same_utterance(tentative[0], segment):
+            self._scheduler.confirm(self._stream_id, tentative[1])
+            return segment, tentative[1]
+        # Anything else means speech went on: this submission supersedes the tentative decode.
+        return segment, self._scheduler.submit(self._stream_id, self._task(segment))
 
     def _task(self, segment: Segment) -> DecodeTask:
         return DecodeTask(
@@ -282,9 +298,25 @@ class RecognitionStream:
             start_s=segment.start_sample / SAMPLE_RATE,
             end_s=segment.end_sample / SAMPLE_RATE,
             english=english or None,
-            timings={
-                "speech_end": handover.speech_end if segment.final else handover.newest_push,
-                "queued": result.queued_at,
-                "recognized": result.recognized_at,
-            },
+            timings=_timings(segment, result, handover),
         )
+
+
+def _same_utterance(tentative: Segment, final: Segment) -> bool:
+    return (tentative.seq, tentative.start_sample, tentative.end_sample, len(tentative.audio)) == (
+        final.seq,
+        final.start_sample,
+        final.end_sample,
+        len(final.audio),
+    )
+
+
+def _timings(segment: Segment, result: DecodeResult, handover: _Handover) -> dict[str, float]:
+    speech_end = handover.speech_end if segment.final else handover.newest_push
+    # A final decoded while its closing silence was still running (a tentative one) was queued, and
+    # maybe recognised, before the utterance ended; from the listener's side those stages start then.
+    return {
+        "speech_end": speech_end,
+        "queued": max(result.queued_at, speech_end),
+        "recognized": max(result.recognized_at, speech_end),
+    }

@@ -35,6 +35,7 @@ class Config:
     partial_interval_s: float = 1.0
     asr_max_batch: int = 0  # streams decoded in one batched call; 0: 8 on GPU, 1 on CPU
     asr_prep_threads: int = 0  # threads for VAD and log-mel features; 0: none on CPU, up to 8 on GPU
+    asr_speculative_finals: bool = True  # decode a final during its closing silence (see asr/config.py)
     asr_context_s: float = 0.0  # seconds of a speaker's previous finals decoded before each final
     # Speed benchmarks with random-weight models only (models/synthetic_whisper.py); 0 in production.
     asr_synthetic_tokens_per_s: float = 0.0

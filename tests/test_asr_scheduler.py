@@ -82,6 +82,25 @@ def test_batches_take_one_request_per_stream_oldest_first(
     assert stats.max_wait_batches <= math.ceil(3 / 2)
 
 
+def test_tentative_finals_are_superseded_unless_confirmed(
+    scripted: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = scripted
+    a = scheduler.open_stream()
+    blocker = scheduler.submit(a, task("blocker"))
+    while scheduler.stats().batches == 0:
+        threading.Event().wait(0.001)
+    spoken_on = scheduler.submit(a, task("t1"), tentative=True)
+    partial = scheduler.submit(a, task("p1", final=False))  # speech resumed: t1 is stale
+    confirmed = scheduler.submit(a, task("t2"), tentative=True)
+    scheduler.confirm(a, confirmed)  # the silence lasted: t2 is the final
+    later = scheduler.submit(a, task("p2", final=False))
+    decoder.release.set()
+    assert blocker.result(5) is not None
+    assert spoken_on.result(5) is None and partial.result(5) is None
+    assert confirmed.result(5).decoded.text == "t2" and later.result(5).decoded.text == "p2"
+
+
 def test_newer_requests_supersede_queued_partials_never_finals(
     scripted: tuple[DecodeScheduler, ScriptedDecoder],
 ) -> None:

@@ -60,12 +60,38 @@ def test_streaming_vad_matches_offline_pass() -> None:
 def test_utterance_ends_after_silence_ms() -> None:
     config = RecognizerConfig(silence_ms=600, partial_interval_s=100.0)
     segmenter = UtteranceSegmenter(config, vad=ScriptedVad([(1.0, 3.0)]))
-    finals = [s for s in feed_all(segmenter, 5.0) if s.final]
+    finals = [s for s in feed_all(segmenter, 5.0) if s.final and not s.tentative]
     assert len(finals) == 1
     assert finals[0].start_sample / SAMPLE_RATE == pytest.approx(1.0, abs=0.05)
     assert finals[0].end_sample / SAMPLE_RATE == pytest.approx(3.0, abs=0.05)
     # Leading and trailing pads keep soft onsets and final consonants.
     assert len(finals[0].audio) / SAMPLE_RATE == pytest.approx(2.6, abs=0.1)
+
+
+def test_a_tentative_final_comes_once_the_pad_of_silence_has_passed() -> None:
+    # Speech 1-3 s, a 0.4 s pause (longer than the pad, shorter than silence_ms), speech 3.4-5 s.
+    config = RecognizerConfig(silence_ms=600, partial_interval_s=100.0)
+    segmenter = UtteranceSegmenter(config, vad=ScriptedVad([(1.0, 3.0), (3.4, 5.0)]))
+    segments = feed_all(segmenter, 7.0)
+    tentative = [s for s in segments if s.tentative]
+    [final] = [s for s in segments if s.final and not s.tentative]
+    # One in the short pause (speech went on: it is not the final), one in the final silence.
+    assert len(tentative) == 2 and all(s.seq == final.seq for s in tentative)
+    assert tentative[0].end_sample / SAMPLE_RATE == pytest.approx(3.0, abs=0.05)
+    assert segments.index(tentative[0]) < segments.index(tentative[1]) < segments.index(final)
+    # The last is the final's exact utterance, offered 0.3 s before the final itself.
+    last = tentative[1]
+    assert (last.start_sample, last.end_sample) == (final.start_sample, final.end_sample)
+    np.testing.assert_array_equal(last.audio, final.audio)
+
+
+@pytest.mark.parametrize(
+    "config", [RecognizerConfig(speculative_finals=False), RecognizerConfig(context_s=20.0)]
+)
+def test_no_tentative_finals_when_off_or_with_context(config: RecognizerConfig) -> None:
+    segmenter = UtteranceSegmenter(config, vad=ScriptedVad([(1.0, 3.0)]))
+    segments = feed_all(segmenter, 5.0)
+    assert [s.tentative for s in segments if s.final] == [False]
 
 
 def test_short_blips_are_not_utterances() -> None:
