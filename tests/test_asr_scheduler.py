@@ -10,6 +10,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from faster_whisper.feature_extractor import FeatureExtractor
 from asr import RecognizerConfig, SpeechRecognizer, Transcript
 from asr.context import SpeakerContext
 from asr.decoder import Decoded, DecodeTask
-from asr.scheduler import DecodeScheduler
+from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.vad import StreamingVad
 
 SAMPLE_RATE = 16_000
@@ -82,14 +83,20 @@ def test_batches_take_one_request_per_stream_oldest_first(
     assert stats.max_wait_batches <= math.ceil(3 / 2)
 
 
+def stream_behind_a_blocker(scheduler: DecodeScheduler) -> tuple[int, Future[DecodeResult | None]]:
+    """A stream whose first request is being decoded (and blocks), so the next ones queue up."""
+    stream = scheduler.open_stream()
+    blocker = scheduler.submit(stream, task("blocker"))
+    while scheduler.stats().batches == 0:
+        threading.Event().wait(0.001)
+    return stream, blocker
+
+
 def test_tentative_finals_are_superseded_unless_confirmed(
     scripted: tuple[DecodeScheduler, ScriptedDecoder],
 ) -> None:
     scheduler, decoder = scripted
-    a = scheduler.open_stream()
-    blocker = scheduler.submit(a, task("blocker"))
-    while scheduler.stats().batches == 0:
-        threading.Event().wait(0.001)
+    a, blocker = stream_behind_a_blocker(scheduler)
     spoken_on = scheduler.submit(a, task("t1"), tentative=True)
     partial = scheduler.submit(a, task("p1", final=False))  # speech resumed: t1 is stale
     confirmed = scheduler.submit(a, task("t2"), tentative=True)
@@ -105,10 +112,7 @@ def test_newer_requests_supersede_queued_partials_never_finals(
     scripted: tuple[DecodeScheduler, ScriptedDecoder],
 ) -> None:
     scheduler, decoder = scripted
-    a = scheduler.open_stream()
-    blocker = scheduler.submit(a, task("blocker"))
-    while scheduler.stats().batches == 0:
-        threading.Event().wait(0.001)
+    a, blocker = stream_behind_a_blocker(scheduler)
     p1 = scheduler.submit(a, task("p1", final=False))
     f1 = scheduler.submit(a, task("f1"))
     p2 = scheduler.submit(a, task("p2", final=False))
