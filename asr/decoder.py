@@ -90,13 +90,20 @@ class _Attempt:
 
 
 class WhisperDecoder:
-    """Not thread-safe: the recogniser's scheduler thread is its only caller."""
+    """Not thread-safe: the recogniser's scheduler thread is its only caller.
 
-    # Set by the recogniser: a pool for log-mel extraction, so a big batch's features are computed in
-    # parallel instead of on the scheduler thread while the GPU waits.
-    feature_pool: Executor | None = None
+    `feature_pool`: where a batch's log-mel features are computed, in parallel, rather than on the
+    calling thread while the GPU waits.
+    """
 
-    def __init__(self, model: WhisperModel, beam_size: int, synthetic_tokens_per_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: WhisperModel,
+        beam_size: int,
+        synthetic_tokens_per_s: float = 0.0,
+        feature_pool: Executor | None = None,
+    ) -> None:
+        self._feature_pool = feature_pool
         self._model = model
         self._beam_size = beam_size
         self._synthetic_tokens_per_s = synthetic_tokens_per_s
@@ -172,7 +179,7 @@ class WhisperDecoder:
         def extract(audio: np.ndarray, content: int) -> np.ndarray:
             return extractor(audio)[:, :content]
 
-        pool = self.feature_pool if len(audios) > 1 else None
+        pool = self._feature_pool if len(audios) > 1 else None
         features = list((pool.map if pool else map)(extract, audios, contents))
         batch = np.zeros((len(audios), features[0].shape[0], window), dtype=np.float32)
         for row, rows_features in enumerate(features):

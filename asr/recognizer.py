@@ -89,7 +89,13 @@ class SpeechRecognizer:
         self.config = config
         self.device, self.compute_type = resolve_device(config.device, config.compute_type)
         self._model = _load(model_path, config, self.device, self.compute_type)
-        self._decoder = WhisperDecoder(self._model, config.beam_size, config.synthetic_tokens_per_s)
+        self.prep_threads = config.prep_threads or _default_prep_threads(self.device)
+        self._prep_pool: ThreadPoolExecutor | None = None
+        if self.prep_threads > 0:
+            self._prep_pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="asr-prep")
+        self._decoder = WhisperDecoder(
+            self._model, config.beam_size, config.synthetic_tokens_per_s, feature_pool=self._prep_pool
+        )
         # One thread runs all inference, batching across streams: CTranslate2 already uses every core
         # (or the GPU) inside each call, and one call for many streams is what scales on a GPU.
         self._scheduler = DecodeScheduler(
@@ -97,11 +103,6 @@ class SpeechRecognizer:
             max_batch=config.max_batch or _DEFAULT_MAX_BATCH[self.device],
             window_s=config.batch_window_ms / 1000,
         )
-        self.prep_threads = config.prep_threads or _default_prep_threads(self.device)
-        self._prep_pool: ThreadPoolExecutor | None = None
-        if self.prep_threads > 0:
-            self._prep_pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="asr-prep")
-            self._decoder.feature_pool = self._prep_pool
         self._streams: weakref.WeakSet[RecognitionStream] = weakref.WeakSet()
         self._closed = False
         log.info(
