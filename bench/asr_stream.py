@@ -728,14 +728,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def _recognizer_overrides(parser: argparse.ArgumentParser, settings: list[str]) -> dict[str, Any]:
     from asr import RecognizerConfig
+    from server.config import ConfigError, convert_field
 
-    defaults = RecognizerConfig()
+    # The server's own parsing of settings, so "--set speculative_finals=false" means false.
+    known = {f.name: f for f in dataclasses.fields(RecognizerConfig)}
     overrides: dict[str, Any] = {}
     for setting in settings:
         name, _, value = setting.partition("=")
-        if not hasattr(defaults, name) or not value:
+        if name not in known or not value:
             parser.error(f"--set {setting}: expected FIELD=VALUE with a RecognizerConfig field")
-        overrides[name] = type(getattr(defaults, name))(value)
+        try:
+            overrides[name] = convert_field(known[name], value)
+        except ConfigError as error:
+            parser.error(f"--set {setting}: {error}")
     return overrides
 
 

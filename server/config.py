@@ -97,11 +97,12 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     unknown = sorted(set(values) - known.keys())
     if unknown:
         raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
-    converted = {name: _convert(known[name], value) for name, value in values.items()}
+    converted = {name: convert_field(known[name], value) for name, value in values.items()}
     return dataclasses.replace(Config(), **converted)
 
 
-def _convert(spec: dataclasses.Field[Any], value: Any) -> Any:
+def convert_field(spec: dataclasses.Field[Any], value: Any) -> Any:
+    """A setting's text (file or environment) as the field's type; ConfigError if it is not one."""
     kind = str(spec.type)
     try:
         if kind == "bool":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from bench.asr_stream import _recognizer_overrides
 from server.config import Config, ConfigError, load_config
 
 
@@ -62,3 +64,13 @@ def test_describe_lists_every_setting() -> None:
     text = Config().describe()
     for name in Config.__dataclass_fields__:
         assert f"  {name} = " in text
+
+
+def test_benchmark_recognizer_settings_are_parsed_as_the_server_parses_them() -> None:
+    parser = argparse.ArgumentParser()
+    overrides = _recognizer_overrides(parser, ["speculative_finals=false", "context_s=20", "beam_size=5"])
+    assert overrides == {"speculative_finals": False, "context_s": 20.0, "beam_size": 5}
+    with pytest.raises(SystemExit):
+        _recognizer_overrides(parser, ["beam_size=five"])
+    with pytest.raises(SystemExit):
+        _recognizer_overrides(parser, ["no_such_setting=1"])
