@@ -107,6 +107,8 @@ class WhisperDecoder:
         self._model = model
         self._beam_size = beam_size
         self._synthetic_tokens_per_s = synthetic_tokens_per_s
+        # Random-weight models: decode a forced length, without the guards or the text clean-up.
+        self._synthetic = synthetic_tokens_per_s > 0
         self._max_length = model.max_length
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
@@ -161,7 +163,7 @@ class WhisperDecoder:
     def _clean(self, text: str, utterance_s: float) -> str:
         # Random weights (speed measurements) write noise that the guards would judge; keep it whole,
         # as its length is what the measurement is about.
-        return text if self._synthetic_tokens_per_s > 0 else clean_transcript(text, utterance_s)
+        return text if self._synthetic else clean_transcript(text, utterance_s)
 
     def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
         extractor = self._model.feature_extractor
@@ -249,7 +251,7 @@ class WhisperDecoder:
             outputs = _subset(encoder_output, group, len(tasks))
             longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
             forced_length = None
-            if self._synthetic_tokens_per_s > 0:
+            if self._synthetic:
                 longest_prompt = max(len(prompts[i].tokens) for i in group)
                 forced_length = longest_prompt + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
             # A decode that runs on far past what the audio can hold is a loop; stopping it early keeps
@@ -275,8 +277,7 @@ class WhisperDecoder:
         max_length: int,
     ) -> dict[int, str | None]:
         """Each row's text; None for a row decoded behind a context that failed the guards."""
-        forced = self._synthetic_tokens_per_s > 0
-        temperatures = _TEMPERATURES if final and not forced else _TEMPERATURES[:1]
+        temperatures = _TEMPERATURES if final and not self._synthetic else _TEMPERATURES[:1]
         attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
         texts: dict[int, str | None] = {}
         pending = list(range(len(rows)))  # positions in `rows` (and in encoder_output's batch)
@@ -302,7 +303,7 @@ class WhisperDecoder:
             still = []
             for position in pending:
                 attempt = attempts[rows[position]][-1]
-                if forced:  # random weights: the guards would judge noise
+                if self._synthetic:  # random weights: the guards would judge noise
                     texts[rows[position]] = attempt.text
                 elif attempt.silence:
                     texts[rows[position]] = ""
@@ -344,7 +345,7 @@ class WhisperDecoder:
         # Any row's tokenizer will do: decoding and the non-speech tokens do not depend on the language.
         tokenizer = self._tokenizer(languages[rows[0]], task_name)
         suppressed = [-1, *tokenizer.non_speech_tokens]
-        if self._synthetic_tokens_per_s > 0:
+        if self._synthetic:
             suppressed.append(tokenizer.eot)  # decode exactly max_length tokens
         results = self._model.model.generate(
             encoder_output,
