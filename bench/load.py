@@ -107,7 +107,9 @@ async def _run_rooms(plans: list[RoomPlan]) -> list[dict[str, Any]]:
 
 
 async def _run_room(plan: RoomPlan) -> dict[str, Any]:
-    from participant import join_room
+    """One room's measurements; a room whose participants could not connect is reported, not raised:
+    under overload that is a result of the level, and the levels before it must not be lost."""
+    from participant import JoinError, join_room
 
     done = asyncio.Event()
     listeners = [
@@ -126,17 +128,28 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
         for email, language in zip(plan.listener_emails, plan.listener_languages, strict=True)
     ]
     await asyncio.sleep(1.0)  # listeners in the room before the speaker starts
-    speaker = await join_room(
-        plan.room_url,
-        email=plan.speaker_email,
-        password=PASSWORD,
-        audio=Path(plan.audio),
-        speaks="en",
-        captions="en",
-        linger_s=plan.linger_s,
-    )
+    try:
+        speaker = await join_room(
+            plan.room_url,
+            email=plan.speaker_email,
+            password=PASSWORD,
+            audio=Path(plan.audio),
+            speaks="en",
+            captions="en",
+            linger_s=plan.linger_s,
+        )
+    except JoinError as error:
+        done.set()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        return {"room": plan.room_url, "measurements": [], "failed": f"speaker: {error}"}
     done.set()
-    reports = await asyncio.gather(*listeners)
+    outcomes = await asyncio.gather(*listeners, return_exceptions=True)
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if failures:
+        if not all(isinstance(f, JoinError) for f in failures):
+            raise next(f for f in failures if not isinstance(f, JoinError))
+        return {"room": plan.room_url, "measurements": [], "failed": f"listener: {failures[0]}"}
+    reports = outcomes
     started = speaker.playback_started_at or 0.0
     measurements = []
     for language, report in zip(plan.listener_languages, reports, strict=True):
@@ -296,15 +309,18 @@ def run_level(
     workers = max(1, min(args.processes, speakers))
     chunks = [plans[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
-        results = [room for chunk in pool.map(run_rooms, chunks) for room in chunk]
-    return [m for room in results for m in room["measurements"]]
+        return [room for chunk in pool.map(run_rooms, chunks) for room in chunk]
 
 
-def summarise(speakers: int, rows: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+def summarise(speakers: int, rooms: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+    rows = [m for room in rooms for m in room["measurements"]]
     stage_names = sorted({s for r in rows for s in r["stages_s"]})
     paused = [r for r in rows if r["ended_by"] == "pause"]
     return {
         "speakers": speakers,
+        # Rooms whose speaker or a listener could not connect (e.g. a server too busy to answer ICE).
+        "failed_rooms": sum(1 for room in rooms if "failed" in room),
+        "failures": sorted({room["failed"] for room in rooms if "failed" in room}),
         # The headline: utterances that ended because the speaker paused.
         "end_to_final_s": percentiles([r["end_to_final_s"] for r in paused]),
         "cut_end_to_final_s": percentiles([r["end_to_final_s"] for r in rows if r["ended_by"] == "cut"]),
@@ -409,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         for count in counts:
             before = server.usage() if server else {}
             wall = time.monotonic()
-            rows = run_level(base_url, admin, count, args, audio, regions)
+            rooms = run_level(base_url, admin, count, args, audio, regions)
             elapsed = time.monotonic() - wall
             usage: dict[str, Any] = {"wall_s": round(elapsed, 1), "gpu_memory_mb": gpu_memory_mb()}
             if server:
@@ -418,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                 usage["server_rss_mb"] = round(after["rss_mb"], 1)
                 # Server CPU seconds per second of speech recognised: the real-time factor on this host.
                 usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
-            level = summarise(count, rows, usage)
+            level = summarise(count, rooms, usage)
             levels.append(level)
+            write_results(args, levels)
             e2f = level["end_to_final_s"]
             print(
                 f"{count:4d} speakers: end→final p50 {e2f['p50']} p95 {e2f['p95']} p99 {e2f['p99']} s "
@@ -429,13 +446,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"stages p50 {level['stages_p50_s']}",
                 flush=True,
             )
+            if level["failed_rooms"]:
+                print(f"stopping: {level['failed_rooms']} rooms could not connect: {level['failures']}")
+                break
             if e2f["p95"] is None or e2f["p95"] > args.break_s:
                 print(f"stopping: p95 above {args.break_s} s (or no captions)", flush=True)
                 break
     finally:
         if server:
             server.stop()
+    print(f"wrote {args.out / 'results.json'} and results.png")
+    return 0
 
+
+def write_results(args: argparse.Namespace, levels: list[dict[str, Any]]) -> None:
+    """Rewritten after every level, so a sweep that breaks down still leaves what it measured."""
     result = {
         "benchmark": "load",
         "label": args.label,
@@ -447,12 +472,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "versions": _versions(),
         "settings": {k: str(v) for k, v in vars(args).items()},
+        # A started server inherits this process's environment: its BABELCALL_* settings count too.
+        "inherited_env": {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith("BABELCALL_") and not any(word in k for word in ("PASSWORD", "TOKEN", "SECRET"))
+        },
         "levels": levels,
     }
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     plot(levels, args.out / "results.png", args.label or "real weights")
-    print(f"wrote {args.out / 'results.json'} and results.png")
-    return 0
 
 
 def _versions() -> dict[str, str]:
