@@ -10,7 +10,7 @@ Marian pair named like "opus-mt-fr-en"; otherwise a SentencePiece model plus a v
 """
 
 from mt.catalogue import KNOWN_MODELS, KnownModel
-from mt.engine import Translation, TranslationEngine
+from mt.engine import Translation, TranslationBusyError, TranslationEngine
 from mt.families import ModelFamily
 from mt.model import (
     DeviceUnavailableError,
@@ -35,6 +35,7 @@ __all__ = [
     "Route",
     "Seq2SeqModel",
     "Translation",
+    "TranslationBusyError",
     "TranslationEngine",
     "TranslationModel",
     "load_model",

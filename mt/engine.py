@@ -1,8 +1,13 @@
 """The translation engine: routes each utterance to every listener language, off the event loop.
 
-All model calls for one engine run in a single worker thread: CTranslate2 already uses `intra_threads`
-cores per call, and one queue keeps latency predictable on small machines. Calls that pile up while the
-worker is busy are grouped, so concurrent utterances to the same language pair share one batch.
+Model calls run in worker threads, never on the event loop. Calls that pile up while a worker is busy
+are grouped, so concurrent utterances from the same language share one batch. Finals (urgent) always go
+before partials:
+- on CPU one worker serves both, finals first: CTranslate2 already uses `intra_threads` cores per call;
+- on a GPU finals have a worker of their own, so a final never waits for a batch of partials to finish
+  (the models are opened with one CUDA stream per worker, see mt/model.py).
+Partials are best-effort: when half the engine's capacity is taken, a partial is refused at once
+(TranslationBusyError) rather than queued, so they can never crowd finals out.
 """
 
 from __future__ import annotations
@@ -45,19 +50,31 @@ class Translation:
     note: str | None  # why the text is not a translation; None when it is one
 
 
+class TranslationBusyError(RuntimeError):
+    """A partial caption's translation was refused because the engine is busy; the next one may go."""
+
+
 @dataclass
 class _Job:
     model: TranslationModel
     source: str
     target: str
     text: str
-    urgent: bool
     future: asyncio.Future[str] = field(repr=False)
 
 
 # id(model), source: one translate_rows call per group, every target language in it (multilingual
 # models serve them all in one model call).
 _GroupKey = tuple[int, str]
+
+
+@dataclass
+class _Lane:
+    """One worker thread and the queues it takes jobs from, in priority order."""
+
+    executor: ThreadPoolExecutor
+    queues: tuple[list[_Job], ...]
+    task: asyncio.Task[None] | None = None
 
 
 class TranslationEngine:
@@ -68,16 +85,28 @@ class TranslationEngine:
         max_pending: int = 64,
         models_dir: Path | None = None,
         cache_size: int = 256,
+        finals_lane: bool | None = None,
     ) -> None:
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
+        """`finals_lane`: give finals a worker of their own (default: when any model runs on a GPU)."""
+        if max_pending < 2:
+            raise ValueError("max_pending must be at least 2")
         self._models = list(models)
         self._models_dir = models_dir
+        self._max_pending = max_pending
         self._slots = asyncio.Semaphore(max_pending)
         self._pending_jobs = 0
-        self._queue: list[_Job] = []
-        self._drain_task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelcall-mt")
+        self._urgent: list[_Job] = []
+        self._background: list[_Job] = []
+        if finals_lane is None:
+            finals_lane = any(model.device != "cpu" for model in self._models)
+        if finals_lane:
+            self._lanes = [
+                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"), (self._urgent,)),
+                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-partials"), (self._background,)),
+            ]
+        else:
+            executor = ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt")
+            self._lanes = [_Lane(executor, (self._urgent, self._background))]
         # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
         # the model object (two directories may share a name), the pair and the exact model input, which
         # carries the glossary's placeholders: terms are restored after the cache, per request.
@@ -152,13 +181,16 @@ class TranslationEngine:
     ) -> dict[str, Translation]:
         """Translate one utterance into each target language; one model call per distinct target at most.
 
-        `urgent=False` marks work that may wait (partial captions): queued urgent work (finals) runs first.
+        `urgent=False` marks best-effort work (partial captions): queued urgent work (finals) runs first,
+        and when the engine is half full it raises TranslationBusyError instead of queueing.
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
         """
         if self._closed:
             raise RuntimeError("translation engine is closed")
+        if not urgent and self._pending_jobs >= self._max_pending // 2:
+            raise TranslationBusyError("translation engine busy: partial caption not translated")
         language(source)
         distinct_targets = list(dict.fromkeys(targets))
         for target in distinct_targets:
@@ -204,12 +236,14 @@ class TranslationEngine:
 
     async def aclose(self) -> None:
         self._closed = True
-        for job in self._queue:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("translation engine closed"))
-        self._queue.clear()
+        for queue in (self._urgent, self._background):
+            for job in queue:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("translation engine closed"))
+            queue.clear()
         # Waits for a model call already running; CTranslate2 cannot be interrupted mid-batch.
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        for lane in self._lanes:
+            await asyncio.to_thread(lane.executor.shutdown, wait=True, cancel_futures=True)
 
     def _translation(
         self,
@@ -277,9 +311,11 @@ class TranslationEngine:
             self._pending_jobs += 1
             try:
                 future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-                self._queue.append(_Job(model, hop.source, hop.target, text, urgent, future))
-                if self._drain_task is None or self._drain_task.done():
-                    self._drain_task = asyncio.create_task(self._drain())
+                queue = self._urgent if urgent else self._background
+                queue.append(_Job(model, hop.source, hop.target, text, future))
+                for lane in self._lanes:
+                    if any(q is queue for q in lane.queues) and (lane.task is None or lane.task.done()):
+                        lane.task = asyncio.create_task(self._drain(lane))
                 result = await future
             finally:
                 self._pending_jobs -= 1
@@ -288,20 +324,22 @@ class TranslationEngine:
             self._cache.popitem(last=False)
         return result
 
-    async def _drain(self) -> None:
+    async def _drain(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
-        while self._queue:
-            # Finals first: partial translations that arrived meanwhile wait for the next round, so a
-            # burst of partials never delays the caption a listener keeps.
-            urgent = [job for job in self._queue if job.urgent]
-            jobs = urgent or self._queue
-            self._queue = [job for job in self._queue if not job.urgent] if urgent else []
+        while queue := next((q for q in lane.queues if q), None):
+            # Each round takes the first non-empty queue whole: finals that arrive while partials are
+            # being translated go next, before any partial that queued meanwhile. Jobs whose caller
+            # gave up (a partial superseded by its final) are dropped unrun.
+            jobs = [job for job in queue if not job.future.done()]
+            queue.clear()
+            if not jobs:
+                continue
             groups: dict[_GroupKey, list[_Job]] = {}
             for job in jobs:
                 groups.setdefault((id(job.model), job.source), []).append(job)
             work = [(g[0].model, g[0].source, _distinct_rows(g)) for g in groups.values()]
             try:
-                outcomes = await loop.run_in_executor(self._executor, _run_batches, work)
+                outcomes = await loop.run_in_executor(lane.executor, _run_batches, work)
             except RuntimeError as exc:  # the executor was shut down under us: fail rather than hang callers
                 outcomes = [exc] * len(work)
             for group, outcome in zip(groups.values(), outcomes, strict=True):

@@ -12,7 +12,7 @@ import pytest
 from mt_models import build_multilingual, real_calls, replace_calls
 
 from models.synthetic_translation import LENGTH_RATIO, STAMP
-from mt import TranslationEngine, load_model
+from mt import TranslationBusyError, TranslationEngine, TranslationModel, load_model
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,79 @@ async def test_one_model_call_serves_every_target_language(nllb_dir: Path) -> No
     assert sum(calls) == 6 and len(calls) <= 2
     for target in ("fr", "ja", "ar"):
         assert [first[target].text, second[target].text] == separately[target]
+
+
+def _held_partials(
+    monkeypatch: pytest.MonkeyPatch, model: TranslationModel, release: threading.Event
+) -> list[list[str]]:
+    """Model calls for texts starting with "partial" block until `release`; returns the calls made."""
+    original = real_calls(model)
+    order: list[list[str]] = []
+
+    def held(texts: list[str], source: str, target: str) -> list[str]:
+        order.append(list(texts))
+        if texts[0].startswith("partial"):
+            release.wait(10)
+        return original(texts, source, target)
+
+    replace_calls(monkeypatch, model, held)
+    return order
+
+
+async def test_on_a_gpu_finals_overtake_a_running_batch_of_partials(
+    nllb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = TranslationEngine([load_model(nllb_dir)], finals_lane=True)
+    release = threading.Event()
+    _held_partials(monkeypatch, engine.models[0], release)
+    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], urgent=False))
+    await asyncio.sleep(0.2)
+    try:
+        # The partial's batch is still running; the final has a worker of its own.
+        final = await asyncio.wait_for(engine.translate("the final", "en", ["fr"]), 5)
+        assert final["fr"].text and not partial.done()
+    finally:
+        release.set()
+    assert (await partial)["fr"].text
+    await engine.aclose()
+
+
+async def test_partials_are_refused_when_half_the_engine_is_busy(
+    nllb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = TranslationEngine([load_model(nllb_dir)], max_pending=4)
+    release = threading.Event()
+    _held_partials(monkeypatch, engine.models[0], release)
+    held = asyncio.create_task(engine.translate("partial held", "en", ["fr", "ja"], urgent=False))
+    await asyncio.sleep(0.2)
+    assert engine.pending == 2
+    try:
+        with pytest.raises(TranslationBusyError):
+            await engine.translate("partial refused", "en", ["fr"], urgent=False)
+        # Finals are never refused: they queue (and wait for a free slot when all are taken).
+        final = asyncio.create_task(engine.translate("the final", "en", ["fr"]))
+        await asyncio.sleep(0.2)
+        assert not final.done()
+    finally:
+        release.set()
+    await asyncio.gather(held, final)
+    assert final.result()["fr"].text
+    await engine.aclose()
+
+
+async def test_a_partial_whose_caller_gave_up_is_never_translated(
+    nllb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = TranslationEngine([load_model(nllb_dir)])
+    release = threading.Event()
+    order = _held_partials(monkeypatch, engine.models[0], release)
+    running = asyncio.create_task(engine.translate("partial running", "en", ["fr"], urgent=False))
+    await asyncio.sleep(0.2)
+    superseded = asyncio.create_task(engine.translate("partial superseded", "en", ["fr"], urgent=False))
+    await asyncio.sleep(0.1)
+    superseded.cancel()  # what the caption pipeline does when the utterance's final arrives
+    release.set()
+    await running
+    await engine.translate("the final", "en", ["fr"])
+    await engine.aclose()
+    assert order == [["partial running"], ["the final"]]
