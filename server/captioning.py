@@ -19,7 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
 from media import SAMPLE_RATE, tap_track
-from mt import PartialTranslationPolicy, Translation, TranslationEngine
+from mt import PartialTranslationPolicy, Translation, TranslationBusyError, TranslationEngine
 from protocol import CaptionEvent, TranslationPath
 from server.metrics import Metrics
 from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant
@@ -77,6 +77,7 @@ class SpeakerPipeline:
         # Stream time starts at the first sample heard, which comes a connection set-up after publishing;
         # the room clock is fixed when that sample arrives, so captions line up with when words were said.
         self._offset_s: float | None = None
+        self._partial_translation: asyncio.Task[None] | None = None
         self._tap = asyncio.create_task(tap_track(audio, self._hear), name=f"tap-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
 
@@ -117,23 +118,97 @@ class SpeakerPipeline:
             )
 
     async def _deliver_all(self) -> None:
-        async for transcript in self._stream:
-            try:
-                await self._deliver(transcript)
-            except Exception:
-                log.exception("caption delivery failed for participant %s", self._speaker.id)
+        """Finals are delivered in order, each before the next transcript is looked at. A partial is
+        sent at once to readers of the spoken language; its translation runs beside the pipeline, at
+        most one at a time, and is dropped when the final arrives: a final never waits for a partial's."""
+        try:
+            async for transcript in self._stream:
+                try:
+                    if transcript.final:
+                        self._drop_partial_translation()
+                        await self._deliver_final(transcript)
+                    else:
+                        await self._deliver_partial(transcript)
+                except Exception:
+                    log.exception("caption delivery failed for participant %s", self._speaker.id)
+        finally:
+            self._drop_partial_translation()
 
-    async def _deliver(self, transcript: Transcript) -> None:
-        listeners = list(self._room.participants.values())
-        if not listeners:
+    async def _deliver_final(self, transcript: Transcript) -> None:
+        targets = {listener.captions for listener in self._room.participants.values()}
+        if not targets:
             return
-        targets = {listener.captions for listener in listeners}
-        translations = await self._translate(transcript, targets)
+        self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
+        translations = await self._engine.translate(
+            transcript.text,
+            transcript.language,
+            targets,
+            whisper_english=transcript.english,
+            glossary=self._room.glossary,
+        )
+        for target, translation in translations.items():
+            if translation.path is TranslationPath.UNTRANSLATED:
+                self._missing_models.report(transcript.language, target)
+        await self._send(transcript, translations)
+
+    async def _deliver_partial(self, transcript: Transcript) -> None:
+        """Partials go through machine translation only where a model exists, and only when their stable
+        part has grown (at a bounded rate, one translation in flight), so translation never makes
+        captions lag; readers of those languages keep the previous translated partial meanwhile.
+        Whisper's English comes with the final, so until then the listener sees the words as spoken,
+        marked as such."""
+        targets = {listener.captions for listener in self._room.participants.values()}
+        source = transcript.language
+        routes = {t: self._engine.route(source, t, whisper_english=False).path for t in targets}
+        by_model = {
+            t for t, path in routes.items() if path in (TranslationPath.MACHINE, TranslationPath.PIVOT)
+        }
+        at_once: dict[str, Translation] = {}
+        if source in targets:
+            at_once[source] = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
+        for target in targets - by_model - {source}:
+            whisper_later = (
+                self._engine.route(source, target, whisper_english=True).path is TranslationPath.WHISPER
+            )
+            note = (
+                "translation follows when the sentence ends"
+                if whisper_later
+                else f"not translated: no model for {source}→{target}"
+            )
+            at_once[target] = Translation(transcript.text, TranslationPath.UNTRANSLATED, None, note)
+        if at_once:
+            await self._send(transcript, at_once)
+        if not by_model or (self._partial_translation is not None and not self._partial_translation.done()):
+            return
+        stable = transcript.text[: transcript.stable_chars]
+        if self._partial_policy.should_translate(self._utterance_id(transcript), stable, time.monotonic()):
+            self._partial_translation = asyncio.create_task(
+                self._translate_partial(transcript, by_model), name=f"partial-{self._speaker.id}"
+            )
+
+    async def _translate_partial(self, transcript: Transcript, targets: set[str]) -> None:
+        try:
+            translations = await self._engine.translate(
+                transcript.text, transcript.language, targets, glossary=self._room.glossary, urgent=False
+            )
+        except TranslationBusyError:
+            return  # listeners keep the previous translated partial; the final will come regardless
+        except Exception:
+            log.exception("partial translation failed for participant %s", self._speaker.id)
+            return
+        await self._send(transcript, translations)
+
+    def _drop_partial_translation(self) -> None:
+        if self._partial_translation is not None:
+            self._partial_translation.cancel()
+            self._partial_translation = None
+
+    async def _send(self, transcript: Transcript, translations: dict[str, Translation]) -> None:
         timings = {**transcript.timings, "translated": time.time()}
         sent_at = time.time()
-        for listener in listeners:
+        for listener in list(self._room.participants.values()):
             translation = translations.get(listener.captions)
-            if translation is None:  # a partial whose translation was not due yet
+            if translation is None:  # another listener's language
                 continue
             event = CaptionEvent(
                 room=self._room.id,
@@ -163,57 +238,6 @@ class SpeakerPipeline:
 
     def _utterance_id(self, transcript: Transcript) -> str:
         return f"{self._speaker.id}-{transcript.utterance_seq}"
-
-    async def _translate(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
-        source = transcript.language
-        if transcript.final:
-            self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
-            translations = await self._engine.translate(
-                transcript.text,
-                source,
-                targets,
-                whisper_english=transcript.english,
-                glossary=self._room.glossary,
-            )
-        else:
-            translations = await self._translate_partial(transcript, targets)
-        for target, translation in translations.items():
-            if translation.path is TranslationPath.UNTRANSLATED and transcript.final:
-                self._missing_models.report(source, target)
-        return translations
-
-    async def _translate_partial(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
-        """Partials go through machine translation only where a model exists, and only when their stable
-        part has grown (at a bounded rate), so translation never makes captions lag; readers of those
-        languages keep the previous translated partial meanwhile. Whisper's English comes with the
-        final, so until then the listener sees the words as spoken, marked as such."""
-        source = transcript.language
-        routes = {t: self._engine.route(source, t, whisper_english=False).path for t in targets}
-        by_model = {
-            t for t, path in routes.items() if path in (TranslationPath.MACHINE, TranslationPath.PIVOT)
-        }
-        translations: dict[str, Translation] = {}
-        if source in targets:
-            translations[source] = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
-        stable = transcript.text[: transcript.stable_chars]
-        key = self._utterance_id(transcript)
-        if by_model and self._partial_policy.should_translate(key, stable, time.monotonic()):
-            translations.update(
-                await self._engine.translate(
-                    transcript.text, source, by_model, glossary=self._room.glossary, urgent=False
-                )
-            )
-        for target in targets - by_model - {source}:
-            whisper_later = (
-                self._engine.route(source, target, whisper_english=True).path is TranslationPath.WHISPER
-            )
-            note = (
-                "translation follows when the sentence ends"
-                if whisper_later
-                else f"not translated: no model for {source}→{target}"
-            )
-            translations[target] = Translation(transcript.text, TranslationPath.UNTRANSLATED, None, note)
-        return translations
 
 
 def _stable_chars(transcript: Transcript, translation: Translation) -> int:

@@ -8,6 +8,7 @@ CTranslate2 model the test builds (random weights: meaningless text, real code p
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -115,7 +116,7 @@ async def test_fan_out_rate_control_glossary_and_timings(
         (0.05, _partial("The patient takes metformin", 17)),  # no growth
         (0.9, _partial("The patient takes metformin twice", 27)),  # grew, interval passed
         (
-            0.05,
+            0.6,  # after that partial's translation was delivered (a final drops one still running)
             Transcript(
                 0, True, final_text, len(final_text), "en", 0.0, 3.0, None, {"speech_end": time.time()}
             ),
@@ -158,3 +159,54 @@ async def test_fan_out_rate_control_glossary_and_timings(
     exposition = metrics.render().decode()
     assert 'babelcall_captions_total{kind="final",path="machine"} 3.0' in exposition
     assert 'babelcall_stage_latency_seconds_count{kind="final",stage="total"} 4.0' in exposition
+
+
+async def test_a_final_drops_the_partial_translation_still_running(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = engine.models[0]
+    original = real_calls(model)
+    release = threading.Event()
+
+    def held(texts: list[str], source: str, target: str) -> list[str]:
+        if texts == ["The doctor says"]:
+            release.wait(10)  # a partial batch that is still running when the final arrives
+        return original(texts, source, target)
+
+    replace_calls(monkeypatch, model, held)
+    room = LiveRoom(RoomRecord("room2", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
+    inboxes: dict[str, list[dict[str, Any]]] = {"speaker": [], "reader": []}
+    for pid, captions in [("speaker", "en"), ("reader", "fr")]:
+
+        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inboxes[pid]) -> None:
+            _inbox.append(message)
+
+        room.add(Participant(pid, _member(pid), "en", captions, send))
+    final_text = "The doctor says it daily."
+    final = Transcript(
+        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    )
+    # (Texts unlike the other test's: the engine's cache would answer those at once.)
+    stream = _ScriptedStream([(0.0, _partial("The doctor says", 10)), (0.2, final)])
+    timer = threading.Timer(0.6, release.set)
+    timer.start()
+    pipeline = SpeakerPipeline(
+        room,
+        room.participants["speaker"],
+        _SilentTrack(),
+        _ScriptedRecognizer(stream),  # type: ignore[arg-type]
+        engine,
+        MissingModelReporter(engine),
+        Metrics(),
+    )
+    await pipeline.finish()
+    timer.join()
+    spoken = [CaptionEvent.from_dict(m) for m in inboxes["speaker"]]
+    read = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    # The speaker saw the partial at once; the French reader gets the final and never the stale
+    # translated partial, which would otherwise have arrived after the final.
+    assert [(e.final, e.path) for e in spoken] == [
+        (False, TranslationPath.ORIGINAL),
+        (True, TranslationPath.ORIGINAL),
+    ]
+    assert [(e.final, e.path) for e in read] == [(True, TranslationPath.MACHINE)]
