@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +99,27 @@ class RoomPlan:
     linger_s: float
 
 
-def run_rooms(plans: list[RoomPlan]) -> list[dict[str, Any]]:
+def run_rooms(plans: list[RoomPlan]) -> dict[str, Any]:
     """Runs in a worker process: every room of `plans` concurrently, one event loop."""
     return asyncio.run(_run_rooms(plans))
 
 
-async def _run_rooms(plans: list[RoomPlan]) -> list[dict[str, Any]]:
-    return list(await asyncio.gather(*(_run_room(plan) for plan in plans)))
+async def _run_rooms(plans: list[RoomPlan]) -> dict[str, Any]:
+    """The rooms' results, and this client process's own event-loop lag: a client too busy to keep up
+    sends audio late and reads captions late, which would be charged to the server."""
+    lags: list[float] = []
+    probe = asyncio.create_task(_probe_loop(lags))
+    rooms = list(await asyncio.gather(*(_run_room(plan) for plan in plans)))
+    probe.cancel()
+    return {"rooms": rooms, "loop_lag_s": lags}
+
+
+async def _probe_loop(lags: list[float], interval_s: float = 0.1) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + interval_s
+        await asyncio.sleep(interval_s)
+        lags.append(loop.time() - asked)
 
 
 async def _run_room(plan: RoomPlan) -> dict[str, Any]:
@@ -155,7 +171,11 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
     for language, report in zip(plan.listener_languages, reports, strict=True):
         measurements.extend(_measure(report, language, started, plan.regions))
     measurements.extend(_measure(speaker, "en", started, plan.regions))
-    return {"room": plan.room_url, "measurements": measurements}
+    return {
+        "room": plan.room_url,
+        "measurements": measurements,
+        "audio_max_lateness_s": speaker.audio_max_lateness_s,
+    }
 
 
 def _measure(
@@ -280,6 +300,7 @@ def run_level(
     audio: list[Path],
     regions: list[Any],
 ) -> list[dict[str, Any]]:
+    """Creates the rooms and runs them; one result (rooms and loop lag) per client process."""
     languages = list(LISTENER_LANGUAGES[: args.listeners])
     plans = []
     for index in range(speakers):
@@ -309,10 +330,48 @@ def run_level(
     workers = max(1, min(args.processes, speakers))
     chunks = [plans[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
-        return [room for chunk in pool.map(run_rooms, chunks) for room in chunk]
+        return list(pool.map(run_rooms, chunks))
 
 
-def summarise(speakers: int, rooms: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+def server_loop_lag(base_url: str) -> tuple[float, float, float] | None:
+    """(probes, probes no later than 0.1 s, total lag) from the server's event-loop histogram; None
+    when /metrics cannot be read (a running server with a metrics token: set BABELCALL_METRICS_TOKEN)."""
+    token = os.environ.get("BABELCALL_METRICS_TOKEN")
+    request = urllib.request.Request(
+        base_url + "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    figures = {}
+    for line in text.splitlines():
+        if line.startswith("babelcall_event_loop_lag_seconds_count"):
+            figures["count"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('babelcall_event_loop_lag_seconds_bucket{le="0.1"}'):
+            figures["within"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("babelcall_event_loop_lag_seconds_sum"):
+            figures["sum"] = float(line.rsplit(" ", 1)[1])
+    if len(figures) < 3:
+        return None
+    return figures["count"], figures["within"], figures["sum"]
+
+
+def loop_lag_between(
+    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
+) -> dict[str, float] | None:
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    probes = after[0] - before[0]
+    return {
+        "mean_s": round((after[2] - before[2]) / probes, 4),
+        "share_over_0.1s": round(1 - (after[1] - before[1]) / probes, 4),
+    }
+
+
+def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+    rooms = [room for worker in workers for room in worker["rooms"]]
     rows = [m for room in rooms for m in room["measurements"]]
     stage_names = sorted({s for r in rows for s in r["stages_s"]})
     paused = [r for r in rows if r["ended_by"] == "pause"]
@@ -335,6 +394,12 @@ def summarise(speakers: int, rooms: list[dict[str, Any]], usage: dict[str, Any])
             s: round(statistics.median([r["stages_s"][s] for r in rows if s in r["stages_s"]]), 3)
             for s in stage_names
         },
+        # Is the benchmark itself keeping up? Per speaker, the worst delay in sending audio; per client
+        # process, its event loop's lag.
+        "speaker_audio_max_lateness_s": percentiles(
+            [room["audio_max_lateness_s"] for room in rooms if "audio_max_lateness_s" in room]
+        ),
+        "client_loop_lag_s": percentiles([lag for worker in workers for lag in worker["loop_lag_s"]]),
         **usage,
     }
 
@@ -424,17 +489,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for count in counts:
             before = server.usage() if server else {}
+            lag_before = server_loop_lag(base_url)
             wall = time.monotonic()
-            rooms = run_level(base_url, admin, count, args, audio, regions)
+            workers = run_level(base_url, admin, count, args, audio, regions)
             elapsed = time.monotonic() - wall
-            usage: dict[str, Any] = {"wall_s": round(elapsed, 1), "gpu_memory_mb": gpu_memory_mb()}
+            usage: dict[str, Any] = {
+                "wall_s": round(elapsed, 1),
+                "gpu_memory_mb": gpu_memory_mb(),
+                "server_loop_lag": loop_lag_between(lag_before, server_loop_lag(base_url)),
+            }
             if server:
                 after = server.usage()
                 usage["server_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 1)
                 usage["server_rss_mb"] = round(after["rss_mb"], 1)
                 # Server CPU seconds per second of speech recognised: the real-time factor on this host.
                 usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
-            level = summarise(count, rooms, usage)
+            level = summarise(count, workers, usage)
             levels.append(level)
             write_results(args, levels)
             e2f = level["end_to_final_s"]
@@ -443,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(n={e2f['n']}; cut monologues p50 {level['cut_end_to_final_s']['p50']} s, "
                 f"n={level['cut_end_to_final_s']['n']}); "
                 f"first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
-                f"stages p50 {level['stages_p50_s']}",
+                f"stages p50 {level['stages_p50_s']}; server loop lag {level['server_loop_lag']}; "
+                f"client loop lag p95 {level['client_loop_lag_s']['p95']} s; "
+                f"speaker audio late by up to p95 {level['speaker_audio_max_lateness_s']['p95']} s",
                 flush=True,
             )
             if level["failed_rooms"]:

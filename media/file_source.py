@@ -46,7 +46,9 @@ class FileAudioTrack(MediaStreamTrack):
 
     Silence after the file matters: it is how a listener's voice-activity detector hears the end of
     the last sentence. `playback_started_at` / `playback_ended_at` (Unix time) let benchmarks measure
-    latency from the moment speech actually left the microphone.
+    latency from the moment speech actually left the microphone; `max_lateness_s` says how far behind
+    the wall clock the sender asked for a frame (a busy client sends audio late, and every latency
+    measured from the recording's timeline then includes that).
     """
 
     kind = "audio"
@@ -59,6 +61,7 @@ class FileAudioTrack(MediaStreamTrack):
         self._clock_start: float | None = None
         self.playback_started_at: float | None = None
         self.playback_ended_at: float | None = None
+        self.max_lateness_s = 0.0
         self.finished = asyncio.Event()
 
     @classmethod
@@ -77,6 +80,8 @@ class FileAudioTrack(MediaStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        else:
+            self.max_lateness_s = max(self.max_lateness_s, -delay)
 
         chunk = self._samples[self._position : self._position + _FRAME_SAMPLES]
         self._position += len(chunk)

@@ -34,6 +34,7 @@ class JoinReport:
     room_opened_at: float = 0.0  # server clock: caption start_s/end_s count from here
     playback_started_at: float | None = None
     playback_ended_at: float | None = None
+    audio_max_lateness_s: float = 0.0  # how far behind real time the audio was sent, at worst
     captions: list[CaptionEvent] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # local wall clock when captions[i] arrived
 
@@ -156,6 +157,7 @@ async def _take_part(
                 raise JoinError("the audio never reached the server (no media connection)") from error
             report.playback_started_at = track.playback_started_at
             report.playback_ended_at = track.playback_ended_at
+            report.audio_max_lateness_s = track.max_lateness_s
         if leave is not None:
             await leave.wait()
         await asyncio.sleep(linger_s)

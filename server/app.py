@@ -106,7 +106,9 @@ def create_app(
             rooms=RoomRegistry(config.max_review_participants),
         )
         app[AppContext.KEY] = context
+        loop_probe = asyncio.create_task(context.metrics.probe_event_loop(), name="event-loop-probe")
         yield
+        loop_probe.cancel()
         for pipeline in list(context.pipelines.values()):
             await pipeline.finish()
         await context.hub.close()

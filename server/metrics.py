@@ -1,4 +1,5 @@
-"""Prometheus metrics: per-stage caption latency, queue depths, live rooms and speakers, loaded models.
+"""Prometheus metrics: per-stage caption latency, queue depths, live rooms and speakers, loaded models,
+and the event loop's lag.
 
 Stage latencies come from the timestamps every caption carries (`CaptionEvent.timings`), so the
 metrics, the logs and the benchmark all measure the same thing.
@@ -6,6 +7,7 @@ metrics, the logs and the benchmark all measure the same thing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "total": ("speech_end", "sent"),
 }
 _BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LOOP_PROBE_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,23 @@ class Metrics:
             ["path", "kind"],
             registry=self.registry,
         )
+
+        self._loop_lag = Histogram(
+            "babelcall_event_loop_lag_seconds",
+            "How late the event loop ran a callback due now: every WebRTC packet, audio frame and "
+            "caption of the server goes through this one loop, so lag here delays them all",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=self.registry,
+        )
+
+    async def probe_event_loop(self) -> None:
+        """Runs until cancelled: sleeps LOOP_PROBE_INTERVAL_S at a time and records how much later than
+        asked it woke up."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + LOOP_PROBE_INTERVAL_S
+            await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
+            self._loop_lag.observe(max(0.0, loop.time() - asked))
 
     def watch(self, read: Callable[[], LiveFigures | None]) -> None:
         self.registry.register(_LiveCollector(read))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +275,13 @@ async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> 
             "babelcall_translation_pending",
         ):
             assert name in text
+        # Work that blocks the loop (here on purpose) shows up as event-loop lag.
+        time.sleep(0.3)  # noqa: ASYNC251
+        await asyncio.sleep(0.15)
+        text = await (await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})).text()
+        lag = {
+            line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("babelcall_event_loop_lag_seconds_bucket")
+        }
+        assert lag["+Inf"] - lag["0.1"] >= 1  # the probe due during the block woke 0.2-0.3 s late

@@ -67,3 +67,20 @@ def test_tap_downmixes_stereo_and_resamples_any_rate() -> None:
     # Two seconds at 16 kHz, minus what the resampler still holds.
     assert abs(len(out) - 2 * SAMPLE_RATE) < 200
     assert 0.45 < np.max(np.abs(out)) < 0.55
+
+
+async def test_a_file_track_paces_by_the_clock_and_reports_how_late_it_was_read() -> None:
+    import asyncio
+    import time
+
+    from media import FileAudioTrack
+
+    track = FileAudioTrack(np.zeros(48_000, dtype=np.int16))  # 1 s, 50 frames of 20 ms
+    started = time.monotonic()
+    for _ in range(5):
+        await track.recv()
+    assert time.monotonic() - started >= 0.07  # frames 2-5 waited for their time
+    assert track.max_lateness_s < 0.01
+    await asyncio.sleep(0.25)  # a sender too busy to ask for the next frame in time
+    await track.recv()
+    assert 0.15 < track.max_lateness_s < 1.0
