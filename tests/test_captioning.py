@@ -75,6 +75,35 @@ def _partial(text: str, stable: int) -> Transcript:
     )
 
 
+def _join(room: LiveRoom, captions: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """One participant per id, speaking English and reading the given language; their inboxes."""
+    inboxes: dict[str, list[dict[str, Any]]] = {}
+    for pid, language in captions.items():
+        inbox: list[dict[str, Any]] = []
+        inboxes[pid] = inbox
+
+        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inbox) -> None:
+            _inbox.append(message)
+
+        room.add(Participant(pid, _member(pid), "en", language, send))
+    return inboxes
+
+
+def _pipeline(
+    room: LiveRoom, stream: _ScriptedStream, engine: TranslationEngine, metrics: Metrics
+) -> SpeakerPipeline:
+    """The pipeline of the participant "speaker", fed by a scripted recogniser."""
+    return SpeakerPipeline(
+        room,
+        room.participants["speaker"],
+        _SilentTrack(),
+        _ScriptedRecognizer(stream),  # type: ignore[arg-type]
+        engine,
+        MissingModelReporter(engine),
+        metrics,
+    )
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> TranslationEngine:
     root = tmp_path_factory.mktemp("models")
@@ -98,15 +127,7 @@ async def test_fan_out_rate_control_glossary_and_timings(
     room = LiveRoom(
         RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary.from_list(["metformin"])), 12
     )
-    inboxes: dict[str, list[dict[str, Any]]] = {}
-    for pid, captions in [("speaker", "en"), ("a", "fr"), ("b", "fr"), ("c", "ja")]:
-        inbox: list[dict[str, Any]] = []
-        inboxes[pid] = inbox
-
-        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inbox) -> None:
-            _inbox.append(message)
-
-        room.add(Participant(pid, _member(pid), "en", captions, send))
+    inboxes = _join(room, {"speaker": "en", "a": "fr", "b": "fr", "c": "ja"})
 
     final_text = "The patient takes metformin twice a day."
     script = [
@@ -124,15 +145,7 @@ async def test_fan_out_rate_control_glossary_and_timings(
     ]
     stream = _ScriptedStream(script)
     metrics = Metrics()
-    pipeline = SpeakerPipeline(
-        room,
-        room.participants["speaker"],
-        _SilentTrack(),
-        _ScriptedRecognizer(stream),  # type: ignore[arg-type]
-        engine,
-        MissingModelReporter(engine),
-        metrics,
-    )
+    pipeline = _pipeline(room, stream, engine, metrics)
     assert stream.opened_with["language"] == "en" and stream.opened_with["glossary"] == ["metformin"]
     await pipeline.finish()
 
@@ -175,13 +188,7 @@ async def test_a_final_drops_the_partial_translation_still_running(
 
     replace_calls(monkeypatch, model, held)
     room = LiveRoom(RoomRecord("room2", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
-    inboxes: dict[str, list[dict[str, Any]]] = {"speaker": [], "reader": []}
-    for pid, captions in [("speaker", "en"), ("reader", "fr")]:
-
-        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inboxes[pid]) -> None:
-            _inbox.append(message)
-
-        room.add(Participant(pid, _member(pid), "en", captions, send))
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     final_text = "The doctor says it daily."
     final = Transcript(
         0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
@@ -190,15 +197,7 @@ async def test_a_final_drops_the_partial_translation_still_running(
     stream = _ScriptedStream([(0.0, _partial("The doctor says", 10)), (0.2, final)])
     timer = threading.Timer(0.6, release.set)
     timer.start()
-    pipeline = SpeakerPipeline(
-        room,
-        room.participants["speaker"],
-        _SilentTrack(),
-        _ScriptedRecognizer(stream),  # type: ignore[arg-type]
-        engine,
-        MissingModelReporter(engine),
-        Metrics(),
-    )
+    pipeline = _pipeline(room, stream, engine, Metrics())
     await pipeline.finish()
     timer.join()
     spoken = [CaptionEvent.from_dict(m) for m in inboxes["speaker"]]
