@@ -390,6 +390,18 @@ def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any
         "onset_to_first_partial_s": percentiles(
             [r["onset_to_first_partial_s"] for r in rows if r["onset_to_first_partial_s"] is not None]
         ),
+        # Readers of the spoken language see each partial as decoded; readers of other languages only
+        # translated partials, once a stable prefix exists (so later by design).
+        "onset_to_first_partial_by_path_s": {
+            path: percentiles(
+                [
+                    r["onset_to_first_partial_s"]
+                    for r in rows
+                    if r["path"] == path and r["onset_to_first_partial_s"] is not None
+                ]
+            )
+            for path in sorted({r["path"] for r in rows})
+        },
         "stages_p50_s": {
             s: round(statistics.median([r["stages_s"][s] for r in rows if s in r["stages_s"]]), 3)
             for s in stage_names
