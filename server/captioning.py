@@ -135,20 +135,26 @@ class SpeakerPipeline:
             self._drop_partial_translation()
 
     async def _deliver_final(self, transcript: Transcript) -> None:
-        targets = {listener.captions for listener in self._room.participants.values()}
-        if not targets:
-            return
+        """Readers of the spoken language get the final at once; the others when it is translated."""
         self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
+        source = transcript.language
+        targets = {listener.captions for listener in self._room.participants.values()}
+        if source in targets:
+            original = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
+            await self._send(transcript, {source: original})
+        others = targets - {source}
+        if not others:
+            return
         translations = await self._engine.translate(
             transcript.text,
-            transcript.language,
-            targets,
+            source,
+            others,
             whisper_english=transcript.english,
             glossary=self._room.glossary,
         )
         for target, translation in translations.items():
             if translation.path is TranslationPath.UNTRANSLATED:
-                self._missing_models.report(transcript.language, target)
+                self._missing_models.report(source, target)
         await self._send(transcript, translations)
 
     async def _deliver_partial(self, transcript: Transcript) -> None:

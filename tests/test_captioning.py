@@ -209,3 +209,35 @@ async def test_a_final_drops_the_partial_translation_still_running(
         (True, TranslationPath.ORIGINAL),
     ]
     assert [(e.final, e.path) for e in read] == [(True, TranslationPath.MACHINE)]
+
+
+async def test_readers_of_the_spoken_language_get_the_final_before_it_is_translated(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = engine.models[0]
+    original = real_calls(model)
+    release = threading.Event()
+    final_text = "Her fever came back this morning."
+
+    def held(texts: list[str], source: str, target: str) -> list[str]:
+        if texts == [final_text]:
+            release.wait(10)  # a translation still running
+        return original(texts, source, target)
+
+    replace_calls(monkeypatch, model, held)
+    room = LiveRoom(RoomRecord("room3", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
+    final = Transcript(
+        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    )
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, final)]), engine, Metrics())
+    for _ in range(100):  # until the speaker has their final (at most 5 s)
+        if inboxes["speaker"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [CaptionEvent.from_dict(m).path for m in inboxes["speaker"]] == [TranslationPath.ORIGINAL]
+    assert inboxes["reader"] == []  # its translation is still held
+    release.set()
+    await pipeline.finish()
+    (read,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    assert read.final and read.path is TranslationPath.MACHINE
