@@ -262,7 +262,14 @@ class ServerProcess:
 
         proc = psutil.Process(self.process.pid)
         times = proc.cpu_times()
-        return {"cpu_s": times.user + times.system, "rss_mb": proc.memory_info().rss / 2**20}
+        # The main thread runs the event loop, which every packet, frame and caption goes through: one
+        # core at most, whatever the host has, so its share is the server's first ceiling.
+        main = next((t for t in proc.threads() if t.id == proc.pid), None)
+        return {
+            "cpu_s": times.user + times.system,
+            "loop_cpu_s": main.user_time + main.system_time if main else 0.0,
+            "rss_mb": proc.memory_info().rss / 2**20,
+        }
 
     def stop(self) -> None:
         self.process.terminate()
@@ -513,6 +520,11 @@ def main(argv: list[str] | None = None) -> int:
             if server:
                 after = server.usage()
                 usage["server_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 1)
+                # Event-loop thread CPU per second of speech: 1 / this is roughly how many speakers
+                # one loop could carry before it alone is saturated.
+                usage["server_loop_cpu_per_audio_s"] = round(
+                    (after["loop_cpu_s"] - before["loop_cpu_s"]) / (count * args.seconds), 4
+                )
                 usage["server_rss_mb"] = round(after["rss_mb"], 1)
                 # Server CPU seconds per second of speech recognised: the real-time factor on this host.
                 usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
