@@ -138,7 +138,7 @@ class SpeakerPipeline:
         """Readers of the spoken language get the final at once; the others when it is translated."""
         self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
         source = transcript.language
-        targets = {listener.captions for listener in self._room.participants.values()}
+        targets = self._room.caption_languages()
         if source in targets:
             original = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
             await self._send(transcript, {source: original})
@@ -163,7 +163,7 @@ class SpeakerPipeline:
         captions lag; readers of those languages keep the previous translated partial meanwhile.
         Whisper's English comes with the final, so until then the listener sees the words as spoken,
         marked as such."""
-        targets = {listener.captions for listener in self._room.participants.values()}
+        targets = self._room.caption_languages()
         source = transcript.language
         routes = {t: self._engine.route(source, t, whisper_english=False).path for t in targets}
         by_model = {
