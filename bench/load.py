@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from participant.rest import RestClient
-from server.metrics import STAGES
+from server.metrics import STAGES, probe_loop_lag
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared"
@@ -108,18 +108,10 @@ async def _run_rooms(plans: list[RoomPlan]) -> dict[str, Any]:
     """The rooms' results, and this client process's own event-loop lag: a client too busy to keep up
     sends audio late and reads captions late, which would be charged to the server."""
     lags: list[float] = []
-    probe = asyncio.create_task(_probe_loop(lags))
+    probe = asyncio.create_task(probe_loop_lag(lags.append))
     rooms = list(await asyncio.gather(*(_run_room(plan) for plan in plans)))
     probe.cancel()
     return {"rooms": rooms, "loop_lag_s": lags}
-
-
-async def _probe_loop(lags: list[float], interval_s: float = 0.1) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        asked = loop.time() + interval_s
-        await asyncio.sleep(interval_s)
-        lags.append(loop.time() - asked)
 
 
 async def _run_room(plan: RoomPlan) -> dict[str, Any]:

@@ -28,6 +28,16 @@ LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LOOP_PROBE_INTERVAL_S = 0.1
 
 
+async def probe_loop_lag(record: Callable[[float], None], interval_s: float = LOOP_PROBE_INTERVAL_S) -> None:
+    """Runs until cancelled: sleeps `interval_s` at a time and records how much later than asked it
+    woke up, which is how long callbacks due on this event loop waited."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + interval_s
+        await asyncio.sleep(interval_s)
+        record(max(0.0, loop.time() - asked))
+
+
 @dataclass(frozen=True)
 class LiveFigures:
     rooms: int
@@ -97,13 +107,8 @@ class Metrics:
         )
 
     async def probe_event_loop(self) -> None:
-        """Runs until cancelled: sleeps LOOP_PROBE_INTERVAL_S at a time and records how much later than
-        asked it woke up."""
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time() + LOOP_PROBE_INTERVAL_S
-            await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
-            self._loop_lag.observe(max(0.0, loop.time() - asked))
+        """Runs until cancelled, recording the server's event-loop lag (see `probe_loop_lag`)."""
+        await probe_loop_lag(self._loop_lag.observe)
 
     def watch(self, read: Callable[[], LiveFigures | None]) -> None:
         self.registry.register(_LiveCollector(read))
