@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -225,3 +226,25 @@ def replace_calls(monkeypatch: pytest.MonkeyPatch, model: TranslationModel, call
         return results
 
     monkeypatch.setattr(model, "translate_rows", rows_call)
+
+
+def hold_calls(
+    monkeypatch: pytest.MonkeyPatch,
+    model: TranslationModel,
+    held: Callable[[list[str]], bool],
+    release: threading.Event,
+    timeout_s: float = 10.0,
+) -> list[list[str]]:
+    """Model calls whose texts satisfy `held` block until `release` (at most `timeout_s`), as a batch
+    still running would; every call's texts are recorded, in order, in the list returned."""
+    original = real_calls(model)
+    calls: list[list[str]] = []
+
+    def holding(texts: list[str], source: str, target: str) -> list[str]:
+        calls.append(list(texts))
+        if held(texts):
+            release.wait(timeout_s)
+        return original(texts, source, target)
+
+    replace_calls(monkeypatch, model, holding)
+    return calls

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from mt_models import build_multilingual, real_calls, replace_calls
+from mt_models import build_multilingual, hold_calls, real_calls, replace_calls
 
 from asr import Transcript
 from mt import TranslationEngine
@@ -177,16 +177,9 @@ async def test_fan_out_rate_control_glossary_and_timings(
 async def test_a_final_drops_the_partial_translation_still_running(
     engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = engine.models[0]
-    original = real_calls(model)
     release = threading.Event()
-
-    def held(texts: list[str], source: str, target: str) -> list[str]:
-        if texts == ["The doctor says"]:
-            release.wait(10)  # a partial batch that is still running when the final arrives
-        return original(texts, source, target)
-
-    replace_calls(monkeypatch, model, held)
+    # A partial batch that is still running when the final arrives.
+    hold_calls(monkeypatch, engine.models[0], lambda texts: texts == ["The doctor says"], release)
     room = LiveRoom(RoomRecord("room2", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     final_text = "The doctor says it daily."
@@ -214,17 +207,9 @@ async def test_a_final_drops_the_partial_translation_still_running(
 async def test_readers_of_the_spoken_language_get_the_final_before_it_is_translated(
     engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = engine.models[0]
-    original = real_calls(model)
     release = threading.Event()
     final_text = "Her fever came back this morning."
-
-    def held(texts: list[str], source: str, target: str) -> list[str]:
-        if texts == [final_text]:
-            release.wait(10)  # a translation still running
-        return original(texts, source, target)
-
-    replace_calls(monkeypatch, model, held)
+    hold_calls(monkeypatch, engine.models[0], lambda texts: texts == [final_text], release)  # still running
     room = LiveRoom(RoomRecord("room3", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     final = Transcript(

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mt_models import build_multilingual, real_calls, replace_calls
+from mt_models import build_multilingual, hold_calls
 
 from models.synthetic_translation import LENGTH_RATIO, STAMP
 from mt import TranslationBusyError, TranslationEngine, TranslationModel, load_model
@@ -24,18 +24,9 @@ async def test_queued_finals_run_before_queued_partials(
     nllb_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = TranslationEngine([load_model(nllb_dir)])
-    model = engine.models[0]
-    original = real_calls(model)
-    order: list[list[str]] = []
     release = threading.Event()
-
-    def slow(texts: list[str], source: str, target: str) -> list[str]:
-        order.append(list(texts))
-        if texts == ["partial one"]:
-            release.wait(5)  # hold the worker while the others queue up
-        return original(texts, source, target)
-
-    replace_calls(monkeypatch, model, slow)
+    # Hold the worker on the first partial while the others queue up.
+    order = hold_calls(monkeypatch, engine.models[0], lambda texts: texts == ["partial one"], release, 5)
     first = asyncio.create_task(engine.translate("partial one", "en", ["fr"], urgent=False))
     await asyncio.sleep(0.2)
     later = [
@@ -107,17 +98,7 @@ def _held_partials(
     monkeypatch: pytest.MonkeyPatch, model: TranslationModel, release: threading.Event
 ) -> list[list[str]]:
     """Model calls for texts starting with "partial" block until `release`; returns the calls made."""
-    original = real_calls(model)
-    order: list[list[str]] = []
-
-    def held(texts: list[str], source: str, target: str) -> list[str]:
-        order.append(list(texts))
-        if texts[0].startswith("partial"):
-            release.wait(10)
-        return original(texts, source, target)
-
-    replace_calls(monkeypatch, model, held)
-    return order
+    return hold_calls(monkeypatch, model, lambda texts: texts[0].startswith("partial"), release)
 
 
 async def test_on_a_gpu_finals_overtake_a_running_batch_of_partials(
