@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -257,10 +258,19 @@ class ServerProcess:
         # The main thread runs the event loop, which every packet, frame and caption goes through: one
         # core at most, whatever the host has, so its share is the server's first ceiling.
         main = next((t for t in proc.threads() if t.id == proc.pid), None)
+        # The media workers (media/worker.py) carry the WebRTC packets, each on its own loop.
+        media_cpu_s = media_rss_mb = 0.0
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                media_cpu_s += child_times.user + child_times.system
+                media_rss_mb += child.memory_info().rss / 2**20
         return {
-            "cpu_s": times.user + times.system,
+            "cpu_s": times.user + times.system + media_cpu_s,  # the whole server, its workers included
             "loop_cpu_s": main.user_time + main.system_time if main else 0.0,
             "rss_mb": proc.memory_info().rss / 2**20,
+            "media_cpu_s": media_cpu_s,
+            "media_rss_mb": media_rss_mb,
         }
 
     def stop(self) -> None:
@@ -518,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                     (after["loop_cpu_s"] - before["loop_cpu_s"]) / (count * args.seconds), 4
                 )
                 usage["server_rss_mb"] = round(after["rss_mb"], 1)
+                usage["media_workers_cpu_per_audio_s"] = round(
+                    (after["media_cpu_s"] - before["media_cpu_s"]) / (count * args.seconds), 4
+                )
+                usage["media_workers_rss_mb"] = round(after["media_rss_mb"], 1)
                 # Server CPU seconds per second of speech recognised: the real-time factor on this host.
                 usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
             level = summarise(count, workers, usage)

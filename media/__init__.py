@@ -1,21 +1,26 @@
-"""Media: WebRTC peer connections, forwarding tracks between participants, and the audio tap.
+"""Media: WebRTC peer connections in worker processes, relaying between participants, and the audio tap.
 
-Frames come in from a browser (or the headless participant) over aiortc; `AudioTap` turns each
-decoded frame into 16 kHz mono float32 samples for speech recognition.
+The server talks to `MediaHub`; each media worker process (`media.worker`) runs the aiortc peer
+connections of the rooms pinned to it and taps every published microphone, turning each decoded frame
+into 16 kHz mono float32 samples for speech recognition (`AudioTap`).
 """
 
-from media.audio_tap import SAMPLE_RATE, AudioTap, tap_track
+from media.audio_tap import SAMPLE_RATE, AudioTap
 from media.file_source import FileAudioTrack
+from media.hub import MediaFigures, MediaHub, MediaSettings, MediaUnavailableError
 from media.ice import enable_loopback_candidates
-from media.peers import MediaHub, NegotiationError, Publication
+from media.peers import NegotiationError
+from media.worker import WorkerSettings
 
 __all__ = [
     "SAMPLE_RATE",
     "AudioTap",
     "FileAudioTrack",
+    "MediaFigures",
     "MediaHub",
+    "MediaSettings",
+    "MediaUnavailableError",
     "NegotiationError",
-    "Publication",
+    "WorkerSettings",
     "enable_loopback_candidates",
-    "tap_track",
 ]

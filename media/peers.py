@@ -1,5 +1,5 @@
-"""One WebRTC peer connection per direction: each participant publishes once, and subscribes once per
-other participant.
+"""The peer connections of one media worker process (media/worker.py): one WebRTC peer connection per
+direction, each participant publishing once and subscribing once per other participant.
 
 Every connection is negotiated exactly once, always offered by the client. aiortc's renegotiation
 support is partial, and a fresh receive-only connection per remote participant is simple, robust and
@@ -42,8 +42,10 @@ class _Participant:
     drains: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-class MediaHub:
-    """Owns every peer connection of a server and forwards published tracks to subscribers."""
+class PeerConnections:
+    """Owns every peer connection of one worker and forwards published tracks to subscribers.
+
+    Rooms are pinned to a worker (media/hub.py), so a publisher and its subscribers always meet here."""
 
     def __init__(self, ice_servers: list[str] | None = None) -> None:
         self._configuration = RTCConfiguration(

@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from asr import RecognizerConfig, SpeechRecognizer
-from media import MediaHub, enable_loopback_candidates
+from media import MediaHub, MediaSettings, WorkerSettings
 from models import resolve_whisper_model
 from mt import TranslationEngine
 from server import api
@@ -66,6 +66,17 @@ def load_engine(config: Config) -> TranslationEngine:
     return engine
 
 
+def media_settings(config: Config) -> MediaSettings:
+    return MediaSettings(
+        workers=config.media_worker_count,
+        worker=WorkerSettings(
+            ice_servers=config.ice_servers,
+            loopback_candidates=config.loopback_candidates,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        ),
+    )
+
+
 async def _page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -78,8 +89,6 @@ def create_app(
     config: Config, *, recognizer: SpeechRecognizer | None = None, engine: TranslationEngine | None = None
 ) -> web.Application:
     """Build the application. Engines not given are loaded at start-up from the configuration."""
-    if config.loopback_candidates:
-        enable_loopback_candidates()
     app = web.Application(
         middlewares=[api.json_errors, api.security_headers, api.identify_member],
         client_max_size=config.max_message_bytes,
@@ -97,10 +106,12 @@ def create_app(
         await store.open()
         loaded_recognizer = recognizer or await asyncio.to_thread(load_recognizer, config)
         loaded_engine = engine or await asyncio.to_thread(load_engine, config)
+        hub = MediaHub(media_settings(config))
+        await hub.start()
         context = AppContext(
             config=config,
             store=store,
-            hub=MediaHub(list(config.ice_servers)),
+            hub=hub,
             recognizer=loaded_recognizer,
             engine=loaded_engine,
             rooms=RoomRegistry(config.max_review_participants),

@@ -1,6 +1,6 @@
 """From one speaker's microphone to every listener's caption.
 
-    published audio track ─► media.tap_track ─► asr.RecognitionStream ─► Transcript
+    MediaHub.listen (16 kHz audio from the media worker) ─► asr.RecognitionStream ─► Transcript
         ─► mt.TranslationEngine (once per distinct caption language) ─► CaptionEvent per listener
 
 One `SpeakerPipeline` per speaking participant. It never blocks the event loop: recognition and
@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import numpy as np
-from aiortc.mediastreams import MediaStreamTrack
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
-from media import SAMPLE_RATE, tap_track
+from media import SAMPLE_RATE
 from mt import PartialTranslationPolicy, Translation, TranslationBusyError, TranslationEngine
 from protocol import CaptionEvent, TranslationPath
 from server.metrics import Metrics
@@ -55,7 +55,7 @@ class SpeakerPipeline:
         self,
         room: LiveRoom,
         speaker: Participant,
-        audio: MediaStreamTrack,
+        audio: AsyncIterator[np.ndarray],
         recognizer: SpeechRecognizer,
         engine: TranslationEngine,
         missing_models: MissingModelReporter,
@@ -78,13 +78,14 @@ class SpeakerPipeline:
         # the room clock is fixed when that sample arrives, so captions line up with when words were said.
         self._offset_s: float | None = None
         self._partial_translation: asyncio.Task[None] | None = None
-        self._tap = asyncio.create_task(tap_track(audio, self._hear), name=f"tap-{speaker.id}")
+        self._tap = asyncio.create_task(self._hear_all(audio), name=f"hear-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
 
-    async def _hear(self, samples: np.ndarray) -> None:
-        if self._offset_s is None:
-            self._offset_s = time.time() - len(samples) / SAMPLE_RATE - self._room.opened_at
-        await self._stream.push(samples)
+    async def _hear_all(self, audio: AsyncIterator[np.ndarray]) -> None:
+        async for samples in audio:
+            if self._offset_s is None:
+                self._offset_s = time.time() - len(samples) / SAMPLE_RATE - self._room.opened_at
+            await self._stream.push(samples)
 
     def room_changed(self) -> None:
         """Someone joined, left or changed languages, or the glossary changed."""

@@ -44,6 +44,7 @@ class Config:
     mt_device: str = "cpu"
     mt_compute_type: str = "int8"
     # WebRTC
+    media_workers: int = 0  # processes running the peer connections (rooms pinned to one); 0: cores / 4
     ice_servers: tuple[str, ...] = ()  # e.g. ("stun:stun.example.org:3478",); none keeps traffic local
     loopback_candidates: bool = True  # offer 127.0.0.1 so browsers on this machine connect
     # Limits
@@ -62,6 +63,12 @@ class Config:
         return self.translation_models_dir or self.data_dir / "models" / "translation"
 
     @property
+    def media_worker_count(self) -> int:
+        # One worker's event loop carries ~25 speakers on a slow core (docs/scaling.md); a quarter of
+        # the cores leaves the rest to recognition, translation and the server's own loop.
+        return self.media_workers or max(1, (os.cpu_count() or 1) // 4)
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
@@ -71,7 +78,10 @@ class Config:
             value = getattr(self, f.name)
             shown = ("(set)" if value else "(not set)") if f.name in _SECRETS else value
             lines.append(f"  {f.name} = {shown!s}")
-        lines.append(f"  (database: {self.database_path}; translation models: {self.translation_dir})")
+        lines.append(
+            f"  (database: {self.database_path}; translation models: {self.translation_dir}; "
+            f"media workers: {self.media_worker_count})"
+        )
         return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -43,6 +44,8 @@ class AppContext:
     def __post_init__(self) -> None:
         self.missing_models = MissingModelReporter(self.engine)
         self.metrics.watch(self.live_figures)
+        self.hub.on_lost(self.media_lost)
+        self._notices: set[asyncio.Task[None]] = set()
 
     def live_figures(self) -> LiveFigures:
         return LiveFigures(
@@ -51,6 +54,7 @@ class AppContext:
             speakers=len(self.pipelines),
             recognizer=dataclasses.asdict(self.recognizer.stats()),
             translation_pending=self.engine.pending,
+            media=dataclasses.asdict(self.hub.figures()),
             models={
                 "asr": {
                     "model": str(self.config.whisper_model),
@@ -96,6 +100,21 @@ class AppContext:
         )
         self.pipelines[participant.id] = pipeline
         return pipeline
+
+    def media_lost(self, participant_ids: list[str]) -> None:
+        """Their media worker died: their peer connections are gone, so tell them to join again."""
+        lost = set(participant_ids)
+        notice = {
+            "type": "error",
+            "code": "media_lost",
+            "message": "the server's media process for this call failed; leave and join again",
+        }
+        for room in self.rooms.rooms:
+            for participant in room.participants.values():
+                if participant.id in lost:
+                    task = asyncio.create_task(participant.send(notice))
+                    self._notices.add(task)
+                    task.add_done_callback(self._notices.discard)
 
     def room_changed(self, room: LiveRoom) -> None:
         for participant_id in room.participants:

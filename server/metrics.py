@@ -45,6 +45,7 @@ class LiveFigures:
     speakers: int
     recognizer: dict[str, float]  # SpeechRecognizer.stats()
     translation_pending: int
+    media: dict[str, float]  # media.MediaFigures
     models: dict[str, dict[str, str]]  # stage -> {"model": ..., "device": ..., "compute_type": ...}
 
 
@@ -68,6 +69,15 @@ class _LiveCollector(Collector):
             "Translation model calls queued or running",
             value=figures.translation_pending,
         )
+        media = GaugeMetricFamily(
+            "babelcall_media",
+            "Media workers: workers running, participants with media, decoded audio waiting for "
+            "recognition and audio dropped because recognition fell too far behind (seconds)",
+            labels=["figure"],
+        )
+        for name, value in sorted(figures.media.items()):
+            media.add_metric([name], float(value))
+        yield media
         recognizer = GaugeMetricFamily(
             "babelcall_asr", "Speech recogniser scheduler figures", labels=["figure"]
         )
@@ -100,8 +110,8 @@ class Metrics:
 
         self._loop_lag = Histogram(
             "babelcall_event_loop_lag_seconds",
-            "How late the event loop ran a callback due now: every WebRTC packet, audio frame and "
-            "caption of the server goes through this one loop, so lag here delays them all",
+            "How late the server's event loop ran a callback due now: every speaker's audio batch, "
+            "caption and signalling message goes through this one loop, so lag here delays them all",
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )

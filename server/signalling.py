@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from media import MediaHub, NegotiationError
+from media import MediaHub, MediaUnavailableError, NegotiationError
 from protocol import PROTOCOL_VERSION, UnknownLanguageError, language
 from server.captioning import SpeakerPipeline
 from server.context import AppContext
@@ -106,10 +106,10 @@ class _Session:
 
     async def _publish(self, message: dict[str, Any]) -> None:
         assert self.participant is not None
-        answer, publication = await self.hub.publish(self.participant.id, _sdp_field(message))
-        self.participant.publishing = publication.kinds
-        await self.send({"type": "published", "sdp": answer, "kinds": publication.kinds})
-        if publication.audio is not None:
+        answer, kinds = await self.hub.publish(self.room.id, self.participant.id, _sdp_field(message))
+        self.participant.publishing = kinds
+        await self.send({"type": "published", "sdp": answer, "kinds": kinds})
+        if "audio" in kinds:
             self.pipeline = self.context.start_speech(self.room, self.participant)
         await self.room.broadcast(
             {"type": "participant_published", "participant": self.participant.public()},
@@ -123,7 +123,9 @@ class _Session:
             raise ProtocolError("unknown_participant", f"no participant {publisher_id!r} in this room")
         if publisher_id == self.participant.id:
             raise ProtocolError("bad_message", "cannot subscribe to yourself")
-        answer = await self.hub.subscribe(self.participant.id, publisher_id, _sdp_field(message))
+        answer = await self.hub.subscribe(
+            self.room.id, self.participant.id, publisher_id, _sdp_field(message)
+        )
         await self.send({"type": "subscribed", "publisher_id": publisher_id, "sdp": answer})
 
     async def _change_languages(self, message: dict[str, Any]) -> None:
@@ -190,6 +192,8 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
                     await session.send({"type": "error", "code": error.code, "message": error.message})
                 except NegotiationError as error:
                     await session.send({"type": "error", "code": "negotiation_failed", "message": str(error)})
+                except MediaUnavailableError as error:
+                    await session.send({"type": "error", "code": "media_unavailable", "message": str(error)})
                 except Exception:
                     # A bug must cost one message, not the participant's call.
                     log.exception("message handling failed in room %s", record.id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,11 +14,14 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCPeerConnection, VideoStreamTrack
 
 from asr import RecognizerStats
+from media import enable_loopback_candidates
 from mt import TranslationEngine
 from server.app import create_app
 from server.config import Config
+from server.context import AppContext
 
 PASSWORD = "a long enough password"
 
@@ -36,7 +41,7 @@ class _UnusedRecognizer:
 
 @pytest.fixture
 async def app_server(tmp_path: Path) -> AsyncIterator[TestServer]:
-    config = Config(data_dir=tmp_path, max_message_bytes=4_096)
+    config = Config(data_dir=tmp_path, max_message_bytes=4_096, media_workers=1)
     app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
     server = TestServer(app)
     await server.start_server()
@@ -234,6 +239,46 @@ async def test_signalling_answers_bad_messages_and_keeps_the_session(app_server:
         await client.close()
 
 
+async def test_a_failed_media_worker_tells_its_participants_and_new_calls_still_connect(
+    app_server: TestServer,
+) -> None:
+    """Camera only, so no recognition: the media worker is what is under test."""
+    admin = await _member(app_server, "admin@example.org")
+    room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    await socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(socket))["type"] == "joined"
+
+    async def publish_camera() -> tuple[RTCPeerConnection, dict[str, Any]]:
+        pc = RTCPeerConnection()
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
+        return pc, await _receive(socket)
+
+    enable_loopback_candidates()
+    first, published = await publish_camera()
+    assert published["type"] == "published" and published["kinds"] == ["video"]
+    hub = app_server.app[AppContext.KEY].hub
+    (worker_pid,) = hub.worker_pids()
+    os.kill(worker_pid, signal.SIGKILL)
+    lost = await _receive(socket)
+    assert lost["type"] == "error" and lost["code"] == "media_lost", lost
+    await first.close()
+
+    # Joining again reaches the replacement worker.
+    await socket.close()
+    socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    await socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(socket))["type"] == "joined"
+    second, published = await publish_camera()
+    assert published["type"] == "published", published
+    assert hub.worker_pids() != [worker_pid]
+    await second.close()
+    await socket.close()
+    await admin.close()
+
+
 async def test_glossary_is_the_hosts_to_edit_and_every_members_to_read(app_server: TestServer) -> None:
     admin = await _member(app_server, "admin@example.org")
     host = await _member(app_server, "host@example.org", admin=admin)
@@ -261,7 +306,7 @@ async def test_glossary_is_the_hosts_to_edit_and_every_members_to_read(app_serve
 
 
 async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> None:
-    config = Config(data_dir=tmp_path, metrics_token="s3cret")
+    config = Config(data_dir=tmp_path, metrics_token="s3cret", media_workers=1)
     app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
     async with TestServer(app) as server, TestClient(server) as client:
         assert (await client.get("/metrics")).status == 401
@@ -271,6 +316,7 @@ async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> 
         for name in (
             "babelcall_active_rooms",
             "babelcall_asr",
+            'babelcall_media{figure="workers"} 1.0',
             "babelcall_model_info",
             "babelcall_translation_pending",
         ):
