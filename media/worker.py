@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +178,9 @@ def main(argv: list[str]) -> int:
     if settings.log_level > logging.DEBUG:
         for noisy in ("aioice", "aiortc"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Ctrl-C in a terminal reaches the whole process group; the server ends its workers itself (by
+    # closing their stdin) after closing its calls, and a worker that dies first would cut them short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if settings.loopback_candidates:
         enable_loopback_candidates()
     asyncio.run(_main(settings))
