@@ -77,6 +77,11 @@ class RecognitionStream:
         self._agreement: LocalAgreement | None = None
         self._agreement_seq = -1
         self._tentative: tuple[Segment, Future[DecodeResult | None]] | None = None
+        # Called on the event loop with an utterance's likely final when its tentative decode is done
+        # while the closing silence still runs, so slow work on it (translation) can start before the
+        # final is certain. Never a caption to show: the final follows, with the same text unless
+        # speech resumed.
+        self.on_tentative_final: Callable[[Transcript], None] | None = None
         self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
         self._max_queued = max(1, int(config.max_queued_s * SAMPLE_RATE))
         self._on_closed = on_closed
@@ -225,12 +230,43 @@ class RecognitionStream:
         if segment.tentative:
             future = self._scheduler.submit(self._stream_id, self._task(segment), tentative=True)
             self._tentative = (segment, future)
+            if self.on_tentative_final is not None:
+                loop = asyncio.get_running_loop()
+
+                def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
+                    with contextlib.suppress(RuntimeError):  # the loop closed at shut-down
+                        loop.call_soon_threadsafe(self._tentative_decoded, segment, done)
+
+                future.add_done_callback(decoded)
             return None
         if tentative is not None and segment.final and _same_utterance(tentative[0], segment):
             self._scheduler.confirm(self._stream_id, tentative[1])
             return segment, tentative[1]
         # Anything else means speech went on: this submission supersedes the tentative decode.
         return segment, self._scheduler.submit(self._stream_id, self._task(segment))
+
+    def _tentative_decoded(self, segment: Segment, future: Future[DecodeResult | None]) -> None:
+        if self._tentative is None or self._tentative[1] is not future or self.on_tentative_final is None:
+            return  # confirmed (the final is already on its way) or superseded (speech went on)
+        if future.cancelled() or future.exception() is not None:
+            return
+        result = future.result()
+        if result is None or not result.decoded.text:
+            return
+        decoded = result.decoded
+        self.on_tentative_final(
+            Transcript(
+                utterance_seq=segment.seq,
+                final=True,
+                text=decoded.text,
+                stable_chars=len(decoded.text),
+                language=decoded.language,
+                start_s=segment.start_sample / SAMPLE_RATE,
+                end_s=segment.end_sample / SAMPLE_RATE,
+                english=decoded.english or None,
+                timings={"queued": result.queued_at, "recognized": result.recognized_at},
+            )
+        )
 
     def _task(self, segment: Segment) -> DecodeTask:
         return DecodeTask(

@@ -14,13 +14,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
 from media import SAMPLE_RATE
 from mt import PartialTranslationPolicy, Translation, TranslationBusyError, TranslationEngine
-from protocol import CaptionEvent, TranslationPath
+from protocol import CaptionEvent, Glossary, TranslationPath
 from server.metrics import Metrics
 from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant
 
@@ -78,6 +79,8 @@ class SpeakerPipeline:
         # the room clock is fixed when that sample arrives, so captions line up with when words were said.
         self._offset_s: float | None = None
         self._partial_translation: asyncio.Task[None] | None = None
+        self._early: _EarlyTranslation | None = None
+        self._stream.on_tentative_final = self._translate_early
         self._tap = asyncio.create_task(self._hear_all(audio), name=f"hear-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
 
@@ -134,6 +137,54 @@ class SpeakerPipeline:
                     log.exception("caption delivery failed for participant %s", self._speaker.id)
         finally:
             self._drop_partial_translation()
+            self._drop_early_translation()
+
+    def _translate_early(self, transcript: Transcript) -> None:
+        """The likely final of an utterance whose closing silence is still running: start its
+        translation now, so that by the time the silence confirms the final (silence_ms) the
+        translation is done or under way instead of only starting."""
+        self._drop_early_translation()
+        targets = frozenset(self._room.caption_languages() - {transcript.language})
+        if not targets or self._delivery.done():
+            return
+        task = asyncio.create_task(
+            self._engine.translate(
+                transcript.text,
+                transcript.language,
+                set(targets),
+                whisper_english=transcript.english,
+                glossary=self._room.glossary,
+            ),
+            name=f"early-{self._speaker.id}",
+        )
+        self._early = _EarlyTranslation(transcript, targets, self._room.glossary, task)
+
+    def _drop_early_translation(self) -> None:
+        if self._early is not None:
+            self._early.task.cancel()
+            self._metrics.early_translation(used=False)
+            self._early = None
+
+    async def _translate_final(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
+        early, self._early = self._early, None
+        if early is not None and early.serves(transcript, targets, self._room.glossary):
+            try:
+                translations = await early.task
+            except Exception:
+                log.info("early translation failed for participant %s; translating again", self._speaker.id)
+            else:
+                self._metrics.early_translation(used=True)
+                return translations
+        elif early is not None:
+            early.task.cancel()
+            self._metrics.early_translation(used=False)
+        return await self._engine.translate(
+            transcript.text,
+            transcript.language,
+            targets,
+            whisper_english=transcript.english,
+            glossary=self._room.glossary,
+        )
 
     async def _deliver_final(self, transcript: Transcript) -> None:
         """Readers of the spoken language get the final at once; the others when it is translated."""
@@ -145,14 +196,9 @@ class SpeakerPipeline:
             await self._send(transcript, {source: original})
         others = targets - {source}
         if not others:
+            self._drop_early_translation()
             return
-        translations = await self._engine.translate(
-            transcript.text,
-            source,
-            others,
-            whisper_english=transcript.english,
-            glossary=self._room.glossary,
-        )
+        translations = await self._translate_final(transcript, others)
         for target, translation in translations.items():
             if translation.path is TranslationPath.UNTRANSLATED:
                 self._missing_models.report(source, target)
@@ -245,6 +291,26 @@ class SpeakerPipeline:
 
     def _utterance_id(self, transcript: Transcript) -> str:
         return f"{self._speaker.id}-{transcript.utterance_seq}"
+
+
+@dataclass(frozen=True)
+class _EarlyTranslation:
+    """A translation started from a tentative final (see `SpeakerPipeline._translate_early`)."""
+
+    tentative: Transcript
+    targets: frozenset[str]
+    glossary: Glossary
+    task: asyncio.Task[dict[str, Translation]]
+
+    def serves(self, final: Transcript, targets: set[str], glossary: Glossary) -> bool:
+        """Whether it is the translation `final` needs: same words, same languages, same glossary."""
+        tentative = self.tentative
+        return (
+            (tentative.utterance_seq, tentative.text, tentative.language, tentative.english)
+            == (final.utterance_seq, final.text, final.language, final.english)
+            and targets <= self.targets
+            and glossary is self.glossary
+        )
 
 
 def _stable_chars(transcript: Transcript, translation: Translation) -> int:

@@ -107,7 +107,13 @@ class Metrics:
             ["path", "kind"],
             registry=self.registry,
         )
-
+        self._early_translations = Counter(
+            "babelcall_early_translations",
+            "Final translations started during the utterance's closing silence, by whether the final "
+            "used them (speech that resumes, or a listener who joins meanwhile, wastes one)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._loop_lag = Histogram(
             "babelcall_event_loop_lag_seconds",
             "How late the server's event loop ran a callback due now: every speaker's audio batch, "
@@ -132,6 +138,9 @@ class Metrics:
             if start in points and end in points:
                 self._latency.labels(stage, kind).observe(max(0.0, points[end] - points[start]))
         self._captions.labels(path, kind).inc(listeners)
+
+    def early_translation(self, *, used: bool) -> None:
+        self._early_translations.labels("used" if used else "wasted").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

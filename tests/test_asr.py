@@ -328,3 +328,53 @@ async def test_transcripts_carry_stage_timings(recognizer: SpeechRecognizer, spe
         assert (
             before <= t.timings["speech_end"] <= t.timings["queued"] <= t.timings["recognized"] <= time.time()
         )
+
+
+async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_final(
+    whisper_model_path: Path, speech_dir: Path
+) -> None:
+    """The likely final, decoded while the closing silence runs, reaches `on_tentative_final` first (so
+    the server can start translating it), and it is the final word for word when speech does not
+    resume. A long silence_ms leaves the decode time to finish before the silence confirms the end."""
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(silence_ms=2000))
+    try:
+        stream = recognizer.open_stream(language="en")
+        tentatives: list[tuple[float, Transcript]] = []
+        stream.on_tentative_final = lambda t: tentatives.append((time.monotonic(), t))
+        finals_at: dict[int, float] = {}
+        audio = np.concatenate([load(speech_dir, "en_jfk.flac"), np.zeros(3 * SAMPLE_RATE, np.float32)])
+        transcripts, collector = collect_transcripts(stream)
+
+        async def note_finals() -> None:
+            while not collector.done():
+                for t in finals(transcripts):
+                    finals_at.setdefault(t.utterance_seq, time.monotonic())
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.create_task(note_finals())
+        for i in range(0, len(audio), CHUNK):
+            await stream.push(audio[i : i + CHUNK])
+            await asyncio.sleep(CHUNK / SAMPLE_RATE)  # real time: the silence takes as long as in a call
+        await stream.finish()
+        await asyncio.wait_for(collector, timeout=60)
+        await watcher
+    finally:
+        await recognizer.aclose()
+
+    by_seq = {t.utterance_seq: t for t in finals(transcripts)}
+    confirmed = [
+        (at, t)
+        for at, t in tentatives
+        if t.utterance_seq in by_seq and by_seq[t.utterance_seq].text == t.text
+    ]
+    assert confirmed, (tentatives, by_seq)
+    for at, tentative in confirmed:
+        final = by_seq[tentative.utterance_seq]
+        assert at < finals_at[final.utterance_seq]
+        assert (tentative.language, tentative.english, tentative.final) == (
+            final.language,
+            final.english,
+            True,
+        )
+    # The last sentence is followed by 3 s of silence: its tentative decode was confirmed.
+    assert max(by_seq) in {t.utterance_seq for _, t in confirmed}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,15 +32,24 @@ async def _no_audio() -> AsyncIterator[np.ndarray]:
     yield  # an async generator that ends at once: the microphone is not what these tests exercise
 
 
+@dataclass(frozen=True)
+class _Tentative:
+    """A script step: the stream reports a tentative final (`on_tentative_final`) instead of yielding."""
+
+    transcript: Transcript
+
+
 class _ScriptedStream:
     """Yields the given transcripts, spaced in time, as a RecognitionStream would."""
 
-    def __init__(self, script: list[tuple[float, Transcript]]) -> None:
+    def __init__(self, script: list[tuple[float, Transcript | _Tentative]]) -> None:
         self.script = script
         self.english_wanted = False
         self.glossary: tuple[str, ...] = ()
         self.allowed_languages: frozenset[str] | None = None
         self.opened_with: dict[str, Any] = {}
+        self.on_tentative_final: Callable[[Transcript], None] | None = None
+        self.yielded_at: list[float] = []
 
     async def push(self, samples: Any) -> None:
         return None
@@ -48,9 +58,14 @@ class _ScriptedStream:
         return None
 
     async def __aiter__(self) -> AsyncIterator[Transcript]:
-        for delay, transcript in self.script:
+        for delay, step in self.script:
             await asyncio.sleep(delay)
-            yield transcript
+            if isinstance(step, _Tentative):
+                assert self.on_tentative_final is not None
+                self.on_tentative_final(step.transcript)
+            else:
+                self.yielded_at.append(time.time())
+                yield step
 
 
 class _ScriptedRecognizer:
@@ -224,3 +239,61 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
     await pipeline.finish()
     (read,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
     assert read.final and read.path is TranslationPath.MACHINE
+
+
+def _final(text: str) -> Transcript:
+    return Transcript(0, True, text, len(text), "en", 0.0, 3.0, None, {"speech_end": time.time()})
+
+
+async def test_a_finals_translation_starts_during_its_closing_silence(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recogniser knows the likely final while it still waits out silence_ms: translating it then
+    takes translation off the path from the end of speech to the caption."""
+    model = engine.models[0]
+    original = real_calls(model)
+    calls: list[tuple[list[str], float]] = []
+
+    def timed(texts: list[str], source: str, target: str) -> list[str]:
+        calls.append((texts, time.time()))
+        return original(texts, source, target)
+
+    replace_calls(monkeypatch, model, timed)
+    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
+    text = "The patient is stable."
+    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    metrics = Metrics()
+    await _pipeline(room, stream, engine, metrics).finish()
+
+    (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    assert final.final and final.path is TranslationPath.MACHINE
+    assert [texts for texts, _ in calls] == [[text]]  # translated once, for the tentative final
+    assert calls[0][1] < stream.yielded_at[0]  # ... before the final itself was known
+    assert 'babelcall_early_translations_total{outcome="used"} 1.0' in metrics.render().decode()
+
+
+async def test_an_early_translation_is_not_used_when_speech_went_on(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = engine.models[0]
+    release = threading.Event()
+    calls = hold_calls(monkeypatch, model, lambda texts: texts == ["The patient is"], release)
+    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
+    # The speaker paused after "The patient is", then went on: the final has other words.
+    stream = _ScriptedStream(
+        [(0.0, _Tentative(_final("The patient is"))), (0.3, _final("The patient is stable today."))]
+    )
+    metrics = Metrics()
+    pipeline = _pipeline(room, stream, engine, metrics)
+    await asyncio.sleep(0.6)
+    release.set()
+    await pipeline.finish()
+
+    (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    assert final.final and final.path is TranslationPath.MACHINE
+    assert ["The patient is stable today."] in calls  # the final's own words were translated
+    exposition = metrics.render().decode()
+    assert 'babelcall_early_translations_total{outcome="wasted"} 1.0' in exposition
+    assert 'outcome="used"' not in exposition
