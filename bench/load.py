@@ -98,6 +98,7 @@ class RoomPlan:
     audio: str
     regions: list[tuple[float, float]]
     linger_s: float
+    listeners_receive_media: bool
 
 
 def run_rooms(plans: list[RoomPlan]) -> dict[str, Any]:
@@ -132,6 +133,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
                 captions=language,
                 linger_s=0.0,
                 leave=done,
+                receive_media=plan.listeners_receive_media,
             )
         )
         for email, language in zip(plan.listener_emails, plan.listener_languages, strict=True)
@@ -168,6 +170,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
         "room": plan.room_url,
         "measurements": measurements,
         "audio_max_lateness_s": speaker.audio_max_lateness_s,
+        "listener_audio_received_s": [report.audio_received_s for report in reports],
     }
 
 
@@ -334,6 +337,7 @@ def run_level(
                 str(audio[index % len(audio)]),
                 regions[index % len(audio)],
                 args.linger,
+                args.listeners_receive_media,
             )
         )
     workers = max(1, min(args.processes, speakers))
@@ -421,6 +425,10 @@ def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any
             [room["audio_max_lateness_s"] for room in rooms if "audio_max_lateness_s" in room]
         ),
         "client_loop_lag_s": percentiles([lag for worker in workers for lag in worker["loop_lag_s"]]),
+        # With --listeners-receive-media: how much of the speaker's audio each listener received.
+        "listener_audio_received_s": percentiles(
+            [seconds for room in rooms for seconds in room.get("listener_audio_received_s", [])]
+        ),
         **usage,
     }
 
@@ -463,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="speech per speaker")
     parser.add_argument("--linger", type=float, default=6.0, help="seconds the speaker stays after its audio")
+    parser.add_argument(
+        "--listeners-receive-media",
+        action="store_true",
+        help="listeners subscribe to the speaker's audio, as browsers do: the server relays (and "
+        "re-encodes) it once per listener, and the client processes decode it",
+    )
     parser.add_argument("--audio", type=Path, help="recording to speak (default: the dev consultation)")
     parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) // 4))
     parser.add_argument("--break-s", type=float, default=5.0, help="stop the sweep when p95 exceeds this")

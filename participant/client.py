@@ -7,14 +7,16 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import FileAudioTrack, enable_loopback_candidates
 from protocol import PROTOCOL_VERSION, CaptionEvent
@@ -35,6 +37,10 @@ class JoinReport:
     playback_started_at: float | None = None
     playback_ended_at: float | None = None
     audio_max_lateness_s: float = 0.0  # how far behind real time the audio was sent, at worst
+    # With receive_media: seconds of the other participants' audio received (summed over them), and
+    # video frames received.
+    audio_received_s: float = 0.0
+    video_frames_received: int = 0
     captions: list[CaptionEvent] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # local wall clock when captions[i] arrived
 
@@ -59,11 +65,14 @@ async def join_room(
     on_caption: Callable[[str], None] | None = None,
     ice_loopback: bool = True,
     leave: asyncio.Event | None = None,
+    receive_media: bool = False,
 ) -> JoinReport:
     """Sign in, join, publish `audio` as the microphone in real time, collect captions until the file
     has played and `linger_s` has passed, then leave. `on_caption` gets each caption's JSON line.
 
     With `audio=None` the participant only listens: it stays `linger_s` seconds, or until `leave` is set.
+    With `receive_media` it also subscribes to everyone who publishes, as a browser does, and counts
+    (then drops) what it receives.
     """
     base_url, room_id = _split_room_url(room_url)
     if ice_loopback:
@@ -88,7 +97,9 @@ async def join_room(
         except aiohttp.WSServerHandshakeError as error:
             raise JoinError(f"cannot join room {room_id}: HTTP {error.status}") from error
         async with socket:
-            return await _take_part(socket, track, speaks, captions, linger_s, on_caption, leave)
+            return await _take_part(
+                socket, track, speaks, captions, linger_s, on_caption, leave, receive_media
+            )
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:
@@ -106,9 +117,11 @@ async def _take_part(
     linger_s: float,
     on_caption: Callable[[str], None] | None,
     leave: asyncio.Event | None,
+    receive_media: bool,
 ) -> JoinReport:
     replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     report = JoinReport(participant_id="")
+    subscriptions = _Subscriptions(socket, report) if receive_media else None
 
     async def read_messages() -> None:
         async for msg in socket:
@@ -123,6 +136,8 @@ async def _take_part(
                     on_caption(event.to_json())
             elif message.get("type") in {"joined", "published", "error"}:
                 await replies.put(message)
+            if subscriptions is not None:
+                subscriptions.handle(message)
 
     async def reply(expected: str) -> dict[str, Any]:
         try:
@@ -167,6 +182,84 @@ async def _take_part(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await pc.close()
+        if subscriptions is not None:
+            await subscriptions.close()
     spoken_s = track.duration_s if track is not None else 0.0
     log.info("left after %.1f s of audio; %d captions received", spoken_s, len(report.captions))
     return report
+
+
+class _Subscriptions:
+    """One receive-only peer connection per other publishing participant, as the browser client has."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse, report: JoinReport) -> None:
+        self._socket = socket
+        self._report = report
+        self._answers: dict[str, asyncio.Future[str]] = {}
+        self._connections: list[RTCPeerConnection] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._self_id = ""
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "joined":
+            self._self_id = message["participant_id"]
+            for participant in message["room"]["participants"]:
+                self._subscribe_to(participant)
+        elif kind == "participant_published":
+            self._subscribe_to(message["participant"])
+        elif kind == "subscribed":
+            answer = self._answers.get(message.get("publisher_id", ""))
+            if answer is not None and not answer.done():
+                answer.set_result(message["sdp"])
+
+    def _subscribe_to(self, participant: dict[str, Any]) -> None:
+        if (
+            participant["id"] != self._self_id
+            and participant["publishing"]
+            and participant["id"] not in self._answers
+        ):
+            self._answers[participant["id"]] = asyncio.get_running_loop().create_future()
+            self._start(self._subscribe(participant["id"], list(participant["publishing"])))
+
+    async def _subscribe(self, publisher_id: str, kinds: list[str]) -> None:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._connections.append(pc)
+        for kind in kinds:
+            pc.addTransceiver(kind, direction="recvonly")
+        pc.on("track", lambda track: self._start(self._receive(track)))
+        await pc.setLocalDescription(await pc.createOffer())
+        await self._socket.send_json(
+            {"type": "subscribe", "publisher_id": publisher_id, "sdp": pc.localDescription.sdp}
+        )
+        try:
+            sdp = await asyncio.wait_for(self._answers[publisher_id], _REPLY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("no answer to the subscription to %s", publisher_id)
+            return
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    self._report.audio_received_s += frame.samples / frame.sample_rate
+                else:
+                    self._report.video_frames_received += 1
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("receiving media failed: %r", task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(pc.close() for pc in self._connections), return_exceptions=True)

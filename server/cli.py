@@ -81,6 +81,7 @@ def _join(args: argparse.Namespace) -> int:
                 linger_s=args.linger,
                 on_caption=print_caption,
                 ice_loopback=not args.no_loopback,
+                receive_media=args.receive_media,
             )
         )
     except JoinError as error:
@@ -117,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--captions", choices=codes, required=True, help="language to receive captions in")
     join.add_argument("--linger", type=float, default=5.0, help="seconds to stay after the file has played")
     join.add_argument("--no-loopback", action="store_true", help="do not offer 127.0.0.1 as an ICE candidate")
+    join.add_argument(
+        "--receive-media",
+        action="store_true",
+        help="subscribe to the others' audio and video as a browser does (received, counted, dropped)",
+    )
     join.set_defaults(run=_join)
     models_cli.add_parser(commands)
     return parser

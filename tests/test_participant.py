@@ -42,6 +42,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
             speaks="fr",
             captions="fr",
             linger_s=1.0,
+            receive_media=True,  # as a browser: it hears the speaker too
         )
     )
     await asyncio.sleep(2.0)
@@ -63,6 +64,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         "en",
         "--linger",
         "6",
+        "--receive-media",
         env={**os.environ, "BABELCALL_PASSWORD": PASSWORD},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -112,6 +114,8 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         assert event.caption_language == "en"
         assert event.note == "not translated: no model for en→fr"
     assert normalised_words(" ".join(e.text for e in listener_finals)) == normalised_words(said)
+    # The speaker's 11 s of speech, relayed by the server's media worker.
+    assert report.audio_received_s > 10.0, report.audio_received_s
 
     log = server.log()
     assert "no translation model for en→fr" in log
