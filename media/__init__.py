@@ -5,6 +5,7 @@ connections of the rooms pinned to it and taps every published microphone, turni
 into 16 kHz mono float32 samples for speech recognition (`AudioTap`).
 """
 
+from media.audio_level import use_fast_audio_level
 from media.audio_tap import SAMPLE_RATE, AudioTap
 from media.file_source import FileAudioTrack
 from media.hub import MediaFigures, MediaHub, MediaSettings, MediaUnavailableError
@@ -23,4 +24,5 @@ __all__ = [
     "NegotiationError",
     "WorkerSettings",
     "enable_loopback_candidates",
+    "use_fast_audio_level",
 ]

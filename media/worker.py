@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from media.audio_level import use_fast_audio_level
 from media.audio_tap import SAMPLE_RATE, tap_track
 from media.channel import encode_message, read_message
 from media.ice import enable_loopback_candidates
@@ -183,5 +184,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if settings.loopback_candidates:
         enable_loopback_candidates()
+    use_fast_audio_level()
     asyncio.run(_main(settings))
     return 0

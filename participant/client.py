@@ -18,7 +18,7 @@ import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media import FileAudioTrack, enable_loopback_candidates
+from media import FileAudioTrack, enable_loopback_candidates, use_fast_audio_level
 from protocol import PROTOCOL_VERSION, CaptionEvent
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ async def join_room(
     base_url, room_id = _split_room_url(room_url)
     if ice_loopback:
         enable_loopback_candidates()
+    use_fast_audio_level()
     track: FileAudioTrack | None = None
     if audio is not None:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from faster_whisper import decode_audio
@@ -84,3 +85,26 @@ async def test_a_file_track_paces_by_the_clock_and_reports_how_late_it_was_read(
     await asyncio.sleep(0.25)  # a sender too busy to ask for the next frame in time
     await track.recv()
     assert 0.15 < track.max_lateness_s < 1.0
+
+
+@pytest.mark.parametrize("layout", ["mono", "stereo"])
+def test_the_fast_audio_level_equals_aiortcs(layout: str) -> None:
+    """The numpy audio level the media workers and clients send must be aiortc's, value for value."""
+    from media.audio_level import AIORTC_AUDIO_LEVEL_DBOV, audio_level_dbov
+
+    rng = np.random.default_rng(7)
+    channels = 2 if layout == "stereo" else 1
+    t = np.arange(960) / 48_000
+    signals = [
+        np.zeros(960),  # silence: the floor, -127
+        np.full(960, 32767.0),  # full scale: 0
+        32767 * np.sin(2 * np.pi * 440 * t),
+        300 * np.sin(2 * np.pi * 1000 * t),
+        *(rng.normal(0, scale, 960) for scale in (1, 30, 1_000, 12_000)),
+    ]
+    for signal in signals:
+        samples = np.clip(np.repeat(signal, channels), -32768, 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout=layout)
+        frame.sample_rate = 48_000
+        assert audio_level_dbov(frame) == AIORTC_AUDIO_LEVEL_DBOV(frame)
+    assert audio_level_dbov(frame) > -127
