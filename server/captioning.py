@@ -157,6 +157,8 @@ class SpeakerPipeline:
             ),
             name=f"early-{self._speaker.id}",
         )
+        # A dropped one's failure must not surface later as "exception never retrieved".
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._early = _EarlyTranslation(transcript, targets, self._room.glossary, task)
 
     def _drop_early_translation(self) -> None:
