@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sentencepiece as spm
@@ -26,6 +27,8 @@ from ctranslate2.specs import TransformerSpec, model_spec
 from protocol.languages import LANGUAGES
 
 NLLB_600M_SHAPE = {"layers": 12, "d_model": 1024, "heads": 16, "ffn": 4096, "vocab": 256_206}
+# Helsinki-NLP's OPUS-MT pairs (e.g. opus-mt-en-fr: 59,514 entries; the pairs range ~55-65k).
+OPUS_MT_SHAPE = {"layers": 6, "d_model": 512, "heads": 8, "ffn": 2048, "vocab": 60_000}
 STAMP = "synthetic.json"  # marks a model directory as random weights: speed only
 # Random weights never choose to stop, so decoding is forced to this many target tokens per source
 # token, about what real translations between these languages produce.
@@ -64,49 +67,105 @@ def build_synthetic_nllb(
     seed: int = 0,
 ) -> Path:
     """Save (or reuse) an NLLB-shaped CTranslate2 model with random weights in `directory`."""
-    params = {
-        "layers": layers,
-        "d_model": d_model,
-        "heads": heads,
-        "ffn": ffn,
-        "vocab": vocab_size,
-        "spm_vocab": spm_vocab,
-        "quantization": quantization,
-        "seed": seed,
-    }
+    shape = {"layers": layers, "d_model": d_model, "heads": heads, "ffn": ffn, "vocab": vocab_size}
+    lang_tokens = [lang.nllb_code for lang in LANGUAGES.values()]
+
+    def vocabulary() -> list[str]:
+        pieces = _train_sentencepiece(directory / "sentencepiece.bpe.model", sentences, spm_vocab)
+        return ["<s>", "<pad>", "</s>", "<unk>", *pieces, *lang_tokens]
+
+    metadata = {"family": "nllb", "name": "synthetic-nllb-600M", "synthetic": "speed only"}
+    return _build(
+        directory,
+        shape,
+        vocabulary,
+        metadata,
+        marian=False,
+        spm_vocab=spm_vocab,
+        quantization=quantization,
+        seed=seed,
+    )
+
+
+def build_synthetic_opus_mt(
+    directory: Path,
+    sentences: Sequence[str],
+    source: str,
+    target: str,
+    *,
+    spm_vocab: int = 8000,
+    quantization: str = "int8",
+    seed: int = 0,
+) -> Path:
+    """Save (or reuse) an OPUS-MT-shaped pair (Marian: 6 + 6 layers, d_model 512, 8 heads, FFN 2048, one
+    tied ~60k vocabulary, source.spm / target.spm) with random weights in `directory`."""
+    shape = {**OPUS_MT_SHAPE, "pair": f"{source}-{target}"}
+
+    def vocabulary() -> list[str]:
+        pieces = _train_sentencepiece(directory / "source.spm", sentences, spm_vocab)
+        (directory / "target.spm").write_bytes((directory / "source.spm").read_bytes())
+        return ["</s>", "<unk>", *pieces]
+
+    metadata = {"family": "marian", "source": source, "target": target, "synthetic": "speed only"}
+    return _build(
+        directory,
+        shape,
+        vocabulary,
+        metadata,
+        marian=True,
+        spm_vocab=spm_vocab,
+        quantization=quantization,
+        seed=seed,
+    )
+
+
+def _build(
+    directory: Path,
+    shape: dict[str, Any],
+    vocabulary_of: Callable[[], list[str]],
+    metadata: dict[str, str],
+    *,
+    marian: bool,
+    spm_vocab: int,
+    quantization: str,
+    seed: int,
+) -> Path:
+    params = {**shape, "spm_vocab": spm_vocab, "quantization": quantization, "seed": seed}
     stamp = directory / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == params and (directory / "model.bin").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
-    pieces = _train_sentencepiece(directory / "sentencepiece.bpe.model", sentences, spm_vocab)
-    lang_tokens = [lang.nllb_code for lang in LANGUAGES.values()]
-    vocabulary = ["<s>", "<pad>", "</s>", "<unk>", *pieces, *lang_tokens]
+    d_model, ffn, vocab_size = shape["d_model"], shape["ffn"], shape["vocab"]
+    vocabulary = vocabulary_of()
     vocabulary += [f"madeupword{i}" for i in range(vocab_size - len(vocabulary))]
 
-    spec = TransformerSpec.from_config(num_layers=layers, num_heads=heads)
+    spec = TransformerSpec.from_config(num_layers=shape["layers"], num_heads=shape["heads"])
     rng = np.random.default_rng(seed)
     std = 1.0 / np.sqrt(d_model)
 
     def fill(layer: model_spec.LayerSpec, scope: str, value: object) -> None:
         if value is not None or scope.split("/")[-2].startswith(("embeddings", "projection")):
             return
-        shape = transformer_weight_shape(scope, d_model, ffn, vocab_size)
+        weight_shape = transformer_weight_shape(scope, d_model, ffn, vocab_size)
         if scope.endswith("gamma"):
-            array = np.ones(shape, np.float16)
+            array = np.ones(weight_shape, np.float16)
         elif scope.endswith("beta"):
-            array = np.zeros(shape, np.float16)
+            array = np.zeros(weight_shape, np.float16)
         else:
             # float32 draws cast to float16: half the memory of float32 weights, no float64 temporaries.
-            array = (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float16)
+            array = (rng.standard_normal(weight_shape, dtype=np.float32) * std).astype(np.float16)
         setattr(layer, scope.split("/")[-1], array)
 
     model_spec.visit_spec(spec, fill)
-    # NLLB ties the encoder and decoder embeddings and the output projection: one matrix, stored once.
+    # Both families tie the encoder and decoder embeddings and the output projection: one matrix, stored once.
     embeddings = (rng.standard_normal((vocab_size, d_model), dtype=np.float32) * std).astype(np.float16)
     spec.encoder.embeddings[0].weight = embeddings
     spec.decoder.embeddings.weight = embeddings
     spec.decoder.projection.weight = embeddings
+    # As ctranslate2's converters do: NLLB starts decoding after "</s>", Marian from a zero embedding.
     spec.config.decoder_start_token = "</s>"
+    if marian:
+        spec.decoder.start_from_zero_embedding = True
     spec.register_source_vocabulary(vocabulary)
     spec.register_target_vocabulary(vocabulary)
     spec.validate()
@@ -116,10 +175,7 @@ def build_synthetic_nllb(
     spec.decoder.projection.weight = "encoder/embeddings_0/weight"
     spec._quantize(quantization)
     spec.save(str(directory))
-    (directory / "babelcall.json").write_text(
-        json.dumps({"family": "nllb", "name": "synthetic-nllb-600M", "synthetic": "speed only"}),
-        encoding="utf-8",
-    )
+    (directory / "babelcall.json").write_text(json.dumps(metadata), encoding="utf-8")
     stamp.write_text(json.dumps(params))
     return directory
 
@@ -202,3 +258,31 @@ def generated_sentences(count: int, seed: int = 0) -> list[str]:
         n = int(rng.integers(8, 31))
         lines.append(" ".join(rng.choice(words, n)).capitalize() + ".")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Build translation models of production shape with random weights (speed only)"
+    )
+    parser.add_argument("directory", type=Path, help="models are written below it, one folder each")
+    parser.add_argument("--shape", choices=["nllb-600m", "opus-mt"], default="nllb-600m")
+    parser.add_argument("--pairs", default="en-fr,en-es,en-ar", help="opus-mt: the language pairs to build")
+    args = parser.parse_args(argv)
+    sentences = generated_sentences(2000)
+    if args.shape == "nllb-600m":
+        print(build_synthetic_nllb(args.directory / "nllb-600m-synthetic", sentences))
+        return 0
+    for pair in args.pairs.split(","):
+        source, target = pair.strip().split("-")
+        print(
+            build_synthetic_opus_mt(
+                args.directory / f"opus-mt-{source}-{target}-synthetic", sentences, source, target
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
