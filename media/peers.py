@@ -17,6 +17,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media.opus_relay import SharedOpusEncoding, offers_opus_first
+
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ class _Participant:
     publication: Publication | None = None
     connections: list[RTCPeerConnection] = field(default_factory=list)
     drains: list[asyncio.Task[None]] = field(default_factory=list)
+    opus: SharedOpusEncoding | None = None  # the microphone encoded once for every subscriber
 
 
 class PeerConnections:
@@ -103,14 +106,26 @@ class PeerConnections:
         pc = self._new_connection(entry)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            for track in (publication.audio, publication.video):
-                if track is not None:
-                    pc.addTrack(self._relay.subscribe(track))
+            if publication.audio is not None:
+                pc.addTrack(self._audio_for_subscriber(publisher_id, publication.audio, offer_sdp))
+            if publication.video is not None:
+                pc.addTrack(self._relay.subscribe(publication.video))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
             await self._discard(entry, pc)
             raise NegotiationError(f"cannot use the offer: {error}") from error
         return pc.localDescription.sdp
+
+    def _audio_for_subscriber(
+        self, publisher_id: str, audio: MediaStreamTrack, offer_sdp: str
+    ) -> MediaStreamTrack:
+        if not offers_opus_first(offer_sdp):
+            return self._relay.subscribe(audio)  # its sender encodes whatever codec was negotiated
+        publisher = self._participants[publisher_id]
+        if publisher.opus is None:
+            # Unbuffered: should encoding ever fall behind, skip frames rather than queue them.
+            publisher.opus = SharedOpusEncoding(self._relay.subscribe(audio, buffered=False))
+        return publisher.opus.subscribe()
 
     async def remove(self, participant_id: str) -> None:
         entry = self._participants.pop(participant_id, None)
@@ -118,6 +133,8 @@ class PeerConnections:
             return
         for task in entry.drains:
             task.cancel()
+        if entry.opus is not None:
+            entry.opus.stop()
         await asyncio.gather(*(pc.close() for pc in entry.connections), return_exceptions=True)
 
     async def close(self) -> None:

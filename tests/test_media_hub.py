@@ -25,6 +25,8 @@ from media import (
     NegotiationError,
     enable_loopback_candidates,
 )
+from media.opus_relay import offers_opus_first
+from media.peers import PeerConnections
 
 _BROWSER_RATE = 48_000
 
@@ -172,3 +174,60 @@ async def test_audio_waiting_for_recognition_is_bounded_by_dropping_the_oldest()
     finally:
         await pc.close()
         await hub.close()
+
+
+def _with_codec_first(offer_sdp: str, payload_type: str) -> str:
+    """The offer with `payload_type` first among its audio codecs, in the m-line and in the rtpmap
+    lines (aiortc, as the answering side, goes by the latter)."""
+    lines = offer_sdp.split("\r\n")
+    audio = next(i for i, line in enumerate(lines) if line.startswith("m=audio"))
+    head, types = lines[audio].split()[:3], lines[audio].split()[3:]
+    lines[audio] = " ".join([*head, payload_type, *[t for t in types if t != payload_type]])
+    rtpmaps = [i for i, line in enumerate(lines) if line.startswith("a=rtpmap:") and i > audio]
+    chosen = next(i for i in rtpmaps if lines[i].startswith(f"a=rtpmap:{payload_type} "))
+    lines.insert(rtpmaps[0], lines.pop(chosen))
+    return "\r\n".join(lines)
+
+
+async def test_subscribers_get_the_microphone_encoded_once_or_in_the_codec_they_asked_for() -> None:
+    """In one worker's peer connections: Opus-first subscribers share one encoding of the speaker;
+    one that puts PCMU first still hears the speaker, encoded for it alone."""
+    enable_loopback_candidates()
+    peers = PeerConnections()
+    speaker = RTCPeerConnection()
+    speaker.addTransceiver(FileAudioTrack(_tone(440, 8.0)), direction="sendonly")
+    await speaker.setLocalDescription(await speaker.createOffer())
+    answer, publication = await peers.publish("alice", speaker.localDescription.sdp)
+    await speaker.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    listeners: list[RTCPeerConnection] = []
+    try:
+        tracks = []
+        for name, pcmu_first in (("bruno", False), ("carla", False), ("dara", True)):
+            listener = RTCPeerConnection()
+            listeners.append(listener)
+            received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+            listener.on("track", received.set_result)
+            listener.addTransceiver("audio", direction="recvonly")
+            await listener.setLocalDescription(await listener.createOffer())
+            offer = listener.localDescription.sdp
+            if pcmu_first:
+                offer = _with_codec_first(offer, "0")
+            assert offers_opus_first(offer) is not pcmu_first
+            answer = await peers.subscribe(name, "alice", offer)
+            assert ("PCMU/8000" in answer.split("m=audio")[1].split("a=rtpmap")[1]) is pcmu_first
+            await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            tracks.append(await asyncio.wait_for(received, 10))
+
+        async def hear(track: MediaStreamTrack) -> np.ndarray:
+            tap = AudioTap()
+            return np.concatenate(
+                [tap.convert(await asyncio.wait_for(track.recv(), 10)) for _ in range(60)][20:]
+            )
+
+        for heard in await asyncio.gather(*(hear(track) for track in tracks)):
+            assert abs(_dominant_frequency(heard) - 440) < 15
+        assert publication.audio is not None
+    finally:
+        await asyncio.gather(speaker.close(), *(listener.close() for listener in listeners))
+        await peers.close()
+    assert offers_opus_first("v=0\r\nnot an offer\r\n") is False
