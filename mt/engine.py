@@ -23,7 +23,7 @@ from pathlib import Path
 from mt import catalogue
 from mt.families import ModelFamily
 from mt.glossary import ProtectedText, expect, protect, restore
-from mt.model import DeviceUnavailableError, ModelLoadError, TranslationModel, load_model
+from mt.model import DEFAULT_BEAM_SIZE, DeviceUnavailableError, ModelLoadError, TranslationModel, load_model
 from mt.routing import Hop, Route, plan_route
 from protocol.captions import TranslationPath
 from protocol.glossary import Glossary
@@ -122,6 +122,7 @@ class TranslationEngine:
         device: str = "cpu",
         compute_type: str = "int8",
         intra_threads: int = 2,
+        beam_size: int = DEFAULT_BEAM_SIZE,
     ) -> TranslationEngine:
         """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine."""
         models_dir = Path(models_dir)
@@ -134,7 +135,11 @@ class TranslationEngine:
                 continue
             try:
                 model = load_model(
-                    entry, device=device, compute_type=compute_type, intra_threads=intra_threads
+                    entry,
+                    device=device,
+                    compute_type=compute_type,
+                    intra_threads=intra_threads,
+                    beam_size=beam_size,
                 )
             except DeviceUnavailableError as exc:
                 log.error("skipping %s: %s", entry.name, exc)

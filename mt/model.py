@@ -32,7 +32,7 @@ METADATA_FILE = "babelcall.json"
 NLLB_SENTENCEPIECE = "sentencepiece.bpe.model"
 # Hugging Face names OPUS-MT pairs "opus-mt-fr-en"; the Tatoeba-Challenge ones "opus-mt-tc-big-fr-en".
 _OPUS_MT_NAME = re.compile(r"opus-mt-(?:tc-[a-z]+-)?([a-z]{2,3})-([a-z]{2,3})$")
-_DEFAULT_BEAM_SIZE = 2  # beam 2 keeps most of beam 4's quality at about half the latency of live captions
+DEFAULT_BEAM_SIZE = 2  # beam 2 keeps most of beam 4's quality at about half the latency of live captions
 
 
 class ModelLoadError(Exception):
@@ -115,7 +115,7 @@ class Seq2SeqModel(TranslationModel):
         *,
         languages: Iterable[str] = (),
         pair: tuple[str, str] | None = None,
-        beam_size: int = _DEFAULT_BEAM_SIZE,
+        beam_size: int = DEFAULT_BEAM_SIZE,
         device: str = "cpu",
     ) -> None:
         super().__init__(name, family, languages=languages, pair=pair, device=device)
@@ -287,9 +287,15 @@ GPU_WORKERS = 2
 
 
 def load_model(
-    path: Path, *, device: str = "cpu", compute_type: str = "int8", intra_threads: int = 2
+    path: Path,
+    *,
+    device: str = "cpu",
+    compute_type: str = "int8",
+    intra_threads: int = 2,
+    beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> TranslationModel:
-    """Load a CTranslate2 model directory, detecting its family (see docs in mt/__init__.py)."""
+    """Load a CTranslate2 model directory, detecting its family (see docs in mt/__init__.py).
+    `beam_size` applies to sequence-to-sequence models; instruct models always decode greedily."""
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: not a directory")
@@ -328,7 +334,9 @@ def load_model(
         # cuBLAS is loaded on the first call, not at load time: provoke it now so a missing library is
         # reported at start-up rather than as untranslated captions later.
         _warm_up(path, device, lambda: translator.translate_batch([[EOS]], max_decoding_length=1))
-    model = Seq2SeqModel(name, family, translator, codec, languages=languages, pair=pair, device=device)
+    model = Seq2SeqModel(
+        name, family, translator, codec, languages=languages, pair=pair, beam_size=beam_size, device=device
+    )
     if (path / synthetic_translation.STAMP).is_file():
         model.forced_length_ratio = synthetic_translation.LENGTH_RATIO
         log.warning("%s has random weights (models/synthetic_translation.py): speed measurements only", name)

@@ -54,6 +54,7 @@ def load_engine(config: Config) -> TranslationEngine:
         device=config.mt_device,
         compute_type=config.mt_compute_type,
         intra_threads=config.cpu_threads,
+        beam_size=config.mt_beam_size,
     )
     if engine.model_names:
         log.info("translation models: %s", ", ".join(engine.model_names))

@@ -194,6 +194,10 @@ def test_from_directory_loads_models_and_skips_junk(
     assert engine.route("fr", "en", whisper_english=False).model_label == "opus-mt-fr-en"
     assert engine.route("fr", "ja", whisper_english=False).model_label == "nllb-tiny"
     assert str(models_dir) in engine.missing_model_hint("fr", "ja")
+    assert [m.beam_size for m in engine.models] == [2, 2]  # type: ignore[attr-defined]
+    greedy = TranslationEngine.from_directory(models_dir, beam_size=1)  # the operator's mt_beam_size
+    assert [m.beam_size for m in greedy.models] == [1, 1]  # type: ignore[attr-defined]
+    assert greedy.models[0].translate_batch(["Bonjour."], "fr", "en")[0]
 
 
 def test_missing_models_directory_is_an_empty_engine(tmp_path: Path) -> None:
