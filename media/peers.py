@@ -43,6 +43,9 @@ class _Participant:
     connections: list[RTCPeerConnection] = field(default_factory=list)
     drains: list[asyncio.Task[None]] = field(default_factory=list)
     opus: SharedOpusEncoding | None = None  # the microphone encoded once for every subscriber
+    # Copies of others' tracks sent to this participant. aiortc stops them when a sender ends, but a
+    # connection that never started sending would keep them registered with their source.
+    outgoing: list[MediaStreamTrack] = field(default_factory=list)
 
 
 class PeerConnections:
@@ -106,10 +109,14 @@ class PeerConnections:
         pc = self._new_connection(entry)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            copies = []
             if publication.audio is not None:
-                pc.addTrack(self._audio_for_subscriber(publisher_id, publication.audio, offer_sdp))
+                copies.append(self._audio_for_subscriber(publisher_id, publication.audio, offer_sdp))
             if publication.video is not None:
-                pc.addTrack(self._relay.subscribe(publication.video))
+                copies.append(self._relay.subscribe(publication.video))
+            for track in copies:
+                entry.outgoing.append(track)
+                pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
             await self._discard(entry, pc)
@@ -135,6 +142,8 @@ class PeerConnections:
             task.cancel()
         if entry.opus is not None:
             entry.opus.stop()
+        for track in entry.outgoing:
+            track.stop()
         await asyncio.gather(*(pc.close() for pc in entry.connections), return_exceptions=True)
 
     async def close(self) -> None:
