@@ -99,6 +99,7 @@ class RoomPlan:
     regions: list[tuple[float, float]]
     linger_s: float
     listeners_receive_media: bool
+    speakers_send_video: bool
 
 
 def run_rooms(plans: list[RoomPlan]) -> dict[str, Any]:
@@ -148,6 +149,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
             speaks="en",
             captions="en",
             linger_s=plan.linger_s,
+            video=plan.speakers_send_video,
         )
     except JoinError as error:
         done.set()
@@ -171,6 +173,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
         "measurements": measurements,
         "audio_max_lateness_s": speaker.audio_max_lateness_s,
         "listener_audio_received_s": [report.audio_received_s for report in reports],
+        "listener_video_frames_received": [report.video_frames_received for report in reports],
     }
 
 
@@ -338,6 +341,7 @@ def run_level(
                 regions[index % len(audio)],
                 args.linger,
                 args.listeners_receive_media,
+                args.speakers_send_video,
             )
         )
     workers = max(1, min(args.processes, speakers))
@@ -429,6 +433,9 @@ def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any
         "listener_audio_received_s": percentiles(
             [seconds for room in rooms for seconds in room.get("listener_audio_received_s", [])]
         ),
+        "listener_video_frames_received": percentiles(
+            [frames for room in rooms for frames in room.get("listener_video_frames_received", [])]
+        ),
         **usage,
     }
 
@@ -471,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="speech per speaker")
     parser.add_argument("--linger", type=float, default=6.0, help="seconds the speaker stays after its audio")
+    parser.add_argument(
+        "--speakers-send-video",
+        action="store_true",
+        help="speakers also send a camera (a moving 640x480 test pattern at 15 fps), relayed to "
+        "listeners who receive media",
+    )
     parser.add_argument(
         "--listeners-receive-media",
         action="store_true",

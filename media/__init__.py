@@ -7,7 +7,7 @@ into 16 kHz mono float32 samples for speech recognition (`AudioTap`).
 
 from media.audio_level import use_fast_audio_level
 from media.audio_tap import SAMPLE_RATE, AudioTap
-from media.file_source import FileAudioTrack
+from media.file_source import FileAudioTrack, PatternVideoTrack
 from media.hub import MediaFigures, MediaHub, MediaSettings, MediaUnavailableError
 from media.ice import enable_loopback_candidates
 from media.peers import NegotiationError
@@ -22,6 +22,7 @@ __all__ = [
     "MediaSettings",
     "MediaUnavailableError",
     "NegotiationError",
+    "PatternVideoTrack",
     "WorkerSettings",
     "enable_loopback_candidates",
     "use_fast_audio_level",

@@ -97,3 +97,39 @@ class FileAudioTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, _RATE)
         self._pts += _FRAME_SAMPLES
         return frame
+
+
+class PatternVideoTrack(MediaStreamTrack):
+    """A camera for headless participants: a moving, textured test pattern in real time.
+
+    Textured and moving so that encoding it costs about what a real camera costs (a flat colour would
+    compress to nothing); the texture is made once and shifted per frame, so making frames is cheap.
+    """
+
+    kind = "video"
+    _CLOCK_RATE = 90_000
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 15, seed: int = 0) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        # Smooth blobs plus fine grain: like a face in a room, not like static.
+        coarse = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        smooth = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[:height, :width]
+        grain = rng.integers(-12, 13, (height, width, 3))
+        self.texture = np.clip(smooth.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+        self._fps = fps
+        self._index = 0
+        self._clock_start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._clock_start is None:
+            self._clock_start = time.monotonic()
+        delay = self._clock_start + self._index / self._fps - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        image = np.roll(self.texture, 3 * self._index, axis=1)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self._index * self._CLOCK_RATE // self._fps
+        frame.time_base = fractions.Fraction(1, self._CLOCK_RATE)
+        self._index += 1
+        return frame

@@ -17,7 +17,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.opus_relay import SharedOpusEncoding, offers_opus_first
+from media.shared_encoding import SharedEncoding, first_offered_codec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class _Participant:
     publication: Publication | None = None
     connections: list[RTCPeerConnection] = field(default_factory=list)
     drains: list[asyncio.Task[None]] = field(default_factory=list)
-    opus: SharedOpusEncoding | None = None  # the microphone encoded once for every subscriber
+    # Its microphone and camera, each encoded once for every subscriber (media/shared_encoding.py).
+    shared: dict[str, SharedEncoding] = field(default_factory=dict)
     # Copies of others' tracks sent to this participant. aiortc stops them when a sender ends, but a
     # connection that never started sending would keep them registered with their source.
     outgoing: list[MediaStreamTrack] = field(default_factory=list)
@@ -109,11 +110,11 @@ class PeerConnections:
         pc = self._new_connection(entry)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            copies = []
-            if publication.audio is not None:
-                copies.append(self._audio_for_subscriber(publisher_id, publication.audio, offer_sdp))
-            if publication.video is not None:
-                copies.append(self._relay.subscribe(publication.video))
+            copies = [
+                self._copy_for_subscriber(publisher_id, track, offer_sdp)
+                for track in (publication.audio, publication.video)
+                if track is not None
+            ]
             for track in copies:
                 entry.outgoing.append(track)
                 pc.addTrack(track)
@@ -123,16 +124,19 @@ class PeerConnections:
             raise NegotiationError(f"cannot use the offer: {error}") from error
         return pc.localDescription.sdp
 
-    def _audio_for_subscriber(
-        self, publisher_id: str, audio: MediaStreamTrack, offer_sdp: str
+    def _copy_for_subscriber(
+        self, publisher_id: str, track: MediaStreamTrack, offer_sdp: str
     ) -> MediaStreamTrack:
-        if not offers_opus_first(offer_sdp):
-            return self._relay.subscribe(audio)  # its sender encodes whatever codec was negotiated
         publisher = self._participants[publisher_id]
-        if publisher.opus is None:
+        shared = publisher.shared.get(track.kind)
+        if shared is None:
             # Unbuffered: should encoding ever fall behind, skip frames rather than queue them.
-            publisher.opus = SharedOpusEncoding(self._relay.subscribe(audio, buffered=False))
-        return publisher.opus.subscribe()
+            shared = SharedEncoding.for_track(self._relay.subscribe(track, buffered=False))
+            publisher.shared[track.kind] = shared
+        if first_offered_codec(offer_sdp, track.kind) == shared.codec:
+            return shared.subscribe()
+        # Another codec first (Safari offers H.264): this subscriber's sender encodes for it alone.
+        return self._relay.subscribe(track)
 
     async def remove(self, participant_id: str) -> None:
         entry = self._participants.pop(participant_id, None)
@@ -140,8 +144,8 @@ class PeerConnections:
             return
         for task in entry.drains:
             task.cancel()
-        if entry.opus is not None:
-            entry.opus.stop()
+        for shared in entry.shared.values():
+            shared.stop()
         for track in entry.outgoing:
             track.stop()
         await asyncio.gather(*(pc.close() for pc in entry.connections), return_exceptions=True)

@@ -18,7 +18,7 @@ import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media import FileAudioTrack, enable_loopback_candidates, use_fast_audio_level
+from media import FileAudioTrack, PatternVideoTrack, enable_loopback_candidates, use_fast_audio_level
 from protocol import PROTOCOL_VERSION, CaptionEvent
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,15 @@ async def join_room(
     ice_loopback: bool = True,
     leave: asyncio.Event | None = None,
     receive_media: bool = False,
+    video: bool = False,
 ) -> JoinReport:
     """Sign in, join, publish `audio` as the microphone in real time, collect captions until the file
     has played and `linger_s` has passed, then leave. `on_caption` gets each caption's JSON line.
 
     With `audio=None` the participant only listens: it stays `linger_s` seconds, or until `leave` is set.
     With `receive_media` it also subscribes to everyone who publishes, as a browser does, and counts
-    (then drops) what it receives.
+    (then drops) what it receives. With `video` (and `audio`) it also sends a camera: a moving test
+    pattern (media.PatternVideoTrack).
     """
     base_url, room_id = _split_room_url(room_url)
     if ice_loopback:
@@ -98,8 +100,9 @@ async def join_room(
         except aiohttp.WSServerHandshakeError as error:
             raise JoinError(f"cannot join room {room_id}: HTTP {error.status}") from error
         async with socket:
+            camera = PatternVideoTrack() if video and track is not None else None
             return await _take_part(
-                socket, track, speaks, captions, linger_s, on_caption, leave, receive_media
+                socket, track, camera, speaks, captions, linger_s, on_caption, leave, receive_media
             )
 
 
@@ -113,6 +116,7 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
 async def _take_part(
     socket: aiohttp.ClientWebSocketResponse,
     track: FileAudioTrack | None,
+    camera: PatternVideoTrack | None,
     speaks: str,
     captions: str,
     linger_s: float,
@@ -163,6 +167,8 @@ async def _take_part(
 
         if track is not None:
             pc.addTransceiver(track, direction="sendonly")
+            if camera is not None:
+                pc.addTransceiver(camera, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates here
             await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
             published = await reply("published")

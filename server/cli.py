@@ -82,6 +82,7 @@ def _join(args: argparse.Namespace) -> int:
                 on_caption=print_caption,
                 ice_loopback=not args.no_loopback,
                 receive_media=args.receive_media,
+                video=args.video,
             )
         )
     except JoinError as error:
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--captions", choices=codes, required=True, help="language to receive captions in")
     join.add_argument("--linger", type=float, default=5.0, help="seconds to stay after the file has played")
     join.add_argument("--no-loopback", action="store_true", help="do not offer 127.0.0.1 as an ICE candidate")
+    join.add_argument("--video", action="store_true", help="also send a camera: a moving test pattern")
     join.add_argument(
         "--receive-media",
         action="store_true",

@@ -25,8 +25,9 @@ from media import (
     NegotiationError,
     enable_loopback_candidates,
 )
-from media.opus_relay import offers_opus_first
+from media.file_source import PatternVideoTrack
 from media.peers import PeerConnections
+from media.shared_encoding import first_offered_codec
 
 _BROWSER_RATE = 48_000
 
@@ -176,15 +177,18 @@ async def test_audio_waiting_for_recognition_is_bounded_by_dropping_the_oldest()
         await hub.close()
 
 
-def _with_codec_first(offer_sdp: str, payload_type: str) -> str:
-    """The offer with `payload_type` first among its audio codecs, in the m-line and in the rtpmap
-    lines (aiortc, as the answering side, goes by the latter)."""
+def _with_codec_first(offer_sdp: str, kind: str, codec: str) -> str:
+    """The offer with `codec` first among its `kind` codecs, in the m-line and in the rtpmap lines
+    (aiortc, as the answering side, goes by the latter)."""
     lines = offer_sdp.split("\r\n")
-    audio = next(i for i, line in enumerate(lines) if line.startswith("m=audio"))
-    head, types = lines[audio].split()[:3], lines[audio].split()[3:]
-    lines[audio] = " ".join([*head, payload_type, *[t for t in types if t != payload_type]])
-    rtpmaps = [i for i, line in enumerate(lines) if line.startswith("a=rtpmap:") and i > audio]
-    chosen = next(i for i in rtpmaps if lines[i].startswith(f"a=rtpmap:{payload_type} "))
+    section = next(i for i, line in enumerate(lines) if line.startswith(f"m={kind}"))
+    following = [i for i, line in enumerate(lines) if line.startswith("m=") and i > section]
+    section_end = following[0] if following else len(lines)
+    rtpmaps = [i for i in range(section, section_end) if lines[i].startswith("a=rtpmap:")]
+    chosen = next(i for i in rtpmaps if lines[i].split(" ", 1)[1].lower().startswith(codec.lower() + "/"))
+    payload_type = lines[chosen].split(":", 1)[1].split()[0]
+    head, types = lines[section].split()[:3], lines[section].split()[3:]
+    lines[section] = " ".join([*head, payload_type, *[t for t in types if t != payload_type]])
     lines.insert(rtpmaps[0], lines.pop(chosen))
     return "\r\n".join(lines)
 
@@ -211,8 +215,8 @@ async def test_subscribers_get_the_microphone_encoded_once_or_in_the_codec_they_
             await listener.setLocalDescription(await listener.createOffer())
             offer = listener.localDescription.sdp
             if pcmu_first:
-                offer = _with_codec_first(offer, "0")
-            assert offers_opus_first(offer) is not pcmu_first
+                offer = _with_codec_first(offer, "audio", "PCMU")
+            assert first_offered_codec(offer, "audio") == ("pcmu" if pcmu_first else "opus")
             answer = await peers.subscribe(name, "alice", offer)
             assert ("PCMU/8000" in answer.split("m=audio")[1].split("a=rtpmap")[1]) is pcmu_first
             await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -230,4 +234,50 @@ async def test_subscribers_get_the_microphone_encoded_once_or_in_the_codec_they_
     finally:
         await asyncio.gather(speaker.close(), *(listener.close() for listener in listeners))
         await peers.close()
-    assert offers_opus_first("v=0\r\nnot an offer\r\n") is False
+    assert first_offered_codec("v=0\r\nnot an offer\r\n", "audio") is None
+
+
+async def test_subscribers_get_the_camera_encoded_once_or_in_the_codec_they_asked_for() -> None:
+    """VP8-first subscribers share one encoding of the camera (a keyframe each when they join); one that
+    puts H.264 first gets its own encoding. Each sees the picture that was sent."""
+    enable_loopback_candidates()
+    peers = PeerConnections()
+    camera = PatternVideoTrack(fps=15)
+    speaker = RTCPeerConnection()
+    speaker.addTransceiver(camera, direction="sendonly")
+    await speaker.setLocalDescription(await speaker.createOffer())
+    answer, publication = await peers.publish("alice", speaker.localDescription.sdp)
+    await speaker.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    assert publication.kinds == ["video"]
+    listeners: list[RTCPeerConnection] = []
+    try:
+        tracks = []
+        for name, codec in (("bruno", "vp8"), ("carla", "vp8"), ("dara", "h264")):
+            listener = RTCPeerConnection()
+            listeners.append(listener)
+            received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+            listener.on("track", received.set_result)
+            listener.addTransceiver("video", direction="recvonly")
+            await listener.setLocalDescription(await listener.createOffer())
+            offer = _with_codec_first(listener.localDescription.sdp, "video", codec)
+            assert first_offered_codec(offer, "video") == codec
+            answer = await peers.subscribe(name, "alice", offer)
+            await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            tracks.append(await asyncio.wait_for(received, 10))
+
+        async def last_picture(track: MediaStreamTrack) -> np.ndarray:
+            frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(20)]
+            return frames[-1].to_ndarray(format="rgb24")
+
+        texture = camera.texture.astype(np.float64)
+        for picture in await asyncio.gather(*(last_picture(track) for track in tracks)):
+            assert picture.shape == texture.shape
+            # The camera pans 3 pixels a frame: some shift of its texture is what arrived.
+            best = max(
+                np.corrcoef(np.roll(texture, shift, axis=1)[:, :, 1].ravel(), picture[:, :, 1].ravel())[0, 1]
+                for shift in range(0, 640, 3)
+            )
+            assert best > 0.8
+    finally:
+        await asyncio.gather(speaker.close(), *(listener.close() for listener in listeners))
+        await peers.close()

@@ -65,6 +65,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         "--linger",
         "6",
         "--receive-media",
+        "--video",
         env={**os.environ, "BABELCALL_PASSWORD": PASSWORD},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -114,8 +115,9 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         assert event.caption_language == "en"
         assert event.note == "not translated: no model for en→fr"
     assert normalised_words(" ".join(e.text for e in listener_finals)) == normalised_words(said)
-    # The speaker's 11 s of speech, relayed by the server's media worker.
+    # The speaker's 11 s of speech and its camera (15 frames a second), relayed by the media worker.
     assert report.audio_received_s > 10.0, report.audio_received_s
+    assert report.video_frames_received > 100, report.video_frames_received
 
     log = server.log()
     assert "no translation model for en→fr" in log
