@@ -2,10 +2,11 @@
 
 aiortc's MediaRelay hands every subscriber the decoded frames, and each subscriber's RTP sender encodes
 them again: Opus for a microphone (most of a media worker's CPU with three listeners per speaker) and
-VP8 for a camera (~2 ms a 640x480 frame on this 2-core CPU, so ~70 ms of CPU per second per subscriber
-at 30 frames a second; a 12-person review relaying every camera to 11 others would need cores of its
-own). Here one encoder per published track makes the packets and every subscriber's sender gets the
-same ones: aiortc's senders send ready-made `av.Packet`s as they are, only packetising them.
+VP8 for a camera (~1.5 ms a 640x480 frame on the 2-core development CPU, more whenever aiortc restarts
+an encoder for a new bitrate; a 12-person review relays every camera to 11 others). Here one encoder
+per published track makes the packets and every subscriber's sender gets the same ones: aiortc's
+senders send ready-made `av.Packet`s as they are, only packetising them. Measured with a camera and
+three listeners: a media worker's CPU per speaker-second 422 → 187 ms (bench/RESULTS.md).
 
 What a shared encoding cannot do per subscriber: adapt the bitrate to each one's bandwidth (the camera
 is encoded at aiortc's default 500 kbps) or answer one subscriber's keyframe request. A camera's
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import av
 from aiortc.codecs.opus import OpusEncoder
+from aiortc.codecs.vpx import number_of_threads
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
@@ -29,7 +32,7 @@ _AUDIO_TIME_BASE = fractions.Fraction(1, 48_000)
 _OPUS_PACKET_SAMPLES = 960  # 20 ms, aiortc's Opus frame
 _VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 _VIDEO_BITRATE = 500_000  # aiortc's default VP8 bitrate
-KEYFRAME_INTERVAL_FRAMES = 60
+KEYFRAME_INTERVAL_FRAMES = 100
 # A subscriber that stops reading (its connection is going away) keeps at most this many, newest kept.
 _MAX_QUEUED_PACKETS = 50
 
@@ -87,7 +90,7 @@ class _Vp8Packets(_PacketEncoder):
     every KEYFRAME_INTERVAL_FRAMES frames."""
 
     codec = "vp8"
-    in_thread = True  # ~2 ms a 640x480 frame
+    in_thread = True  # ~1.5 ms a 640x480 frame
 
     def __init__(self) -> None:
         self._context: av.VideoCodecContext | None = None
@@ -140,6 +143,9 @@ def _vp8_context(width: int, height: int) -> av.VideoCodecContext:
         "static-thresh": "1",
         "undershoot-pct": "100",
     }
+    # As aiortc chooses: one thread up to 640x480. Left at 0, FFmpeg starts one per core, whose waiting
+    # cost more CPU than the encoding itself on 2 cores.
+    context.thread_count = number_of_threads(width * height, os.cpu_count() or 1)
     return context
 
 
