@@ -4,7 +4,8 @@
         ─► mt.TranslationEngine (once per distinct caption language) ─► CaptionEvent per listener
 
 One `SpeakerPipeline` per speaking participant. It never blocks the event loop: recognition and
-translation run on their engines' worker threads.
+translation run on their engines' worker threads. A final's translation can start before the final
+itself, from the tentative final the recogniser reports during the utterance's closing silence.
 """
 
 from __future__ import annotations
