@@ -143,10 +143,13 @@ class SpeakerPipeline:
     def _translate_early(self, transcript: Transcript) -> None:
         """The likely final of an utterance whose closing silence is still running: start its
         translation now, so that by the time the silence confirms the final (silence_ms) the
-        translation is done or under way instead of only starting."""
+        translation is done or under way instead of only starting.
+
+        Only on an idle engine: when speech resumes the work is wasted, and on a busy engine that waste
+        would delay other speakers' finals."""
         self._drop_early_translation()
         targets = frozenset(self._room.caption_languages() - {transcript.language})
-        if not targets or self._delivery.done():
+        if not targets or self._delivery.done() or self._engine.pending:
             return
         task = asyncio.create_task(
             self._engine.translate(

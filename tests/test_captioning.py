@@ -297,3 +297,30 @@ async def test_an_early_translation_is_not_used_when_speech_went_on(
     exposition = metrics.render().decode()
     assert 'babelcall_early_translations_total{outcome="wasted"} 1.0' in exposition
     assert 'outcome="used"' not in exposition
+
+
+async def test_no_early_translation_while_the_engine_is_busy(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Early translation uses idle capacity only: work queued for others comes first."""
+    model = engine.models[0]
+    release = threading.Event()
+    calls = hold_calls(monkeypatch, model, lambda texts: texts == ["Someone else's sentence."], release)
+    busy = asyncio.create_task(engine.translate("Someone else's sentence.", "en", {"fr"}))
+    await asyncio.sleep(0.1)
+    assert engine.pending
+    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
+    text = "The patient is resting now."  # not in the shared engine's cache from other tests
+    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    metrics = Metrics()
+    pipeline = _pipeline(room, stream, engine, metrics)
+    await asyncio.sleep(0.5)
+    release.set()
+    await pipeline.finish()
+    await busy
+
+    (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    assert final.final and final.path is TranslationPath.MACHINE
+    assert calls.count([text]) == 1  # translated once, for the final itself
+    assert "babelcall_early_translations_total{" not in metrics.render().decode()
