@@ -76,7 +76,8 @@ async def test_browser_call_with_captions_both_ways(
             await page.click("#join-button")
             await page.wait_for_selector("#tile-self")
 
-            # Jean reads French and speaks French; his speech reaches Amal in English via Whisper.
+            # Jean reads French and speaks French; his speech reaches Amal in English via Whisper. He
+            # sends a camera (a test pattern) and receives Amal's, as a browser would.
             jean = asyncio.create_task(
                 join_room(
                     room_url,
@@ -86,10 +87,21 @@ async def test_browser_call_with_captions_both_ways(
                     speaks="fr",
                     captions="fr",
                     linger_s=14.0,
+                    video=True,
+                    receive_media=True,
                 )
             )
-            # The page shows Jean (audio only) and final captions of both speakers.
-            await page.wait_for_selector(".tile.audio-only", timeout=30_000)
+            # The page shows Jean's camera, relayed by the server's media worker (one shared VP8
+            # encoding) and decoded by Chromium, and final captions of both speakers.
+            jean_video = page.locator(".tile:not(#tile-self) video")
+            await jean_video.wait_for(timeout=30_000)
+            width = 0
+            for _ in range(100):
+                width = await jean_video.evaluate("video => video.videoWidth")
+                if width:
+                    break
+                await asyncio.sleep(0.2)
+            assert width == 640, "Jean's camera never played in the browser"
             # Locators, not wait_for_function: the page's Content-Security-Policy forbids string eval.
             await page.locator("#captions .caption.final[data-path=whisper]").first.wait_for(timeout=60_000)
             await (
@@ -123,3 +135,5 @@ async def test_browser_call_with_captions_both_ways(
     assert jiwer.wer(reference, heard) < 0.25, heard
     assert jiwer.wer(reference, normalised_words(" ".join(page_finals))) < 0.25, page_finals
     assert any(text.strip() for text in whisper_finals)
+    # And the other way: Amal's microphone and Chromium's fake camera reached Jean through the server.
+    assert report.audio_received_s > 10.0 and report.video_frames_received > 100, report
