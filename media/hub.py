@@ -199,11 +199,11 @@ class MediaHub:
         return worker.index if worker is not None else None
 
     def worker_pids(self) -> list[int]:
-        return [worker.process.pid for worker in self._workers if worker is not None and worker.alive]
+        return [worker.process.pid for worker in self._alive_workers()]
 
     def figures(self) -> MediaFigures:
         return MediaFigures(
-            workers=sum(1 for worker in self._workers if worker is not None and worker.alive),
+            workers=len(self._alive_workers()),
             participants=len(self._participant_rooms),
             buffered_audio_s=sum(buffer.samples for buffer in self._audio.values()) / SAMPLE_RATE,
             dropped_audio_s=(
@@ -232,13 +232,21 @@ class MediaHub:
         return reply
 
     async def _least_busy_worker(self) -> _Worker:
-        alive = [worker for worker in self._workers if worker is not None and worker.alive]
-        if not alive and self._restarts:
+        alive = self._alive_workers()
+        if not alive and not self._closing:
+            # Replacements may be starting; one whose start failed earlier is tried again now.
+            if not self._restarts:
+                for index, worker in enumerate(self._workers):
+                    if worker is None or not worker.alive:
+                        self._schedule_restart(index)
             await asyncio.wait(self._restarts, timeout=_START_TIMEOUT_S)
-            alive = [worker for worker in self._workers if worker is not None and worker.alive]
+            alive = self._alive_workers()
         if not alive:
             raise MediaUnavailableError("no media worker is running; try again shortly")
         return min(alive, key=lambda worker: len(worker.participants))
+
+    def _alive_workers(self) -> list[_Worker]:
+        return [worker for worker in self._workers if worker is not None and worker.alive]
 
     async def _call(self, worker: _Worker, request: dict[str, Any]) -> dict[str, Any]:
         if not worker.alive:
@@ -257,16 +265,19 @@ class MediaHub:
 
     async def _start_worker(self, index: int) -> None:
         python_path = os.pathsep.join(filter(None, [_SOURCE_ROOT, os.environ.get("PYTHONPATH")]))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "media",
-            self._settings.worker.to_json(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": python_path},
-            limit=2**20,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "media",
+                self._settings.worker.to_json(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": python_path},
+                limit=2**20,
+            )
+        except OSError as error:  # out of processes or memory, say
+            raise MediaUnavailableError(f"media worker {index} could not be started: {error}") from error
         worker = _Worker(index, process)
         assert process.stdout is not None
         try:
@@ -328,9 +339,10 @@ class MediaHub:
             worker.process.kill()
         for listener in self._lost_listeners:
             listener(lost)
-        restart = asyncio.create_task(
-            self._restart(worker.index), name=f"media-worker-{worker.index}-restart"
-        )
+        self._schedule_restart(worker.index)
+
+    def _schedule_restart(self, index: int) -> None:
+        restart = asyncio.create_task(self._restart(index), name=f"media-worker-{index}-restart")
         self._restarts.add(restart)
         restart.add_done_callback(self._restarts.discard)
 

@@ -157,6 +157,36 @@ async def test_a_worker_that_dies_is_reported_and_replaced() -> None:
         await hub.close()
 
 
+async def test_a_worker_that_could_not_be_restarted_is_tried_again_when_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = MediaHub(MediaSettings(workers=1))
+    await hub.start()
+    real_spawn = asyncio.create_subprocess_exec
+    refused = asyncio.Event()
+
+    async def spawn_fails_once(*args: object, **kwargs: object) -> asyncio.subprocess.Process:
+        if not refused.is_set():
+            refused.set()
+            raise OSError("Resource temporarily unavailable")
+        return await real_spawn(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("media.hub.asyncio.create_subprocess_exec", spawn_fails_once)
+    try:
+        (pid,) = hub.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.wait_for(refused.wait(), 10)  # the automatic replacement failed to start
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert hub.worker_pids() == []
+        # A new call does not fail for good: it starts the worker again and waits for it.
+        pc = await _publish(hub, "room-b", "bruno", _tone(440, 2.0))
+        assert len(await _collect(hub.listen("bruno"), 0.5)) >= SAMPLE_RATE // 2
+        await pc.close()
+    finally:
+        await hub.close()
+
+
 async def _drain(audio: AsyncIterator[np.ndarray]) -> None:
     async for _ in audio:
         pass
