@@ -27,6 +27,10 @@ class RecognizerConfig:
     # 20 s made finals more accurate (consultation WER 13.5% -> 11.6%) but each costs ~0.7 s more on
     # 2 CPU cores: CTranslate2 forces the context's text through the decoder token by token.
     context_s: float = 0.0
+    # Encode finals in a window cut to the utterance (as partials are) instead of Whisper's full 30 s:
+    # on 2 CPU cores ~2.5x less recognition work and finals ~0.5 s sooner, at a cost in accuracy
+    # (consultation WER 13.5% -> 14.6%; bench/RESULTS.md). Off: accuracy first.
+    short_final_windows: bool = False
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
     # batch costs its members' sum anyway and only delays the first stream's result (measured: 4 JFK

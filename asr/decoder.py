@@ -102,8 +102,10 @@ class WhisperDecoder:
         beam_size: int,
         synthetic_tokens_per_s: float = 0.0,
         feature_pool: Executor | None = None,
+        short_final_windows: bool = False,
     ) -> None:
         self._feature_pool = feature_pool
+        self._short_final_windows = short_final_windows
         self._model = model
         self._beam_size = beam_size
         self._synthetic_tokens_per_s = synthetic_tokens_per_s
@@ -129,7 +131,7 @@ class WhisperDecoder:
             t.audio if w is None else np.concatenate([w.audio, t.audio])
             for t, w in zip(tasks, windows, strict=True)
         ]
-        encoder_output = self._encode(audios, short_window=not final)
+        encoder_output = self._encode(audios, short_window=not final or self._short_final_windows)
         languages = self._languages(encoder_output, tasks)
         prefixes = {i: w.text for i, w in enumerate(windows) if w is not None}
         raw = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)), prefixes)

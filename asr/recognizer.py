@@ -94,7 +94,11 @@ class SpeechRecognizer:
         if self.prep_threads > 0:
             self._prep_pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="asr-prep")
         self._decoder = WhisperDecoder(
-            self._model, config.beam_size, config.synthetic_tokens_per_s, feature_pool=self._prep_pool
+            self._model,
+            config.beam_size,
+            config.synthetic_tokens_per_s,
+            feature_pool=self._prep_pool,
+            short_final_windows=config.short_final_windows,
         )
         # One thread runs all inference, batching across streams: CTranslate2 already uses every core
         # (or the GPU) inside each call, and one call for many streams is what scales on a GPU.

@@ -39,6 +39,7 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             max_batch=config.asr_max_batch,
             prep_threads=config.asr_prep_threads,
             context_s=config.asr_context_s,
+            short_final_windows=config.asr_short_final_windows,
             speculative_finals=config.asr_speculative_finals,
             synthetic_tokens_per_s=config.asr_synthetic_tokens_per_s,
         ),

@@ -37,6 +37,7 @@ class Config:
     asr_prep_threads: int = 0  # threads for VAD and log-mel features; 0: none on CPU, up to 8 on GPU
     asr_speculative_finals: bool = True  # decode a final during its closing silence (see asr/config.py)
     asr_context_s: float = 0.0  # seconds of a speaker's previous finals decoded before each final
+    asr_short_final_windows: bool = False  # finals encoded in utterance-sized windows: faster, less accurate
     # Speed benchmarks with random-weight models only (models/synthetic_whisper.py); 0 in production.
     asr_synthetic_tokens_per_s: float = 0.0
     # Translation: every CTranslate2 model directory under this folder is loaded

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import audio_fixtures
 import jiwer
@@ -378,3 +379,31 @@ async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_fi
         )
     # The last sentence is followed by 3 s of silence: its tentative decode was confirmed.
     assert max(by_seq) in {t.utterance_seq for _, t in confirmed}
+
+
+async def test_short_final_windows_encode_less_and_still_get_the_words(
+    whisper_model_path: Path, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asr_short_final_windows: finals encoded in windows cut to the utterance, not 30 s."""
+    from asr.decoder import FULL_WINDOW_FRAMES, WhisperDecoder
+
+    windows: list[tuple[bool, int]] = []
+    encode = WhisperDecoder._encode
+
+    def recording(self: WhisperDecoder, audios: list[np.ndarray], *, short_window: bool) -> Any:
+        output = encode(self, audios, short_window=short_window)
+        windows.append((short_window, output.shape[1]))
+        return output
+
+    monkeypatch.setattr(WhisperDecoder, "_encode", recording)
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(short_final_windows=True))
+    try:
+        audio = np.concatenate([load(speech_dir, "en_jfk.flac"), np.zeros(SAMPLE_RATE, np.float32)])
+        got = finals(await transcribe(recognizer.open_stream(language="en"), audio, speed=4.0))
+    finally:
+        await recognizer.aclose()
+    assert got and all(short for short, _ in windows)
+    # Encoder positions, one per 20 ms: a full 30 s window has 1,500; these utterances are under 15 s.
+    assert max(frames for _, frames in windows) < FULL_WINDOW_FRAMES // 4
+    wer = jiwer.wer(normalise(reference(speech_dir, "en_jfk.flac")), normalise(" ".join(t.text for t in got)))
+    assert wer <= 0.15, f"WER {wer:.2%}"
