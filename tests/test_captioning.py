@@ -241,6 +241,10 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
     assert read.final and read.path is TranslationPath.MACHINE
 
 
+def _review() -> LiveRoom:
+    return LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+
+
 def _final(text: str) -> Transcript:
     return Transcript(0, True, text, len(text), "en", 0.0, 3.0, None, {"speech_end": time.time()})
 
@@ -259,7 +263,7 @@ async def test_a_finals_translation_starts_during_its_closing_silence(
         return original(texts, source, target)
 
     replace_calls(monkeypatch, model, timed)
-    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is stable."
     stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
@@ -279,7 +283,7 @@ async def test_an_early_translation_is_not_used_when_speech_went_on(
     model = engine.models[0]
     release = threading.Event()
     calls = hold_calls(monkeypatch, model, lambda texts: texts == ["The patient is"], release)
-    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     # The speaker paused after "The patient is", then went on: the final has other words.
     stream = _ScriptedStream(
@@ -309,7 +313,7 @@ async def test_no_early_translation_while_the_engine_is_busy(
     busy = asyncio.create_task(engine.translate("Someone else's sentence.", "en", {"fr"}))
     await asyncio.sleep(0.1)
     assert engine.pending
-    room = LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
+    room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is resting now."  # not in the shared engine's cache from other tests
     stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])

@@ -26,7 +26,7 @@ from media import (
     enable_loopback_candidates,
 )
 from media.file_source import PatternVideoTrack
-from media.peers import PeerConnections
+from media.peers import PeerConnections, Publication
 from media.shared_encoding import first_offered_codec
 
 _BROWSER_RATE = 48_000
@@ -223,34 +223,49 @@ def _with_codec_first(offer_sdp: str, kind: str, codec: str) -> str:
     return "\r\n".join(lines)
 
 
+async def _publish_in_process(
+    peers: PeerConnections, track: MediaStreamTrack
+) -> tuple[RTCPeerConnection, Publication]:
+    """A client publishing `track` as "alice" straight to one worker's peer connections."""
+    speaker = RTCPeerConnection()
+    speaker.addTransceiver(track, direction="sendonly")
+    await speaker.setLocalDescription(await speaker.createOffer())
+    answer, publication = await peers.publish("alice", speaker.localDescription.sdp)
+    await speaker.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return speaker, publication
+
+
+async def _subscribe_in_process(
+    peers: PeerConnections, name: str, kind: str, codec: str, listeners: list[RTCPeerConnection]
+) -> MediaStreamTrack:
+    """A receive-only client `name` that offers `codec` first for `kind`; its track of alice's."""
+    listener = RTCPeerConnection()
+    listeners.append(listener)
+    received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+    listener.on("track", received.set_result)
+    listener.addTransceiver(kind, direction="recvonly")
+    await listener.setLocalDescription(await listener.createOffer())
+    offer = _with_codec_first(listener.localDescription.sdp, kind, codec)
+    assert first_offered_codec(offer, kind) == codec.lower()
+    answer = await peers.subscribe(name, "alice", offer)
+    assert first_offered_codec(answer, kind) == codec.lower()  # what it will be sent
+    await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return await asyncio.wait_for(received, 10)
+
+
 async def test_subscribers_get_the_microphone_encoded_once_or_in_the_codec_they_asked_for() -> None:
     """In one worker's peer connections: Opus-first subscribers share one encoding of the speaker;
     one that puts PCMU first still hears the speaker, encoded for it alone."""
     enable_loopback_candidates()
     peers = PeerConnections()
-    speaker = RTCPeerConnection()
-    speaker.addTransceiver(FileAudioTrack(_tone(440, 8.0)), direction="sendonly")
-    await speaker.setLocalDescription(await speaker.createOffer())
-    answer, publication = await peers.publish("alice", speaker.localDescription.sdp)
-    await speaker.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    speaker, publication = await _publish_in_process(peers, FileAudioTrack(_tone(440, 8.0)))
+    assert publication.kinds == ["audio"]
     listeners: list[RTCPeerConnection] = []
     try:
-        tracks = []
-        for name, pcmu_first in (("bruno", False), ("carla", False), ("dara", True)):
-            listener = RTCPeerConnection()
-            listeners.append(listener)
-            received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-            listener.on("track", received.set_result)
-            listener.addTransceiver("audio", direction="recvonly")
-            await listener.setLocalDescription(await listener.createOffer())
-            offer = listener.localDescription.sdp
-            if pcmu_first:
-                offer = _with_codec_first(offer, "audio", "PCMU")
-            assert first_offered_codec(offer, "audio") == ("pcmu" if pcmu_first else "opus")
-            answer = await peers.subscribe(name, "alice", offer)
-            assert ("PCMU/8000" in answer.split("m=audio")[1].split("a=rtpmap")[1]) is pcmu_first
-            await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-            tracks.append(await asyncio.wait_for(received, 10))
+        tracks = [
+            await _subscribe_in_process(peers, name, "audio", codec, listeners)
+            for name, codec in (("bruno", "opus"), ("carla", "opus"), ("dara", "PCMU"))
+        ]
 
         async def hear(track: MediaStreamTrack) -> np.ndarray:
             tap = AudioTap()
@@ -260,7 +275,6 @@ async def test_subscribers_get_the_microphone_encoded_once_or_in_the_codec_they_
 
         for heard in await asyncio.gather(*(hear(track) for track in tracks)):
             assert abs(_dominant_frequency(heard) - 440) < 15
-        assert publication.audio is not None
     finally:
         await asyncio.gather(speaker.close(), *(listener.close() for listener in listeners))
         await peers.close()
@@ -273,27 +287,14 @@ async def test_subscribers_get_the_camera_encoded_once_or_in_the_codec_they_aske
     enable_loopback_candidates()
     peers = PeerConnections()
     camera = PatternVideoTrack(fps=15)
-    speaker = RTCPeerConnection()
-    speaker.addTransceiver(camera, direction="sendonly")
-    await speaker.setLocalDescription(await speaker.createOffer())
-    answer, publication = await peers.publish("alice", speaker.localDescription.sdp)
-    await speaker.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    speaker, publication = await _publish_in_process(peers, camera)
     assert publication.kinds == ["video"]
     listeners: list[RTCPeerConnection] = []
     try:
-        tracks = []
-        for name, codec in (("bruno", "vp8"), ("carla", "vp8"), ("dara", "h264")):
-            listener = RTCPeerConnection()
-            listeners.append(listener)
-            received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-            listener.on("track", received.set_result)
-            listener.addTransceiver("video", direction="recvonly")
-            await listener.setLocalDescription(await listener.createOffer())
-            offer = _with_codec_first(listener.localDescription.sdp, "video", codec)
-            assert first_offered_codec(offer, "video") == codec
-            answer = await peers.subscribe(name, "alice", offer)
-            await listener.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-            tracks.append(await asyncio.wait_for(received, 10))
+        tracks = [
+            await _subscribe_in_process(peers, name, "video", codec, listeners)
+            for name, codec in (("bruno", "VP8"), ("carla", "VP8"), ("dara", "H264"))
+        ]
 
         async def last_picture(track: MediaStreamTrack) -> np.ndarray:
             frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(20)]
