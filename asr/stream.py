@@ -24,7 +24,7 @@ import numpy as np
 from asr.agreement import LocalAgreement
 from asr.config import SAMPLE_RATE, RecognizerConfig, Transcript
 from asr.context import SpeakerContext
-from asr.decoder import DecodeTask
+from asr.decoder import Decoded, DecodeTask
 from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
 
@@ -254,19 +254,9 @@ class RecognitionStream:
         if result is None or not result.decoded.text:
             return
         decoded = result.decoded
-        self.on_tentative_final(
-            Transcript(
-                utterance_seq=segment.seq,
-                final=True,
-                text=decoded.text,
-                stable_chars=len(decoded.text),
-                language=decoded.language,
-                start_s=segment.start_sample / SAMPLE_RATE,
-                end_s=segment.end_sample / SAMPLE_RATE,
-                english=decoded.english or None,
-                timings={"queued": result.queued_at, "recognized": result.recognized_at},
-            )
-        )
+        # Built as its final will be (_transcript), so the two compare equal word for word.
+        timings = {"queued": result.queued_at, "recognized": result.recognized_at}
+        self.on_tentative_final(_transcript_of(segment, decoded, decoded.text, len(decoded.text), timings))
 
     def _task(self, segment: Segment) -> DecodeTask:
         return DecodeTask(
@@ -324,18 +314,23 @@ class RecognitionStream:
                 self._agreement = LocalAgreement(decoded.language)
                 self._agreement_seq = segment.seq
             text, stable = self._agreement.update(text)
-        english = decoded.english if segment.final else None
-        return Transcript(
-            utterance_seq=segment.seq,
-            final=segment.final,
-            text=text,
-            stable_chars=stable,
-            language=decoded.language,
-            start_s=segment.start_sample / SAMPLE_RATE,
-            end_s=segment.end_sample / SAMPLE_RATE,
-            english=english or None,
-            timings=_timings(segment, result, handover),
-        )
+        return _transcript_of(segment, decoded, text, stable, _timings(segment, result, handover))
+
+
+def _transcript_of(
+    segment: Segment, decoded: Decoded, text: str, stable_chars: int, timings: dict[str, float]
+) -> Transcript:
+    return Transcript(
+        utterance_seq=segment.seq,
+        final=segment.final,
+        text=text,
+        stable_chars=stable_chars,
+        language=decoded.language,
+        start_s=segment.start_sample / SAMPLE_RATE,
+        end_s=segment.end_sample / SAMPLE_RATE,
+        english=(decoded.english if segment.final else None) or None,
+        timings=timings,
+    )
 
 
 def _same_utterance(tentative: Segment, final: Segment) -> bool:
