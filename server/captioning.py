@@ -152,14 +152,7 @@ class SpeakerPipeline:
         if not targets or self._delivery.done() or self._engine.pending:
             return
         task = asyncio.create_task(
-            self._engine.translate(
-                transcript.text,
-                transcript.language,
-                set(targets),
-                whisper_english=transcript.english,
-                glossary=self._room.glossary,
-            ),
-            name=f"early-{self._speaker.id}",
+            self._translate(transcript, set(targets)), name=f"early-{self._speaker.id}"
         )
         # A dropped one's failure must not surface later as "exception never retrieved".
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -184,6 +177,10 @@ class SpeakerPipeline:
         elif early is not None:
             early.task.cancel()
             self._metrics.early_translation(used=False)
+        return await self._translate(transcript, targets)
+
+    async def _translate(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
+        """A final's translation, whether started early or when the final arrives."""
         return await self._engine.translate(
             transcript.text,
             transcript.language,
