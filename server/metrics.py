@@ -69,25 +69,25 @@ class _LiveCollector(Collector):
             "Translation model calls queued or running",
             value=figures.translation_pending,
         )
-        media = GaugeMetricFamily(
+        yield _figures(
             "babelcall_media",
             "Media workers: workers running, participants with media, decoded audio waiting for "
             "recognition and audio dropped because recognition fell too far behind (seconds)",
-            labels=["figure"],
+            figures.media,
         )
-        for name, value in sorted(figures.media.items()):
-            media.add_metric([name], float(value))
-        yield media
-        recognizer = GaugeMetricFamily(
-            "babelcall_asr", "Speech recogniser scheduler figures", labels=["figure"]
-        )
-        for name, value in sorted(figures.recognizer.items()):
-            recognizer.add_metric([name], float(value))
-        yield recognizer
+        yield _figures("babelcall_asr", "Speech recogniser scheduler figures", figures.recognizer)
         models = InfoMetricFamily("babelcall_model", "Models loaded per stage", labels=["stage"])
         for stage, info in figures.models.items():
             models.add_metric([stage], info)
         yield models
+
+
+def _figures(name: str, documentation: str, values: dict[str, float]) -> GaugeMetricFamily:
+    """One gauge per named figure of a stage, as `name{figure="..."}`."""
+    family = GaugeMetricFamily(name, documentation, labels=["figure"])
+    for figure, value in sorted(values.items()):
+        family.add_metric([figure], float(value))
+    return family
 
 
 class Metrics:
