@@ -76,12 +76,8 @@ class FileAudioTrack(MediaStreamTrack):
         if self._clock_start is None:
             self._clock_start = time.monotonic()
             self.playback_started_at = time.time()
-        due = self._clock_start + self._pts / _RATE
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            self.max_lateness_s = max(self.max_lateness_s, -delay)
+        lateness = await _wait_until(self._clock_start + self._pts / _RATE)
+        self.max_lateness_s = max(self.max_lateness_s, lateness)
 
         chunk = self._samples[self._position : self._position + _FRAME_SAMPLES]
         self._position += len(chunk)
@@ -124,12 +120,20 @@ class PatternVideoTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self._clock_start is None:
             self._clock_start = time.monotonic()
-        delay = self._clock_start + self._index / self._fps - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await _wait_until(self._clock_start + self._index / self._fps)
         image = np.roll(self.texture, 3 * self._index, axis=1)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self._index * self._CLOCK_RATE // self._fps
         frame.time_base = fractions.Fraction(1, self._CLOCK_RATE)
         self._index += 1
         return frame
+
+
+async def _wait_until(due: float) -> float:
+    """Sleep until `time.monotonic()` reaches `due`, as a real device delivers on its own clock; return
+    how late the caller already was (0 when on time)."""
+    delay = due - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+        return 0.0
+    return -delay
