@@ -487,8 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--listeners-receive-media",
         action="store_true",
-        help="listeners subscribe to the speaker's audio, as browsers do: the server relays (and "
-        "re-encodes) it once per listener, and the client processes decode it",
+        help="listeners subscribe to the speaker's media, as browsers do: the server relays it to every "
+        "listener, and the client processes decode it",
     )
     parser.add_argument("--audio", type=Path, help="recording to speak (default: the dev consultation)")
     parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) // 4))
@@ -548,19 +548,19 @@ def main(argv: list[str] | None = None) -> int:
             }
             if server:
                 after = server.usage()
+                audio_s = count * args.seconds
                 usage["server_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 1)
                 # Event-loop thread CPU per second of speech: 1 / this is roughly how many speakers
-                # one loop could carry before it alone is saturated.
-                usage["server_loop_cpu_per_audio_s"] = round(
-                    (after["loop_cpu_s"] - before["loop_cpu_s"]) / (count * args.seconds), 4
-                )
+                # one loop could carry before it alone is saturated; likewise for each media worker.
+                for figure, key in (
+                    ("server_loop_cpu_per_audio_s", "loop_cpu_s"),
+                    ("media_workers_cpu_per_audio_s", "media_cpu_s"),
+                ):
+                    usage[figure] = round((after[key] - before[key]) / audio_s, 4)
                 usage["server_rss_mb"] = round(after["rss_mb"], 1)
-                usage["media_workers_cpu_per_audio_s"] = round(
-                    (after["media_cpu_s"] - before["media_cpu_s"]) / (count * args.seconds), 4
-                )
                 usage["media_workers_rss_mb"] = round(after["media_rss_mb"], 1)
                 # Server CPU seconds per second of speech recognised: the real-time factor on this host.
-                usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / (count * args.seconds), 3)
+                usage["server_cpu_per_audio_s"] = round(usage["server_cpu_s"] / audio_s, 3)
             level = summarise(count, workers, usage)
             levels.append(level)
             write_results(args, levels)
