@@ -1,9 +1,13 @@
 """The translation engine: routes each utterance to every listener language, off the event loop.
 
 Model calls run in worker threads, never on the event loop. Calls that pile up while a worker is busy
-are grouped, so concurrent utterances from the same language share one batch. Finals (urgent) always go
-before partials:
-- on CPU one worker serves both, finals first: CTranslate2 already uses `intra_threads` cores per call;
+are grouped, so concurrent utterances from the same language share one batch. Each target language is
+handed out as soon as the model call that produced it returns (`UtteranceTranslation.as_ready`): with
+one pair model per language, a listener never waits for another language's model. Finals (urgent)
+always go before partials:
+- on CPU one pool of `workers` threads serves both, finals first. Each call runs on one core: a
+  translation call is a chain of small matrix products, which a second thread speeds up by only ~6%
+  (NLLB-600M shape) or even slows down (OPUS-MT shape), whereas calls side by side scale with cores;
 - on a GPU finals have a worker of their own, so a final never waits for a batch of partials to finish
   (the models are opened with one CUDA stream per worker, see mt/model.py).
 Partials are best-effort: when half the engine's capacity is taken, a partial is refused at once
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +58,42 @@ class TranslationBusyError(RuntimeError):
     """A partial caption's translation was refused because the engine is busy; the next one may go."""
 
 
+class UtteranceTranslation:
+    """One utterance's translations under way: each target language is handed out when it is ready.
+
+    Made by `TranslationEngine.start`. Never raises for a failed model: that target comes back
+    UNTRANSLATED with a note, like a missing model. `cancel()` drops the work still queued.
+    """
+
+    def __init__(self, targets: dict[str, asyncio.Task[Translation]], hops: list[asyncio.Task[str]]) -> None:
+        self._targets = targets
+        self._hops = hops
+
+    @property
+    def targets(self) -> frozenset[str]:
+        return frozenset(self._targets)
+
+    async def as_ready(self) -> AsyncIterator[tuple[str, Translation]]:
+        """(target, translation) pairs in the order they become ready (those already done first)."""
+        language_of = {task: target for target, task in self._targets.items()}
+        pending: set[asyncio.Task[Translation]] = set(language_of)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=language_of.__getitem__):
+                yield language_of[task], task.result()
+
+    async def result(self) -> dict[str, Translation]:
+        """Every target's translation, once the last is ready."""
+        try:
+            return {target: translation async for target, translation in self.as_ready()}
+        finally:
+            self.cancel()  # nothing left when all are done; the work still queued when the caller gave up
+
+    def cancel(self) -> None:
+        for task in (*self._targets.values(), *self._hops):
+            task.cancel()
+
+
 @dataclass
 class _Job:
     model: TranslationModel
@@ -63,14 +103,9 @@ class _Job:
     future: asyncio.Future[str] = field(repr=False)
 
 
-# id(model), source: one translate_rows call per group, every target language in it (multilingual
-# models serve them all in one model call).
-_GroupKey = tuple[int, str]
-
-
 @dataclass
 class _Lane:
-    """One worker thread and the queues it takes jobs from, in priority order."""
+    """Worker threads and the queues they take jobs from, in priority order."""
 
     executor: ThreadPoolExecutor
     queues: tuple[list[_Job], ...]
@@ -86,10 +121,14 @@ class TranslationEngine:
         models_dir: Path | None = None,
         cache_size: int = 256,
         finals_lane: bool | None = None,
+        workers: int = 1,
     ) -> None:
-        """`finals_lane`: give finals a worker of their own (default: when any model runs on a GPU)."""
+        """`finals_lane`: give finals a worker of their own (default: when any model runs on a GPU).
+        `workers`: model calls run side by side when there is no finals lane (on CPU)."""
         if max_pending < 2:
             raise ValueError("max_pending must be at least 2")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._models = list(models)
         self._models_dir = models_dir
         self._max_pending = max_pending
@@ -105,7 +144,7 @@ class TranslationEngine:
                 _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-partials"), (self._background,)),
             ]
         else:
-            executor = ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt")
+            executor = ThreadPoolExecutor(workers, thread_name_prefix="babelcall-mt")
             self._lanes = [_Lane(executor, (self._urgent, self._background))]
         # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
         # the model object (two directories may share a name), the pair and the exact model input, which
@@ -121,10 +160,12 @@ class TranslationEngine:
         *,
         device: str = "cpu",
         compute_type: str = "int8",
-        intra_threads: int = 2,
+        cpu_threads: int = 2,
         beam_size: int = DEFAULT_BEAM_SIZE,
     ) -> TranslationEngine:
-        """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine."""
+        """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine.
+
+        On CPU `cpu_threads` model calls run side by side, each on one thread (see the module's doc)."""
         models_dir = Path(models_dir)
         models: list[TranslationModel] = []
         if not models_dir.is_dir():
@@ -138,7 +179,7 @@ class TranslationEngine:
                     entry,
                     device=device,
                     compute_type=compute_type,
-                    intra_threads=intra_threads,
+                    intra_threads=1,
                     beam_size=beam_size,
                 )
             except DeviceUnavailableError as exc:
@@ -150,7 +191,7 @@ class TranslationEngine:
             log.info("translation model %s (%s): %s", model.name, model.family.value, sorted(model.languages))
             models.append(model)
         models.sort(key=lambda m: (_FAMILY_PREFERENCE[m.family], m.name))
-        return cls(models, models_dir=models_dir)
+        return cls(models, models_dir=models_dir, workers=max(1, cpu_threads))
 
     @property
     def models(self) -> list[TranslationModel]:
@@ -184,7 +225,23 @@ class TranslationEngine:
         glossary: Glossary | None = None,
         urgent: bool = True,
     ) -> dict[str, Translation]:
-        """Translate one utterance into each target language; one model call per distinct target at most.
+        """Every target's translation of one utterance, once the last is ready (see `start`)."""
+        return await self.start(
+            text, source, targets, whisper_english=whisper_english, glossary=glossary, urgent=urgent
+        ).result()
+
+    def start(
+        self,
+        text: str,
+        source: str,
+        targets: Iterable[str],
+        *,
+        whisper_english: str | None = None,
+        glossary: Glossary | None = None,
+        urgent: bool = True,
+    ) -> UtteranceTranslation:
+        """Start translating one utterance into each target language; one model call per distinct
+        target at most. Call from the event loop.
 
         `urgent=False` marks best-effort work (partial captions): queued urgent work (finals) runs first,
         and when the engine is half full it raises TranslationBusyError instead of queueing.
@@ -210,34 +267,44 @@ class TranslationEngine:
                 protect(whisper_english, glossary, "en"), protected.terms + protected.expected
             )
 
-        # Pivots to several languages share their first hop, so run every first hop once, then the seconds.
-        first_hops = {_hop_key(r.hops[0]): r.hops[0] for r in routes.values() if r.hops}
-        first_results = await self._run_hops(
-            first_hops.values(),
-            protected.text,
-            protected_english.text if protected_english is not None else None,
-            urgent,
-        )
-        second_hops: dict[tuple[str, str, str], Hop] = {}
-        second_inputs: dict[tuple[str, str, str], str | BaseException] = {}
-        for route in routes.values():
-            if len(route.hops) > 1:
-                key = _hop_key(route.hops[1])
-                second_hops[key] = route.hops[1]
-                second_inputs[key] = first_results[_hop_key(route.hops[0])]
-        second_results = await self._run_hops_on(second_hops, second_inputs, urgent)
+        # Pivots to several languages share their first hop: each distinct hop runs once.
+        hops: dict[Hop, asyncio.Task[str]] = {}
 
-        translations = {}
-        for target, route in routes.items():
-            translation = self._translation(text, route, first_results, second_results)
-            if translation.path in (TranslationPath.ORIGINAL, TranslationPath.UNTRANSLATED):
-                translations[target] = translation
-                continue
+        def run(hop: Hop, given: asyncio.Task[str] | None) -> asyncio.Task[str]:
+            if hop not in hops:
+                if hop.model is None:  # Whisper's English stands in for this hop
+                    assert protected_english is not None
+                    work = self._given(protected_english.text)
+                elif given is not None:
+                    work = self._call_after(hop, given, urgent)
+                else:
+                    work = self._call(hop, protected.text, urgent)
+                hops[hop] = asyncio.create_task(work)
+                hops[hop].add_done_callback(_retrieve)
+            return hops[hop]
+
+        async def finish(route: Route) -> Translation:
+            if route.path is TranslationPath.ORIGINAL:
+                return Translation(text, TranslationPath.ORIGINAL, None, None)
+            if route.path is TranslationPath.UNTRANSLATED:
+                note = f"not translated: no model for {route.source}→{route.target}"
+                return Translation(text, TranslationPath.UNTRANSLATED, None, note)
+            last: asyncio.Task[str] | None = None
+            for hop in route.hops:
+                last = run(hop, last)
+            assert last is not None
+            try:
+                result = await last
+            except Exception:
+                note = f"not translated: {route.model_label} failed for {route.source}→{route.target}"
+                return Translation(text, TranslationPath.UNTRANSLATED, None, note)
             # Restore with the terms of the text the first hop actually read: the speaker's, or Whisper's.
             used = protected_english if route.hops[0].model is None else protected
             assert used is not None
-            translations[target] = _restored(translation, used, target)
-        return translations
+            return _restored(Translation(result, route.path, route.model_label, None), used, route.target)
+
+        by_target = {target: asyncio.create_task(finish(route)) for target, route in routes.items()}
+        return UtteranceTranslation(by_target, list(hops.values()))
 
     async def aclose(self) -> None:
         self._closed = True
@@ -250,57 +317,14 @@ class TranslationEngine:
         for lane in self._lanes:
             await asyncio.to_thread(lane.executor.shutdown, wait=True, cancel_futures=True)
 
-    def _translation(
-        self,
-        original: str,
-        route: Route,
-        first_results: dict[tuple[str, str, str], str | BaseException],
-        second_results: dict[tuple[str, str, str], str | BaseException],
-    ) -> Translation:
-        if route.path is TranslationPath.ORIGINAL:
-            return Translation(original, TranslationPath.ORIGINAL, None, None)
-        if route.path is TranslationPath.UNTRANSLATED:
-            note = f"not translated: no model for {route.source}→{route.target}"
-            return Translation(original, TranslationPath.UNTRANSLATED, None, note)
-        result = first_results[_hop_key(route.hops[0])]
-        if len(route.hops) > 1 and not isinstance(result, BaseException):
-            result = second_results[_hop_key(route.hops[1])]
-        if isinstance(result, BaseException):
-            note = f"not translated: {route.model_label} failed for {route.source}→{route.target}"
-            return Translation(original, TranslationPath.UNTRANSLATED, None, note)
-        return Translation(result, route.path, route.model_label, None)
+    @staticmethod
+    async def _given(text: str) -> str:
+        return text
 
-    async def _run_hops(
-        self, hops: Iterable[Hop], text: str, whisper_english: str | None, urgent: bool
-    ) -> dict[tuple[str, str, str], str | BaseException]:
-        inputs: dict[tuple[str, str, str], str] = {}
-        model_hops: dict[tuple[str, str, str], Hop] = {}
-        results: dict[tuple[str, str, str], str | BaseException] = {}
-        for hop in hops:
-            key = _hop_key(hop)
-            if hop.model is None:
-                results[key] = whisper_english or ""
-            else:
-                model_hops[key] = hop
-                inputs[key] = text
-        results.update(await self._run_hops_on(model_hops, inputs, urgent))
-        return results
+    async def _call_after(self, hop: Hop, given: asyncio.Task[str], urgent: bool) -> str:
+        return await self._call(hop, await given, urgent)
 
-    async def _run_hops_on(
-        self,
-        hops: dict[tuple[str, str, str], Hop],
-        inputs: dict[tuple[str, str, str], str | BaseException],
-        urgent: bool,
-    ) -> dict[tuple[str, str, str], str | BaseException]:
-        keys = list(hops)
-        outcomes = await asyncio.gather(
-            *(self._call(hops[k], inputs[k], urgent) for k in keys), return_exceptions=True
-        )
-        return dict(zip(keys, outcomes, strict=True))
-
-    async def _call(self, hop: Hop, text: str | BaseException, urgent: bool) -> str:
-        if isinstance(text, BaseException):
-            raise text
+    async def _call(self, hop: Hop, text: str, urgent: bool) -> str:
         model = hop.model
         assert model is not None
         if not text.strip():
@@ -330,31 +354,50 @@ class TranslationEngine:
         return result
 
     async def _drain(self, lane: _Lane) -> None:
-        loop = asyncio.get_running_loop()
         while queue := next((q for q in lane.queues if q), None):
             # Each round takes the first non-empty queue whole: finals that arrive while partials are
             # being translated go next, before any partial that queued meanwhile. Jobs whose caller
             # gave up (a partial superseded by its final) are dropped unrun.
             jobs = [job for job in queue if not job.future.done()]
             queue.clear()
-            if not jobs:
-                continue
-            groups: dict[_GroupKey, list[_Job]] = {}
+            groups: dict[tuple[TranslationModel, str], list[_Job]] = {}
             for job in jobs:
-                groups.setdefault((id(job.model), job.source), []).append(job)
-            work = [(g[0].model, g[0].source, _distinct_rows(g)) for g in groups.values()]
-            try:
-                outcomes = await loop.run_in_executor(lane.executor, _run_batches, work)
-            except RuntimeError as exc:  # the executor was shut down under us: fail rather than hang callers
-                outcomes = [exc] * len(work)
-            for group, outcome in zip(groups.values(), outcomes, strict=True):
-                for job in group:
-                    if job.future.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        job.future.set_exception(outcome)
-                    else:
-                        job.future.set_result(outcome[(job.text, job.target)])
+                groups.setdefault((job.model, job.source), []).append(job)
+            # One model call per group, as many at once as the lane has threads; each call's callers
+            # get their results when it returns, not when the round ends.
+            await asyncio.gather(*(_run_group(lane, group) for group in groups.values()))
+
+
+async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:
+    """One model call for `jobs` (same model and source language): (text, target) rows in, futures set."""
+    model, source = jobs[0].model, jobs[0].source
+    rows = list(dict.fromkeys((job.text, job.target) for job in jobs))
+    try:
+        translated = await asyncio.get_running_loop().run_in_executor(
+            lane.executor, model.translate_rows, rows, source
+        )
+        if len(translated) != len(rows):
+            raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(rows)} inputs")
+        outcome: dict[tuple[str, str], str] | BaseException = dict(zip(rows, translated, strict=True))
+    except Exception as exc:  # includes the executor shut down under us: fail rather than hang callers
+        targets = ",".join(sorted({target for _, target in rows}))
+        # The traceback names the model and pair only; inputs are medical speech and never logged.
+        log.exception("translation with %s failed for %s→%s", model.name, source, targets)
+        outcome = exc
+    for job in jobs:
+        if job.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome[(job.text, job.target)])
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """A hop's failure is reported through the targets that awaited it; one whose targets were
+    cancelled first must not surface later as "exception never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _restored(translation: Translation, protected: ProtectedText, target: str) -> Translation:
@@ -363,30 +406,3 @@ def _restored(translation: Translation, protected: ProtectedText, target: str) -
     return Translation(
         restore(translation.text, protected, target), translation.path, translation.model, translation.note
     )
-
-
-def _hop_key(hop: Hop) -> tuple[str, str, str]:
-    return (hop.model.name if hop.model is not None else "whisper", hop.source, hop.target)
-
-
-def _distinct_rows(jobs: list[_Job]) -> list[tuple[str, str]]:
-    return list(dict.fromkeys((job.text, job.target) for job in jobs))
-
-
-def _run_batches(
-    work: list[tuple[TranslationModel, str, list[tuple[str, str]]]],
-) -> list[dict[tuple[str, str], str] | BaseException]:
-    """Runs in the worker thread: one model call per group, (text, target) rows in, translations out."""
-    outcomes: list[dict[tuple[str, str], str] | BaseException] = []
-    for model, source, rows in work:
-        targets = sorted({target for _, target in rows})
-        try:
-            translated = model.translate_rows(rows, source)
-            if len(translated) != len(rows):
-                raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(rows)} inputs")
-            outcomes.append(dict(zip(rows, translated, strict=True)))
-        except Exception as exc:
-            # The traceback names the model and pair only; inputs are medical speech and never logged.
-            log.exception("translation with %s failed for %s→%s", model.name, source, ",".join(targets))
-            outcomes.append(exc)
-    return outcomes

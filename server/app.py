@@ -54,7 +54,7 @@ def load_engine(config: Config) -> TranslationEngine:
         config.translation_dir,
         device=config.mt_device,
         compute_type=config.mt_compute_type,
-        intra_threads=config.cpu_threads,
+        cpu_threads=config.cpu_threads,
         beam_size=config.mt_beam_size,
     )
     if engine.model_names:

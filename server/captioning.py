@@ -21,7 +21,13 @@ import numpy as np
 
 from asr import RecognitionStream, SpeechRecognizer, Transcript
 from media import SAMPLE_RATE
-from mt import PartialTranslationPolicy, Translation, TranslationBusyError, TranslationEngine
+from mt import (
+    PartialTranslationPolicy,
+    Translation,
+    TranslationBusyError,
+    TranslationEngine,
+    UtteranceTranslation,
+)
 from protocol import CaptionEvent, Glossary, TranslationPath
 from server.metrics import Metrics
 from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant
@@ -148,40 +154,32 @@ class SpeakerPipeline:
         Only on an idle engine: when speech resumes the work is wasted, and on a busy engine that waste
         would delay other speakers' finals."""
         self._drop_early_translation()
-        targets = frozenset(self._room.caption_languages() - {transcript.language})
+        targets = self._room.caption_languages() - {transcript.language}
         if not targets or self._delivery.done() or self._engine.pending:
             return
-        task = asyncio.create_task(
-            self._translate(transcript, set(targets)), name=f"early-{self._speaker.id}"
+        self._early = _EarlyTranslation(
+            transcript, self._room.glossary, self._start_translation(transcript, targets)
         )
-        # A dropped one's failure must not surface later as "exception never retrieved".
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._early = _EarlyTranslation(transcript, targets, self._room.glossary, task)
 
     def _drop_early_translation(self) -> None:
         if self._early is not None:
-            self._early.task.cancel()
+            self._early.translation.cancel()
             self._metrics.early_translation(used=False)
             self._early = None
 
-    async def _translate_final(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
+    def _final_translation(self, transcript: Transcript, targets: set[str]) -> UtteranceTranslation:
         early, self._early = self._early, None
         if early is not None and early.serves(transcript, targets, self._room.glossary):
-            try:
-                translations = await early.task
-            except Exception:
-                log.info("early translation failed for participant %s; translating again", self._speaker.id)
-            else:
-                self._metrics.early_translation(used=True)
-                return translations
-        elif early is not None:
-            early.task.cancel()
+            self._metrics.early_translation(used=True)
+            return early.translation
+        if early is not None:
+            early.translation.cancel()
             self._metrics.early_translation(used=False)
-        return await self._translate(transcript, targets)
+        return self._start_translation(transcript, targets)
 
-    async def _translate(self, transcript: Transcript, targets: set[str]) -> dict[str, Translation]:
+    def _start_translation(self, transcript: Transcript, targets: set[str]) -> UtteranceTranslation:
         """A final's translation, whether started early or when the final arrives."""
-        return await self._engine.translate(
+        return self._engine.start(
             transcript.text,
             transcript.language,
             targets,
@@ -190,7 +188,8 @@ class SpeakerPipeline:
         )
 
     async def _deliver_final(self, transcript: Transcript) -> None:
-        """Readers of the spoken language get the final at once; the others when it is translated."""
+        """Readers of the spoken language get the final at once; readers of each other language as soon
+        as theirs is translated, without waiting for the other languages."""
         self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
         source = transcript.language
         targets = self._room.caption_languages()
@@ -201,11 +200,14 @@ class SpeakerPipeline:
         if not others:
             self._drop_early_translation()
             return
-        translations = await self._translate_final(transcript, others)
-        for target, translation in translations.items():
-            if translation.path is TranslationPath.UNTRANSLATED:
-                self._missing_models.report(source, target)
-        await self._send(transcript, translations)
+        translation = self._final_translation(transcript, others)
+        try:
+            async for target, translated in translation.as_ready():
+                if translated.path is TranslationPath.UNTRANSLATED:
+                    self._missing_models.report(source, target)
+                await self._send(transcript, {target: translated})
+        finally:
+            translation.cancel()  # a no-op once all are sent; the rest of the work when delivery failed
 
     async def _deliver_partial(self, transcript: Transcript) -> None:
         """Partials go through machine translation only where a model exists, and only when their stable
@@ -301,9 +303,8 @@ class _EarlyTranslation:
     """A translation started from a tentative final (see `SpeakerPipeline._translate_early`)."""
 
     tentative: Transcript
-    targets: frozenset[str]
     glossary: Glossary
-    task: asyncio.Task[dict[str, Translation]]
+    translation: UtteranceTranslation
 
     def serves(self, final: Transcript, targets: set[str], glossary: Glossary) -> bool:
         """Whether it is the translation `final` needs: same words, same languages, same glossary."""
@@ -311,7 +312,7 @@ class _EarlyTranslation:
         return (
             (tentative.utterance_seq, tentative.text, tentative.language, tentative.english)
             == (final.utterance_seq, final.text, final.language, final.english)
-            and targets <= self.targets
+            and targets <= self.translation.targets
             and glossary is self.glossary
         )
 

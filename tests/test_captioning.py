@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from mt_models import build_multilingual, hold_calls, real_calls, replace_calls
+from mt_models import build_marian_pair, build_multilingual, hold_calls, real_calls, replace_calls
 
 from asr import Transcript
 from mt import TranslationEngine
@@ -239,6 +240,35 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
     await pipeline.finish()
     (read,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
     assert read.final and read.path is TranslationPath.MACHINE
+
+
+async def test_each_languages_readers_get_the_final_when_theirs_is_translated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_marian_pair(tmp_path / "opus-mt-en-fr", "en", "fr")
+    build_marian_pair(tmp_path / "opus-mt-en-es", "en", "es", seed=2)
+    pairs = TranslationEngine.from_directory(tmp_path)  # on CPU: one call per core, side by side
+    french = next(m for m in pairs.models if m.name == "opus-mt-en-fr")
+    release = threading.Event()
+    hold_calls(monkeypatch, french, lambda texts: True, release)
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr", "spanish": "es"})
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final("Take it with food."))]), pairs, Metrics())
+    try:
+        for _ in range(100):  # until the Spanish reader has the final (at most 5 s)
+            if inboxes["spanish"]:
+                break
+            await asyncio.sleep(0.05)
+        (spanish,) = [CaptionEvent.from_dict(m) for m in inboxes["spanish"]]
+        assert spanish.final and spanish.path is TranslationPath.MACHINE
+        assert inboxes["french"] == []  # the French model is still at work
+    finally:
+        release.set()
+    await pipeline.finish()
+    (french_final,) = [CaptionEvent.from_dict(m) for m in inboxes["french"]]
+    assert french_final.final and french_final.path is TranslationPath.MACHINE
+    assert french_final.timings["translated"] > spanish.timings["translated"]
+    await pairs.aclose()
 
 
 def _review() -> LiveRoom:

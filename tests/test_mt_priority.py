@@ -1,4 +1,5 @@
-"""Finals before partials in the translation queue, and fixed-length decoding for random-weight models."""
+"""The translation queue: finals before partials, each language handed out when its model returns,
+calls side by side on CPU; and fixed-length decoding for random-weight models."""
 
 from __future__ import annotations
 
@@ -9,15 +10,63 @@ import time
 from pathlib import Path
 
 import pytest
-from mt_models import build_multilingual, hold_calls
+from mt_models import build_marian_pair, build_multilingual, hold_calls
 
 from models.synthetic_translation import LENGTH_RATIO, STAMP
 from mt import TranslationBusyError, TranslationEngine, TranslationModel, load_model
+from protocol import TranslationPath
 
 
 @pytest.fixture(scope="module")
 def nllb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_multilingual(tmp_path_factory.mktemp("priority") / "nllb-tiny")
+
+
+@pytest.fixture(scope="module")
+def pair_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("pairs")
+    return (
+        build_marian_pair(root / "opus-mt-en-fr", "en", "fr"),
+        build_marian_pair(root / "opus-mt-en-es", "en", "es", seed=2),
+    )
+
+
+async def test_each_language_is_handed_out_when_its_model_returns(
+    pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    french, spanish = (load_model(d) for d in pair_dirs)
+    engine = TranslationEngine([french, spanish], workers=2)
+    release = threading.Event()
+    hold_calls(monkeypatch, french, lambda texts: True, release)
+    utterance = engine.start("Where does it hurt?", "en", ["fr", "es"])
+    ready = utterance.as_ready()
+    try:
+        # French is held in one worker; Spanish runs in the other and reaches its listeners meanwhile.
+        target, translation = await asyncio.wait_for(anext(ready), 5)
+        assert (target, translation.path) == ("es", TranslationPath.MACHINE)
+        assert translation.text == spanish.translate_batch(["Where does it hurt?"], "en", "es")[0]
+    finally:
+        release.set()
+    assert [target async for target, _ in ready] == ["fr"]
+    await engine.aclose()
+
+
+async def test_cancelling_an_utterance_drops_its_queued_calls(
+    pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    french = load_model(pair_dirs[0])
+    engine = TranslationEngine([french])
+    release = threading.Event()
+    calls = hold_calls(monkeypatch, french, lambda texts: texts == ["first"], release)
+    first = engine.start("first", "en", ["fr"])
+    await asyncio.sleep(0.2)
+    second = engine.start("second", "en", ["fr"])
+    await asyncio.sleep(0.1)
+    second.cancel()  # what the caption pipeline does with an early translation the final did not confirm
+    release.set()
+    assert (await first.result())["fr"].path is TranslationPath.MACHINE
+    assert engine.pending == 0 and calls == [["first"]]
+    await engine.aclose()
 
 
 async def test_queued_finals_run_before_queued_partials(
