@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from participant.rest import RestClient
 from server.metrics import STAGES, probe_loop_lag
@@ -350,9 +351,10 @@ def run_level(
         return list(pool.map(run_rooms, chunks))
 
 
-def server_loop_lag(base_url: str) -> tuple[float, float, float] | None:
-    """(probes, probes no later than 0.1 s, total lag) from the server's event-loop histogram; None
-    when /metrics cannot be read (a running server with a metrics token: set BABELCALL_METRICS_TOKEN)."""
+def server_counters(base_url: str) -> dict[str, float] | None:
+    """The server's cumulative figures this benchmark reads (event-loop lag probes, early translations);
+    None when /metrics cannot be read (a running server with a metrics token: set
+    BABELCALL_METRICS_TOKEN)."""
     token = os.environ.get("BABELCALL_METRICS_TOKEN")
     request = urllib.request.Request(
         base_url + "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {}
@@ -362,28 +364,41 @@ def server_loop_lag(base_url: str) -> tuple[float, float, float] | None:
             text = response.read().decode()
     except (urllib.error.URLError, OSError):
         return None
-    figures = {}
-    for line in text.splitlines():
-        if line.startswith("babelcall_event_loop_lag_seconds_count"):
-            figures["count"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('babelcall_event_loop_lag_seconds_bucket{le="0.1"}'):
-            figures["within"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("babelcall_event_loop_lag_seconds_sum"):
-            figures["sum"] = float(line.rsplit(" ", 1)[1])
-    if len(figures) < 3:
-        return None
-    return figures["count"], figures["within"], figures["sum"]
+    figures = {"early_used": 0.0, "early_wasted": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "babelcall_event_loop_lag_seconds_count":
+                figures["lag_probes"] = sample.value
+            elif sample.name == "babelcall_event_loop_lag_seconds_bucket" and sample.labels["le"] == "0.1":
+                figures["lag_probes_within_0.1s"] = sample.value
+            elif sample.name == "babelcall_event_loop_lag_seconds_sum":
+                figures["lag_sum_s"] = sample.value
+            elif sample.name == "babelcall_early_translations_total":
+                figures[f"early_{sample.labels['outcome']}"] = sample.value
+    return figures
 
 
 def loop_lag_between(
-    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
+    before: dict[str, float] | None, after: dict[str, float] | None
 ) -> dict[str, float] | None:
-    if before is None or after is None or after[0] <= before[0]:
+    if before is None or after is None or after.get("lag_probes", 0) <= before.get("lag_probes", 0):
         return None
-    probes = after[0] - before[0]
+    probes = after["lag_probes"] - before["lag_probes"]
+    within = after["lag_probes_within_0.1s"] - before["lag_probes_within_0.1s"]
     return {
-        "mean_s": round((after[2] - before[2]) / probes, 4),
-        "share_over_0.1s": round(1 - (after[1] - before[1]) / probes, 4),
+        "mean_s": round((after["lag_sum_s"] - before["lag_sum_s"]) / probes, 4),
+        "share_over_0.1s": round(1 - within / probes, 4),
+    }
+
+
+def early_translations_between(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, int] | None:
+    """Finals whose translation started during their closing silence: used, or wasted (speech went on)."""
+    if before is None or after is None:
+        return None
+    return {
+        outcome: int(after[f"early_{outcome}"] - before[f"early_{outcome}"]) for outcome in ("used", "wasted")
     }
 
 
@@ -537,14 +552,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for count in counts:
             before = server.usage() if server else {}
-            lag_before = server_loop_lag(base_url)
+            counters_before = server_counters(base_url)
             wall = time.monotonic()
             workers = run_level(base_url, admin, count, args, audio, regions)
             elapsed = time.monotonic() - wall
+            counters_after = server_counters(base_url)
             usage: dict[str, Any] = {
                 "wall_s": round(elapsed, 1),
                 "gpu_memory_mb": gpu_memory_mb(),
-                "server_loop_lag": loop_lag_between(lag_before, server_loop_lag(base_url)),
+                "server_loop_lag": loop_lag_between(counters_before, counters_after),
+                "early_translations": early_translations_between(counters_before, counters_after),
             }
             if server:
                 after = server.usage()
@@ -570,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(n={e2f['n']}; cut monologues p50 {level['cut_end_to_final_s']['p50']} s, "
                 f"n={level['cut_end_to_final_s']['n']}); "
                 f"first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
-                f"stages p50 {level['stages_p50_s']}; server loop lag {level['server_loop_lag']}; "
+                f"stages p50 {level['stages_p50_s']}; early translations {level['early_translations']}; "
+                f"server loop lag {level['server_loop_lag']}; "
                 f"client loop lag p95 {level['client_loop_lag_s']['p95']} s; "
                 f"speaker audio late by up to p95 {level['speaker_audio_max_lateness_s']['p95']} s",
                 flush=True,

@@ -5,9 +5,11 @@ are grouped, so concurrent utterances from the same language share one batch. Ea
 handed out as soon as the model call that produced it returns (`UtteranceTranslation.as_ready`): with
 one pair model per language, a listener never waits for another language's model. Finals (urgent)
 always go before partials:
-- on CPU one pool of `workers` threads serves both, finals first. Each call runs on one core: a
-  translation call is a chain of small matrix products, which a second thread speeds up by only ~6%
-  (NLLB-600M shape) or even slows down (OPUS-MT shape), whereas calls side by side scale with cores;
+- on CPU one pool of `workers` threads serves both, finals first, calls to different models side by
+  side: one pair model per listener language then costs the slowest language, not the sum of all.
+  `from_directory` divides the cores among the models: OPUS-MT-shaped pairs run 2.8x slower on two
+  threads than on one (beam 2; bench/mt_fanout.py), while one NLLB-600M-shaped model serving every
+  language in one call gains ~20% from a second thread;
 - on a GPU finals have a worker of their own, so a final never waits for a batch of partials to finish
   (the models are opened with one CUDA stream per worker, see mt/model.py).
 Partials are best-effort: when half the engine's capacity is taken, a partial is refused at once
@@ -165,21 +167,21 @@ class TranslationEngine:
     ) -> TranslationEngine:
         """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine.
 
-        On CPU `cpu_threads` model calls run side by side, each on one thread (see the module's doc)."""
+        On CPU up to `cpu_threads` calls run side by side, each model on its share of the threads."""
         models_dir = Path(models_dir)
         models: list[TranslationModel] = []
         if not models_dir.is_dir():
             log.info("no translation models: %s does not exist", models_dir)
             return cls(models, models_dir=models_dir)
-        for entry in sorted(models_dir.iterdir()):
-            if not entry.is_dir() or entry.name.startswith("."):
-                continue
+        entries = [e for e in sorted(models_dir.iterdir()) if e.is_dir() and not e.name.startswith(".")]
+        threads_per_model = max(1, cpu_threads // max(1, len(entries)))
+        for entry in entries:
             try:
                 model = load_model(
                     entry,
                     device=device,
                     compute_type=compute_type,
-                    intra_threads=1,
+                    intra_threads=threads_per_model,
                     beam_size=beam_size,
                 )
             except DeviceUnavailableError as exc:

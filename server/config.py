@@ -44,7 +44,7 @@ class Config:
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"
     mt_compute_type: str = "int8"
-    mt_beam_size: int = 2  # 1 (greedy) is ~40% faster on CPU at some cost in quality (bench/RESULTS.md)
+    mt_beam_size: int = 2  # 1 (greedy): up to ~20% faster on CPU, at some cost in quality (bench/RESULTS.md)
     # WebRTC
     media_workers: int = 0  # processes running the peer connections (rooms pinned to one); 0: cores / 4
     ice_servers: tuple[str, ...] = ()  # e.g. ("stun:stun.example.org:3478",); none keeps traffic local

@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mt_models import build_marian_pair, build_multilingual, real_calls, replace_calls, write_metadata
 
 from mt import ModelFamily, ModelLoadError, Translation, TranslationEngine, TranslationModel, load_model
+from mt import engine as engine_module
 from mt.tokenization import SentencePieceCodec
 from protocol.captions import TranslationPath
 from protocol.languages import UnknownLanguageError
@@ -198,6 +200,31 @@ def test_from_directory_loads_models_and_skips_junk(
     greedy = TranslationEngine.from_directory(models_dir, beam_size=1)  # the operator's mt_beam_size
     assert [m.beam_size for m in greedy.models] == [1, 1]  # type: ignore[attr-defined]
     assert greedy.models[0].translate_batch(["Bonjour."], "fr", "en")[0]
+
+
+def test_from_directory_divides_the_cores_among_the_models(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls to different models run side by side, so each model gets its share of the cores."""
+    threads: dict[str, int] = {}
+    real_load = engine_module.load_model
+
+    def recording(path: Path, **options: Any) -> TranslationModel:
+        threads[path.name] = options["intra_threads"]
+        return real_load(path, **options)
+
+    monkeypatch.setattr(engine_module, "load_model", recording)
+    alone = tmp_path / "alone"
+    shutil.copytree(built / "nllb-tiny", alone / "nllb-tiny")
+    TranslationEngine.from_directory(alone, cpu_threads=4)
+    assert threads == {"nllb-tiny": 4}
+    pairs = tmp_path / "pairs"
+    for name in ("opus-mt-fr-en", "nllb-tiny"):
+        shutil.copytree(built / name, pairs / name)
+    TranslationEngine.from_directory(pairs, cpu_threads=4)
+    assert threads == {"nllb-tiny": 2, "opus-mt-fr-en": 2}
+    TranslationEngine.from_directory(pairs, cpu_threads=1)
+    assert threads == {"nllb-tiny": 1, "opus-mt-fr-en": 1}
 
 
 def test_missing_models_directory_is_an_empty_engine(tmp_path: Path) -> None:
