@@ -155,10 +155,19 @@ class SpeakerPipeline:
         would delay other speakers' finals."""
         self._drop_early_translation()
         targets = self._room.caption_languages() - {transcript.language}
-        if not targets or self._delivery.done() or self._engine.pending:
+        if not self._needs_a_model(transcript, targets) or self._delivery.done() or self._engine.pending:
             return
         self._early = _EarlyTranslation(
             transcript, self._room.glossary, self._start_translation(transcript, targets)
+        )
+
+    def _needs_a_model(self, transcript: Transcript, targets: set[str]) -> bool:
+        """Whether translating into `targets` takes a model call (rather than text already at hand)."""
+        whisper_english = transcript.english is not None
+        return any(
+            self._engine.route(transcript.language, target, whisper_english=whisper_english).path
+            in (TranslationPath.MACHINE, TranslationPath.PIVOT)
+            for target in targets
         )
 
     def _drop_early_translation(self) -> None:

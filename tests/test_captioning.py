@@ -358,3 +358,19 @@ async def test_no_early_translation_while_the_engine_is_busy(
     assert final.final and final.path is TranslationPath.MACHINE
     assert calls.count([text]) == 1  # translated once, for the final itself
     assert "babelcall_early_translations_total{" not in metrics.render().decode()
+
+
+async def test_no_early_translation_where_no_model_would_run() -> None:
+    """Without a model for the pair the final's caption is the original text, marked: nothing to start."""
+    no_models = TranslationEngine([])
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "reader": "fr"})
+    text = "The wound is healing well."
+    metrics = Metrics()
+    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.1, _final(text))])
+    await _pipeline(room, stream, no_models, metrics).finish()
+
+    (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
+    assert final.final and final.path is TranslationPath.UNTRANSLATED and final.text == text
+    assert "babelcall_early_translations_total{" not in metrics.render().decode()
+    await no_models.aclose()
