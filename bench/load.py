@@ -521,7 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = [int(n) for n in args.speakers.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="babelcall-bench-"))
+    # The excerpts, and a started server's database and model copy (~150 MB), go when the sweep ends.
+    with tempfile.TemporaryDirectory(prefix="babelcall-bench-") as work:
+        return sweep(args, counts, source, Path(work))
+
+
+def sweep(args: argparse.Namespace, counts: list[int], source: Path, work: Path) -> int:
     audio = make_excerpts(source, min(max(counts), 16), args.seconds, work)
     regions = [speech_regions(path) for path in audio]
 
