@@ -200,19 +200,19 @@ def _measure(
         # rather than hearing a pause. Such captions wait for the cut, not for the speaker.
         ended_by = "cut" if region_end > span_end + 0.5 else "pause"
         if not event.final:
-            first_partial.setdefault(event.utterance_id, arrived - (started + onset))
+            first_partial.setdefault(event.utterance_id, round(arrived - (started + onset), 3))
             continue
         stages = {}
         points = {**event.timings, "sent": event.sent_at}
         for stage, (a, b) in STAGES.items():
             if stage != "total" and a in points and b in points:
-                stages[stage] = points[b] - points[a]
+                stages[stage] = round(points[b] - points[a], 3)
         rows.append(
             {
                 "listener_language": language,
                 "path": event.path.value,
                 "utterance": event.utterance_id,
-                "end_to_final_s": arrived - (started + speech_end),
+                "end_to_final_s": round(arrived - (started + speech_end), 3),
                 "ended_by": ended_by,
                 "onset_to_first_partial_s": first_partial.get(event.utterance_id),
                 "stages_s": stages,
@@ -452,6 +452,9 @@ def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any
             [frames for room in rooms for frames in room.get("listener_video_frames_received", [])]
         ),
         **usage,
+        # Every final caption measured, one row per utterance and listener (latencies, path and stage
+        # times; never the text), for looking into the tail behind the percentiles.
+        "measurements": sorted(rows, key=lambda row: (row["utterance"], row["listener_language"])),
     }
 
 
