@@ -1,15 +1,16 @@
 """The translation engine: routes each utterance to every listener language, off the event loop.
 
-Model calls run in worker threads, never on the event loop. Calls that pile up while a worker is busy
-are grouped, so concurrent utterances from the same language share one batch. Each target language is
-handed out as soon as the model call that produced it returns (`UtteranceTranslation.as_ready`): with
-one pair model per language, a listener never waits for another language's model. Finals (urgent)
-always go before partials:
-- on CPU one pool of `workers` threads serves both, finals first, calls to different models side by
-  side: one pair model per listener language then costs the slowest language, not the sum of all.
-  `from_directory` divides the cores among the models: OPUS-MT-shaped pairs run 2.8x slower on two
-  threads than on one (beam 2; bench/mt_fanout.py), while one NLLB-600M-shaped model serving every
-  language in one call gains ~20% from a second thread;
+Model calls run in worker threads, never on the event loop. Calls that pile up while their model is
+busy are grouped, so concurrent utterances from the same language share one batch. Each target
+language is handed out as soon as the model call that produced it returns
+(`UtteranceTranslation.as_ready`): with one pair model per language, a listener never waits for
+another language's model. Finals (urgent) always go before partials:
+- on CPU one pool of `workers` threads serves both: a call starts whenever a thread is free, finals
+  first, and calls to different models run side by side, so one pair model per listener language
+  costs the slowest language, not the sum of all. `from_directory` divides the cores among the
+  models: OPUS-MT-shaped pairs run 2.7x slower on two threads than on one (beam 2;
+  bench/mt_fanout.py), while one NLLB-600M-shaped model serving every language in one call gains ~20%
+  from a second thread;
 - on a GPU finals have a worker of their own, so a final never waits for a batch of partials to finish
   (the models are opened with one CUDA stream per worker, see mt/model.py).
 Partials are best-effort: when half the engine's capacity is taken, a partial is refused at once
@@ -110,8 +111,23 @@ class _Lane:
     """Worker threads and the queues they take jobs from, in priority order."""
 
     executor: ThreadPoolExecutor
+    workers: int  # the executor's threads: model calls at once
     queues: tuple[list[_Job], ...]
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None  # the dispatcher, while there is work
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # wakes it for new jobs
+
+    def next_group(self, busy: set[TranslationModel]) -> list[_Job] | None:
+        """Every queued job for the first (model, source language) in priority order whose model is not
+        already at work: one batch. Jobs whose caller gave up (a partial superseded by its final) are
+        dropped unrun. A busy model's jobs wait and batch up, rather than hold a thread on its lock."""
+        for queue in self.queues:
+            queue[:] = [job for job in queue if not job.future.done()]
+            key = next(((job.model, job.source) for job in queue if job.model not in busy), None)
+            if key is not None:
+                group = [job for job in queue if (job.model, job.source) == key]
+                queue[:] = [job for job in queue if (job.model, job.source) != key]
+                return group
+        return None
 
 
 class TranslationEngine:
@@ -142,12 +158,14 @@ class TranslationEngine:
             finals_lane = any(model.device != "cpu" for model in self._models)
         if finals_lane:
             self._lanes = [
-                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"), (self._urgent,)),
-                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-partials"), (self._background,)),
+                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"), 1, (self._urgent,)),
+                _Lane(
+                    ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-partials"), 1, (self._background,)
+                ),
             ]
         else:
             executor = ThreadPoolExecutor(workers, thread_name_prefix="babelcall-mt")
-            self._lanes = [_Lane(executor, (self._urgent, self._background))]
+            self._lanes = [_Lane(executor, workers, (self._urgent, self._background))]
         # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
         # the model object (two directories may share a name), the pair and the exact model input, which
         # carries the glossary's placeholders: terms are restored after the cache, per request.
@@ -345,8 +363,10 @@ class TranslationEngine:
                 queue = self._urgent if urgent else self._background
                 queue.append(_Job(model, hop.source, hop.target, text, future))
                 for lane in self._lanes:
-                    if any(q is queue for q in lane.queues) and (lane.task is None or lane.task.done()):
-                        lane.task = asyncio.create_task(self._drain(lane))
+                    if any(q is queue for q in lane.queues):
+                        lane.arrived.set()
+                        if lane.task is None or lane.task.done():
+                            lane.task = asyncio.create_task(self._dispatch(lane))
                 result = await future
             finally:
                 self._pending_jobs -= 1
@@ -355,19 +375,25 @@ class TranslationEngine:
             self._cache.popitem(last=False)
         return result
 
-    async def _drain(self, lane: _Lane) -> None:
-        while queue := next((q for q in lane.queues if q), None):
-            # Each round takes the first non-empty queue whole: finals that arrive while partials are
-            # being translated go next, before any partial that queued meanwhile. Jobs whose caller
-            # gave up (a partial superseded by its final) are dropped unrun.
-            jobs = [job for job in queue if not job.future.done()]
-            queue.clear()
-            groups: dict[tuple[TranslationModel, str], list[_Job]] = {}
-            for job in jobs:
-                groups.setdefault((job.model, job.source), []).append(job)
-            # One model call per group, as many at once as the lane has threads; each call's callers
-            # get their results when it returns, not when the round ends.
-            await asyncio.gather(*(_run_group(lane, group) for group in groups.values()))
+    async def _dispatch(self, lane: _Lane) -> None:
+        """Starts a model call whenever a thread is free, highest priority first: a final that arrives
+        while partials are translated goes next, on the first free thread, before any queued partial.
+        Ends when nothing is running or queued (the next job starts it again)."""
+        running: dict[asyncio.Task[None], TranslationModel] = {}
+        while True:
+            lane.arrived.clear()
+            while len(running) < lane.workers:
+                group = lane.next_group(set(running.values()))
+                if group is None:
+                    break
+                running[asyncio.create_task(_run_group(lane, group))] = group[0].model
+            if not running:
+                return
+            arrival = asyncio.create_task(lane.arrived.wait())
+            done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+            arrival.cancel()
+            for task in done - {arrival}:
+                del running[task]
 
 
 async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:

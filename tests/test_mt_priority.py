@@ -51,6 +51,44 @@ async def test_each_language_is_handed_out_when_its_model_returns(
     await engine.aclose()
 
 
+async def test_a_final_starts_on_a_free_thread_while_a_partial_is_translated(
+    pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    french, spanish = (load_model(d) for d in pair_dirs)
+    engine = TranslationEngine([french, spanish], workers=2)
+    release = threading.Event()
+    hold_calls(monkeypatch, french, lambda texts: True, release)
+    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], urgent=False))
+    await asyncio.sleep(0.2)
+    try:
+        # The French partial holds one thread; the Spanish final does not wait for it.
+        final = await asyncio.wait_for(engine.translate("the final", "en", ["es"]), 5)
+        assert final["es"].path is TranslationPath.MACHINE and not partial.done()
+    finally:
+        release.set()
+    assert (await partial)["fr"].path is TranslationPath.MACHINE
+    await engine.aclose()
+
+
+async def test_jobs_for_a_busy_model_wait_and_share_one_call(
+    pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    french = load_model(pair_dirs[0])
+    engine = TranslationEngine([french], workers=2)
+    release = threading.Event()
+    calls = hold_calls(monkeypatch, french, lambda texts: texts == ["first"], release)
+    first = asyncio.create_task(engine.translate("first", "en", ["fr"]))
+    await asyncio.sleep(0.2)
+    rest = [asyncio.create_task(engine.translate(text, "en", ["fr"])) for text in ("second", "third")]
+    await asyncio.sleep(0.2)
+    # A second thread is free, but the model is at work: the others queue rather than block on it.
+    assert calls == [["first"]]
+    release.set()
+    await asyncio.gather(first, *rest)
+    assert calls == [["first"], ["second", "third"]]
+    await engine.aclose()
+
+
 async def test_cancelling_an_utterance_drops_its_queued_calls(
     pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
