@@ -114,7 +114,9 @@ class _Lane:
     workers: int  # the executor's threads: model calls at once
     queues: tuple[list[_Job], ...]
     task: asyncio.Task[None] | None = None  # the dispatcher, while there is work
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # wakes it for new jobs
+    # What the dispatcher waits on, besides its running calls, while a thread is free: a new job. A
+    # future of the running loop, made per wait (an Event would bind to the first loop that used it).
+    arrival: asyncio.Future[None] | None = None
 
     def next_group(self, busy: set[TranslationModel]) -> list[_Job] | None:
         """Every queued job for the first (model, source language) in priority order whose model is not
@@ -364,7 +366,8 @@ class TranslationEngine:
                 queue.append(_Job(model, hop.source, hop.target, text, future))
                 for lane in self._lanes:
                     if any(q is queue for q in lane.queues):
-                        lane.arrived.set()
+                        if lane.arrival is not None and not lane.arrival.done():
+                            lane.arrival.set_result(None)
                         if lane.task is None or lane.task.done():
                             lane.task = asyncio.create_task(self._dispatch(lane))
                 result = await future
@@ -379,9 +382,8 @@ class TranslationEngine:
         """Starts a model call whenever a thread is free, highest priority first: a final that arrives
         while partials are translated goes next, on the first free thread, before any queued partial.
         Ends when nothing is running or queued (the next job starts it again)."""
-        running: dict[asyncio.Task[None], TranslationModel] = {}
+        running: dict[asyncio.Future[None], TranslationModel] = {}
         while True:
-            lane.arrived.clear()
             while len(running) < lane.workers:
                 group = lane.next_group(set(running.values()))
                 if group is None:
@@ -389,11 +391,13 @@ class TranslationEngine:
                 running[asyncio.create_task(_run_group(lane, group))] = group[0].model
             if not running:
                 return
-            arrival = asyncio.create_task(lane.arrived.wait())
-            done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
-            arrival.cancel()
-            for task in done - {arrival}:
-                del running[task]
+            lane.arrival = asyncio.get_running_loop().create_future()
+            try:
+                done, _ = await asyncio.wait({*running, lane.arrival}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lane.arrival = None
+            for finished in done:
+                running.pop(finished, None)
 
 
 async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:
