@@ -213,7 +213,14 @@ class TranslationEngine:
             log.info("translation model %s (%s): %s", model.name, model.family.value, sorted(model.languages))
             models.append(model)
         models.sort(key=lambda m: (_FAMILY_PREFERENCE[m.family], m.name))
-        return cls(models, models_dir=models_dir, workers=max(1, cpu_threads))
+        engine = cls(models, models_dir=models_dir, workers=max(1, cpu_threads))
+        if any(model.device == "cpu" for model in models):
+            log.info(
+                "translation on CPU: up to %d model calls at once, %d thread(s) each",
+                max(1, cpu_threads),
+                threads_per_model,
+            )
+        return engine
 
     @property
     def models(self) -> list[TranslationModel]:
