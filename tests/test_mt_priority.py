@@ -31,13 +31,21 @@ def pair_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
 
 
+def _french_held(
+    pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[TranslationEngine, TranslationModel, threading.Event]:
+    """An engine with two threads and the en→fr and en→es pairs, whose French calls block until the
+    event returned is set; and the Spanish model."""
+    french, spanish = (load_model(d) for d in pair_dirs)
+    release = threading.Event()
+    hold_calls(monkeypatch, french, lambda texts: True, release)
+    return TranslationEngine([french, spanish], workers=2), spanish, release
+
+
 async def test_each_language_is_handed_out_when_its_model_returns(
     pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    french, spanish = (load_model(d) for d in pair_dirs)
-    engine = TranslationEngine([french, spanish], workers=2)
-    release = threading.Event()
-    hold_calls(monkeypatch, french, lambda texts: True, release)
+    engine, spanish, release = _french_held(pair_dirs, monkeypatch)
     utterance = engine.start("Where does it hurt?", "en", ["fr", "es"])
     ready = utterance.as_ready()
     try:
@@ -54,10 +62,7 @@ async def test_each_language_is_handed_out_when_its_model_returns(
 async def test_a_final_starts_on_a_free_thread_while_a_partial_is_translated(
     pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    french, spanish = (load_model(d) for d in pair_dirs)
-    engine = TranslationEngine([french, spanish], workers=2)
-    release = threading.Event()
-    hold_calls(monkeypatch, french, lambda texts: True, release)
+    engine, _, release = _french_held(pair_dirs, monkeypatch)
     partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], urgent=False))
     await asyncio.sleep(0.2)
     try:
