@@ -29,6 +29,11 @@ class Route:
     hops: tuple[Hop, ...]  # empty for ORIGINAL and UNTRANSLATED
 
     @property
+    def uses_model(self) -> bool:
+        """Whether this route takes a translation model call (the original and Whisper's English do not)."""
+        return any(hop.model is not None for hop in self.hops)
+
+    @property
     def model_label(self) -> str | None:
         names = [hop.model.name if hop.model is not None else "whisper" for hop in self.hops]
         return "+".join(names) if names else None

@@ -155,19 +155,15 @@ class SpeakerPipeline:
         would delay other speakers' finals."""
         self._drop_early_translation()
         targets = self._room.caption_languages() - {transcript.language}
-        if not self._needs_a_model(transcript, targets) or self._delivery.done() or self._engine.pending:
+        whisper_english = transcript.english is not None
+        needs_a_model = any(
+            self._engine.route(transcript.language, target, whisper_english=whisper_english).uses_model
+            for target in targets
+        )
+        if not needs_a_model or self._delivery.done() or self._engine.pending:
             return
         self._early = _EarlyTranslation(
             transcript, self._room.glossary, self._start_translation(transcript, targets)
-        )
-
-    def _needs_a_model(self, transcript: Transcript, targets: set[str]) -> bool:
-        """Whether translating into `targets` takes a model call (rather than text already at hand)."""
-        whisper_english = transcript.english is not None
-        return any(
-            self._engine.route(transcript.language, target, whisper_english=whisper_english).path
-            in (TranslationPath.MACHINE, TranslationPath.PIVOT)
-            for target in targets
         )
 
     def _drop_early_translation(self) -> None:
@@ -226,10 +222,7 @@ class SpeakerPipeline:
         marked as such."""
         targets = self._room.caption_languages()
         source = transcript.language
-        routes = {t: self._engine.route(source, t, whisper_english=False).path for t in targets}
-        by_model = {
-            t for t, path in routes.items() if path in (TranslationPath.MACHINE, TranslationPath.PIVOT)
-        }
+        by_model = {t for t in targets if self._engine.route(source, t, whisper_english=False).uses_model}
         at_once: dict[str, Translation] = {}
         if source in targets:
             at_once[source] = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)

@@ -288,6 +288,7 @@ async def test_whisper_english_when_no_model_covers_english() -> None:
     assert result["ja"].path is TranslationPath.UNTRANSLATED and result["ja"].text == TEXT
     without = await engine.translate(TEXT, "fr", ["en"])
     assert without["en"].path is TranslationPath.UNTRANSLATED
+    assert not engine.route("fr", "en", whisper_english=True).uses_model  # no model call to wait for
     await engine.aclose()
 
 
@@ -324,6 +325,7 @@ async def test_pivot_from_whisper_english(nllb_en: TranslationModel, monkeypatch
     result = await engine.translate(TEXT, "fr", ["ja"], whisper_english="Hello")
     assert result["ja"].path is TranslationPath.PIVOT and result["ja"].model == "whisper+nllb-tiny-en"
     assert calls == [("nllb-tiny-en", "en", "ja", ["Hello"])]
+    assert engine.route("fr", "ja", whisper_english=True).uses_model  # the second hop is a model's
     await engine.aclose()
 
 
