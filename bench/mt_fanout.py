@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_SHARED, REPO_ROOT, machine_info, package_versions, require_shared, write_json
+from models import translation_model_directories
 from mt import TranslationEngine, load_model
 from mt.model import DEFAULT_BEAM_SIZE
 
@@ -51,7 +52,7 @@ def engine_for(name: str, args: argparse.Namespace) -> TranslationEngine:
     threads, workers = (
         args.cores if value == "cores" else int(value) for value in FIXED_CONFIGURATIONS[name]
     )
-    directories = sorted(d for d in args.models_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    directories = translation_model_directories(args.models_dir)
     models = [load_model(d, intra_threads=threads, beam_size=args.beam_size) for d in directories]
     return TranslationEngine(models, workers=workers)
 

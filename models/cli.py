@@ -20,7 +20,7 @@ from typing import Any
 
 from models import hub
 from models.catalogue import KNOWN_MODELS, WHISPER_BASE, KnownModel, find_known
-from models.store import BUILTIN_WHISPER, builtin_whisper_installed, data_dir
+from models.store import BUILTIN_WHISPER, builtin_whisper_installed, data_dir, translation_model_directories
 
 SAMPLE_TEXT = "Good morning, how are you feeling today?"
 _TOKENIZER_FILES = (
@@ -154,18 +154,17 @@ def _list(args: argparse.Namespace) -> int:
     models_dir = _models_dir(args)
     entries = [_whisper_status(), *(_catalogue_entry(m, models_dir) for m in KNOWN_MODELS)]
     known_dirs = {m.directory_name for m in KNOWN_MODELS}
-    if models_dir.is_dir():
-        for entry in sorted(models_dir.iterdir()):
-            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in known_dirs:
-                entries.append(
-                    {
-                        "name": entry.name,
-                        "kind": "translation (not in the catalogue)",
-                        "family": _declared_family(entry),
-                        "installed": (entry / "model.bin").is_file(),
-                        "path": str(entry),
-                    }
-                )
+    for entry in translation_model_directories(models_dir):
+        if entry.name not in known_dirs:
+            entries.append(
+                {
+                    "name": entry.name,
+                    "kind": "translation (not in the catalogue)",
+                    "family": _declared_family(entry),
+                    "installed": (entry / "model.bin").is_file(),
+                    "path": str(entry),
+                }
+            )
     lines = [f"translation models directory: {models_dir}"]
     for e in entries:
         mark = "installed" if e["installed"] else "-"

@@ -45,6 +45,16 @@ def data_dir() -> Path:
     return Path(xdg) / "babelcall"
 
 
+def translation_model_directories(models_dir: Path) -> list[Path]:
+    """The subdirectories of a translation models directory that may hold a model, by name; hidden
+    ones (a download in progress, editor files) are not. None at all when the directory does not exist."""
+    if not models_dir.is_dir():
+        return []
+    return [
+        entry for entry in sorted(models_dir.iterdir()) if entry.is_dir() and not entry.name.startswith(".")
+    ]
+
+
 def _package_data(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:

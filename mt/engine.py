@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models import translation_model_directories
 from mt import catalogue
 from mt.families import ModelFamily
 from mt.glossary import ProtectedText, expect, protect, restore
@@ -193,7 +194,7 @@ class TranslationEngine:
         if not models_dir.is_dir():
             log.info("no translation models: %s does not exist", models_dir)
             return cls(models, models_dir=models_dir)
-        entries = [e for e in sorted(models_dir.iterdir()) if e.is_dir() and not e.name.startswith(".")]
+        entries = translation_model_directories(models_dir)
         threads_per_model = max(1, cpu_threads // max(1, len(entries)))
         for entry in entries:
             try:
