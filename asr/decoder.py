@@ -252,21 +252,28 @@ class WhisperDecoder:
         for group in by_sot.values():
             outputs = _subset(encoder_output, group, len(tasks))
             longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
-            forced_length = None
-            if self._synthetic:
-                longest_prompt = max(len(prompts[i].tokens) for i in group)
-                forced_length = longest_prompt + math.ceil(self._synthetic_tokens_per_s * longest_s) + 1
-            # A decode that runs on far past what the audio can hold is a loop; stopping it early keeps
-            # one bad utterance from holding up every stream's batch. (CTranslate2 counts the forced
-            # prefix, not the tokens before it, in max_length.)
             longest_prefix = max(prompts[i].prefix_length for i in group)
-            length_cap = longest_prefix + _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * longest_s)
+            if self._synthetic:
+                new_tokens = math.ceil(self._synthetic_tokens_per_s * longest_s)
+            else:
+                # A decode that runs on far past what the audio can hold is a loop; stopping it early
+                # keeps one bad utterance from holding up every stream's batch.
+                new_tokens = _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * longest_s)
+            max_length = self._generate_max_length(prompts[group[0]], longest_prefix + new_tokens)
             texts.update(
-                self._generate_with_fallback(
-                    outputs, group, prompts, languages, task_name, final, forced_length or length_cap
-                )
+                self._generate_with_fallback(outputs, group, prompts, languages, task_name, final, max_length)
             )
         return texts
+
+    def _generate_max_length(self, prompt: _Prompt, tokens_after_sot: int) -> int:
+        """The `max_length` that lets generate() return `tokens_after_sot` tokens (forced prefix included).
+
+        CTranslate2's Whisper stops after min(max_length / 2, max_length - tokens up to the SOT sequence)
+        tokens (whisper.cc; CTranslate2 issue #1856): passing the wanted count itself returned half of
+        it, and nothing at all behind a long glossary. Whisper's 448-token context still bounds both.
+        """
+        start_tokens = len(prompt.tokens) - prompt.prefix_length - 1  # all but <|notimestamps|> and prefix
+        return min(self._max_length, max(2 * tokens_after_sot, tokens_after_sot + start_tokens))
 
     def _generate_with_fallback(
         self,

@@ -309,6 +309,25 @@ async def test_glossary_fixes_a_drug_name(recognizer: SpeechRecognizer) -> None:
     assert "dapagliflozin" in biased.lower()
 
 
+async def test_a_long_glossary_leaves_short_utterances_whole(
+    recognizer: SpeechRecognizer, speech_dir: Path
+) -> None:
+    # A review room's glossary easily runs to a hundred tokens. CTranslate2 counts them against the
+    # decode's length, so a length cap sized for the utterance alone cut its words off (or, with the
+    # glossary longer than the cap, failed the decode).
+    glossary = [
+        "dapagliflozin", "empagliflozin", "semaglutide", "tirzepatide", "sacubitril", "valsartan",
+        "spironolactone", "eplerenone", "ivabradine", "vericiguat", "rivaroxaban", "apixaban",
+        "edoxaban", "dabigatran", "ticagrelor", "prasugrel", "clopidogrel", "atorvastatin",
+        "rosuvastatin", "ezetimibe", "Dr. Nakamura", "Dr. Okonkwo", "Dr. Lefebvre",
+    ]  # fmt: skip
+    audio = load(speech_dir, "en_jfk.flac")
+    stream = recognizer.open_stream(language="en", glossary=glossary)
+    got = finals(await transcribe(stream, np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)])))
+    hypothesis = normalise(" ".join(t.text for t in got))
+    assert jiwer.wer(normalise(reference(speech_dir, "en_jfk.flac")), hypothesis) <= 0.10, hypothesis
+
+
 async def test_glossary_can_be_changed_mid_stream(recognizer: SpeechRecognizer) -> None:
     audio = audio_fixtures.espeak("I would like you to try Ozempic once a week.")
     padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
