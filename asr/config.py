@@ -21,7 +21,7 @@ class RecognizerConfig:
     partial_interval_s: float = 1.0  # how often a partial hypothesis is recomputed while speaking
     beam_size: int = 1  # for finals; partials always decode greedily
     # Start decoding a final once the silence after speech has lasted PAD_S (0.3 s), while the rest of
-    # silence_ms is still being waited for; speech resuming throws that decode away. Off with context_s.
+    # silence_ms is still being waited for; speech resuming throws that decode away.
     speculative_finals: bool = True
     # Seconds of the speaker's previous finals decoded in front of each final (asr/context.py); 0: none.
     # 20 s made finals more accurate (consultation WER 13.5% -> 11.6%) but each costs ~0.7 s more on

@@ -18,6 +18,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class _Final:
+    utterance_seq: int
     audio: np.ndarray
     text: str
     language: str
@@ -32,7 +33,12 @@ class ContextWindow:
 
 
 class SpeakerContext:
-    """Bounded history of one stream's finals. Only the recogniser's scheduler thread touches it."""
+    """Bounded history of one stream's finals. Only the recogniser's scheduler thread touches it.
+
+    Entries are keyed by utterance: a final decoded early, while its closing silence still ran (a
+    tentative one), is remembered at once, and if speech resumed the utterance's real final replaces
+    it. A final is decoded behind earlier utterances only, never behind an early decode of itself.
+    """
 
     def __init__(self, max_samples: int) -> None:
         self._max_samples = max_samples
@@ -43,20 +49,30 @@ class SpeakerContext:
     def samples(self) -> int:
         return self._samples
 
-    def remember(self, audio: np.ndarray, text: str, language: str, english: str | None) -> None:
-        """Add a final that was emitted; forget the oldest beyond max_s. Empty text resets nothing."""
+    def remember(
+        self, utterance_seq: int, audio: np.ndarray, text: str, language: str, english: str | None
+    ) -> None:
+        """Keep utterance `utterance_seq`'s final (replacing an earlier decode of it); forget the oldest
+        beyond max_s. Empty text is not context, but still replaces an earlier decode."""
+        if self._finals and self._finals[-1].utterance_seq == utterance_seq:
+            self._samples -= len(self._finals.pop().audio)
         if not text or self._max_samples <= 0:
             return
-        self._finals.append(_Final(audio, text, language, english))
+        self._finals.append(_Final(utterance_seq, audio, text, language, english))
         self._samples += len(audio)
         while self._finals and self._samples > self._max_samples:
             self._samples -= len(self._finals.popleft().audio)
 
-    def window(self, language: str, max_samples: int, *, english_wanted: bool) -> ContextWindow | None:
-        """The newest finals in `language` (and with English, if wanted) fitting in max_samples."""
+    def window(
+        self, utterance_seq: int, language: str, max_samples: int, *, english_wanted: bool
+    ) -> ContextWindow | None:
+        """The newest finals before `utterance_seq` in `language` (and with English, if wanted) fitting
+        in max_samples."""
         chosen: list[_Final] = []
         total = 0
         for final in reversed(self._finals):
+            if final.utterance_seq >= utterance_seq:
+                continue  # an early decode of this same utterance, which speech went on past
             if final.language != language or (english_wanted and final.english is None):
                 break  # context in another language would pull the decoder into it
             if total + len(final.audio) > max_samples:

@@ -53,8 +53,9 @@ class DecodeTask:
     english_wanted: bool
     glossary: tuple[str, ...] = ()
     # Finals only: the speaker's previous finals, decoded in front of this one when the language is
-    # declared (asr/context.py); this final is added to it once decoded.
+    # declared (asr/context.py); this final is added to it, as utterance `utterance_seq`, once decoded.
     context: SpeakerContext | None = None
+    utterance_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,9 @@ class WhisperDecoder:
                 decoded[i] = result
         for task, result in zip(tasks, decoded, strict=True):
             if task.context is not None:
-                task.context.remember(task.audio, result.text, result.language, result.english)
+                task.context.remember(
+                    task.utterance_seq, task.audio, result.text, result.language, result.english
+                )
         return decoded
 
     def _clean(self, text: str, utterance_s: float) -> str:
@@ -390,7 +393,9 @@ def _context_window(task: DecodeTask) -> ContextWindow | None:
         return None  # a language to be detected must be detected on the utterance alone
     room = int((FULL_WINDOW_FRAMES / 100 - _CONTEXT_MARGIN_S) * SAMPLE_RATE) - len(task.audio)
     english_wanted = task.english_wanted and task.language != "en"
-    return task.context.window(task.language, room, english_wanted=english_wanted) if room > 0 else None
+    if room <= 0:
+        return None
+    return task.context.window(task.utterance_seq, task.language, room, english_wanted=english_wanted)
 
 
 def _subset(encoder_output: StorageView, rows: Sequence[int], batch: int) -> StorageView:

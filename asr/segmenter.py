@@ -53,11 +53,8 @@ class UtteranceSegmenter:
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
         self._partial_every = int(config.partial_interval_s * SAMPLE_RATE)
         self._pad = int(PAD_S * SAMPLE_RATE)
-        # Once the silence has run as long as the trailing pad, the final's audio is complete. (Not with
-        # a left context: the decode would have to add this utterance to it before knowing it is one.)
-        self._offer_tentative = (
-            config.speculative_finals and self._silence_end > self._pad and config.context_s == 0
-        )
+        # Once the silence has run as long as the trailing pad, the final's audio is complete.
+        self._offer_tentative = config.speculative_finals and self._silence_end > self._pad
         self._min_speech = int(MIN_SPEECH_S * SAMPLE_RATE)
         self._unscored = np.zeros(0, dtype=np.float32)  # samples the VAD has not scored yet
         self._position = 0  # stream position of the first unscored sample

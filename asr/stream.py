@@ -267,6 +267,7 @@ class RecognitionStream:
             english_wanted=self.english_wanted and segment.final,
             glossary=self._glossary,
             context=self._context if segment.final else None,
+            utterance_seq=segment.seq,
         )
 
     async def _emit(self) -> None:

@@ -22,6 +22,7 @@ from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
 from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, StreamFinishedError, Transcript
+from asr.context import SpeakerContext
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,34 @@ async def test_finals_decoded_behind_their_context_add_only_new_words(
     assert jiwer.wer(normalise(reference(speech_dir, "en_jfk.flac")), hypothesis) <= 0.05, hypothesis
     assert hypothesis.count("fellow americans") == 1
     assert stream.debug_sizes()["context_samples"] <= recognizer.config.context_s * SAMPLE_RATE
+
+
+async def test_context_and_early_decodes_overtaken_by_speech_keep_finals_whole(
+    whisper_model_path: Path, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a 1.5 s silence_ms, each of JFK's short pauses gets a tentative final decoded (and kept as
+    # context) before speech resumes. The utterance's real final must be decoded behind the utterances
+    # before it, not behind its own first words, and must replace them as the next one's context.
+    remembered: list[int] = []
+    remember = SpeakerContext.remember
+
+    def recording(self: SpeakerContext, utterance_seq: int, *args: Any) -> None:
+        remembered.append(utterance_seq)
+        remember(self, utterance_seq, *args)
+
+    monkeypatch.setattr(SpeakerContext, "remember", recording)
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(context_s=20.0, silence_ms=1500))
+    try:
+        jfk = load(speech_dir, "en_jfk.flac")
+        pause = np.zeros(2 * SAMPLE_RATE, np.float32)
+        audio = np.concatenate([jfk, pause, jfk, pause])
+        got = finals(await transcribe(recognizer.open_stream(language="en"), audio, speed=1.0))
+    finally:
+        await recognizer.aclose()
+    assert len(remembered) > len(set(remembered)), "no early decode was overtaken by speech"
+    hypothesis = normalise(" ".join(t.text for t in got))
+    ref = normalise(reference(speech_dir, "en_jfk.flac"))
+    assert jiwer.wer(f"{ref} {ref}", hypothesis) <= 0.05, hypothesis
 
 
 @pytest.mark.parametrize("sound", ["breathing", "keyboard", "music"])

@@ -174,9 +174,9 @@ def test_rows_with_different_contexts_share_a_batch(
 
     def tasks() -> list[DecodeTask]:
         context = SpeakerContext(20 * SAMPLE_RATE)
-        context.remember(jfk[:split], "And so my fellow Americans,", "en", None)
+        context.remember(0, jfk[:split], "And so my fellow Americans,", "en", None)
         return [
-            DecodeTask(jfk[split:], True, "en", None, False, context=context),
+            DecodeTask(jfk[split:], True, "en", None, False, context=context, utterance_seq=1),
             DecodeTask(clips["english"], True, "en", None, False, context=SpeakerContext(20 * SAMPLE_RATE)),
         ]
 
@@ -193,8 +193,8 @@ def test_a_context_whose_text_was_misheard_does_not_spoil_the_final(
 ) -> None:
     jfk, split = clips["jfk"], 4 * SAMPLE_RATE
     context = SpeakerContext(20 * SAMPLE_RATE)
-    context.remember(jfk[:split], "Some earlier words that were never said. " * 4, "en", None)
-    task = DecodeTask(jfk[split:], True, "en", None, False, context=context)
+    context.remember(0, jfk[:split], "Some earlier words that were never said. " * 4, "en", None)
+    task = DecodeTask(jfk[split:], True, "en", None, False, context=context, utterance_seq=1)
     [decoded] = recognizer._decoder.decode_batch([task])
     # The guards cannot always tell a wrong context (here it passed them and cost the word "ask"), but
     # its text is never repeated, and the decode neither loops nor comes back empty.

@@ -85,11 +85,8 @@ def test_a_tentative_final_comes_once_the_pad_of_silence_has_passed() -> None:
     np.testing.assert_array_equal(last.audio, final.audio)
 
 
-@pytest.mark.parametrize(
-    "config", [RecognizerConfig(speculative_finals=False), RecognizerConfig(context_s=20.0)]
-)
-def test_no_tentative_finals_when_off_or_with_context(config: RecognizerConfig) -> None:
-    segmenter = UtteranceSegmenter(config, vad=ScriptedVad([(1.0, 3.0)]))
+def test_no_tentative_finals_when_off() -> None:
+    segmenter = UtteranceSegmenter(RecognizerConfig(speculative_finals=False), vad=ScriptedVad([(1.0, 3.0)]))
     segments = feed_all(segmenter, 5.0)
     assert [s.tentative for s in segments if s.final] == [False]
 
@@ -258,19 +255,38 @@ def test_speaker_context_is_bounded_and_keeps_to_one_language() -> None:
     second = np.ones(SAMPLE_RATE, dtype=np.float32)
     context = SpeakerContext(max_samples=3 * SAMPLE_RATE)
     for i in range(5):
-        context.remember(second * i, f"s{i}", "en", None)
-    context.remember(second, "", "en", None)  # nothing was said: not context
+        context.remember(i, second * i, f"s{i}", "en", None)
+    context.remember(5, second, "", "en", None)  # nothing was said: not context
     assert context.samples == 3 * SAMPLE_RATE
-    window = context.window("en", 10 * SAMPLE_RATE, english_wanted=False)
+    window = context.window(6, "en", 10 * SAMPLE_RATE, english_wanted=False)
     assert window is not None and window.text == "s2 s3 s4" and len(window.audio) == 3 * SAMPLE_RATE
     assert window.audio[0] == 2 and window.audio[-1] == 4  # oldest first, as spoken
     # Only what fits the room left in the decoding window, newest first.
-    narrow = context.window("en", int(1.5 * SAMPLE_RATE), english_wanted=False)
+    narrow = context.window(6, "en", int(1.5 * SAMPLE_RATE), english_wanted=False)
     assert narrow is not None and narrow.text == "s4"
-    assert context.window("fr", 10 * SAMPLE_RATE, english_wanted=False) is None
+    assert context.window(6, "fr", 10 * SAMPLE_RATE, english_wanted=False) is None
     # English prefixes are needed for translation: finals without one end the window.
-    assert context.window("en", 10 * SAMPLE_RATE, english_wanted=True) is None
-    context.remember(second, "bonjour", "fr", "hello")
-    assert context.window("en", 10 * SAMPLE_RATE, english_wanted=False) is None
-    french = context.window("fr", 10 * SAMPLE_RATE, english_wanted=True)
+    assert context.window(6, "en", 10 * SAMPLE_RATE, english_wanted=True) is None
+    context.remember(6, second, "bonjour", "fr", "hello")
+    assert context.window(7, "en", 10 * SAMPLE_RATE, english_wanted=False) is None
+    french = context.window(7, "fr", 10 * SAMPLE_RATE, english_wanted=True)
     assert french is not None and (french.text, french.english) == ("bonjour", "hello")
+
+
+def test_an_early_decode_of_an_utterance_is_replaced_by_its_final_and_never_its_context() -> None:
+    # Utterance 1 was decoded while its closing silence ran, then speech resumed: its final, decoded
+    # later over more audio, must not sit behind its own first words, and replaces them.
+    second = np.ones(SAMPLE_RATE, dtype=np.float32)
+    context = SpeakerContext(max_samples=10 * SAMPLE_RATE)
+    context.remember(0, second, "Good morning.", "en", None)
+    context.remember(1, second, "I have had", "en", None)
+    window = context.window(1, "en", 10 * SAMPLE_RATE, english_wanted=False)
+    assert window is not None and window.text == "Good morning."
+    context.remember(1, np.tile(second, 3), "I have had a cough for a week.", "en", None)
+    assert context.samples == 4 * SAMPLE_RATE
+    window = context.window(2, "en", 10 * SAMPLE_RATE, english_wanted=False)
+    assert window is not None and window.text == "Good morning. I have had a cough for a week."
+    # A final judged to be no speech after all takes its early decode out of the context.
+    context.remember(2, second, "Thank", "en", None)
+    context.remember(2, second, "", "en", None)
+    assert context.samples == 4 * SAMPLE_RATE
