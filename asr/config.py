@@ -57,9 +57,9 @@ class Transcript:
     start_s: float  # seconds since the stream's first sample
     end_s: float
     english: str | None  # Whisper's own English translation, finals only, when wanted and language != "en"
-    # Unix times (time.time()) of the stages this transcript went through: "speech_end" (the segmenter
-    # ended the utterance; for partials, the newest audio in it was pushed), "queued" (handed to the
-    # scheduler), "recognized" (decoding finished).
+    # Unix times (time.time()) of the stages this transcript went through: "speech_end" (the audio that
+    # ended the utterance, its closing silence, was pushed; for partials, the newest audio in it), "queued"
+    # (handed to the scheduler, after the segmenter got to that audio), "recognized" (decoding finished).
     timings: dict[str, float] = field(default_factory=dict)
 
 

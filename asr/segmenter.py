@@ -42,6 +42,10 @@ class Segment:
     # A final offered early: the utterance as it will end if the silence that has begun lasts. It is
     # the same audio, seq and bounds as that final, so a decode started now can serve it.
     tentative: bool = False
+    # Stream position just past the newest audio the segmenter had heard when it made this segment
+    # (for a final, the end of the silence that closed it): the moment that audio arrived is when the
+    # segment could first be known, whenever the segmenter got round to it.
+    decided_sample: int = 0
 
 
 class UtteranceSegmenter:
@@ -158,7 +162,9 @@ class UtteranceSegmenter:
         enough_speech = self._speech_samples >= self._min_speech
         segment = None
         if enough_speech:
-            segment = Segment(self._next_seq, True, audio, self._speech_start, speech_end)
+            segment = Segment(
+                self._next_seq, True, audio, self._speech_start, speech_end, decided_sample=self._position
+            )
             self._next_seq += 1
         self._reset_utterance()
         self._preroll.extend(w for w in trailing if len(w) == WINDOW)
@@ -171,7 +177,15 @@ class UtteranceSegmenter:
         if self._speech_samples < self._min_speech:
             return None
         audio = self._final_audio(speech_end)
-        return Segment(self._next_seq, True, audio, self._speech_start, speech_end, tentative=True)
+        return Segment(
+            self._next_seq,
+            True,
+            audio,
+            self._speech_start,
+            speech_end,
+            tentative=True,
+            decided_sample=self._position,
+        )
 
     def _cut(self) -> Segment:
         """Split a too-long utterance at its quietest recent window; the rest continues as speech."""
@@ -179,7 +193,12 @@ class UtteranceSegmenter:
         quietest = search_from + int(np.argmin(self._probs[search_from:]))
         cut_at = self._audio_start + quietest * WINDOW + WINDOW // 2
         segment = Segment(
-            self._next_seq, True, self._audio_between(self._audio_start, cut_at), self._speech_start, cut_at
+            self._next_seq,
+            True,
+            self._audio_between(self._audio_start, cut_at),
+            self._speech_start,
+            cut_at,
+            decided_sample=self._position,
         )
         self._next_seq += 1
         rest = self._audio_between(cut_at, self._position)
@@ -205,4 +224,6 @@ class UtteranceSegmenter:
             return None
         self._last_partial_end = self._position
         audio = self._audio_between(self._audio_start, self._position)
-        return Segment(self._next_seq, False, audio, self._speech_start, self._position)
+        return Segment(
+            self._next_seq, False, audio, self._speech_start, self._position, decided_sample=self._position
+        )

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from asr.context import SpeakerContext
 from asr.decoder import Decoded, DecodeTask
 from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
+from asr.vad import WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,8 @@ class _Handover:
 
     requests: list[tuple[Segment, Future[DecodeResult | None]]]
     samples: int
-    speech_end: float  # time.time() the segmenter ran (finals) ...
-    newest_push: float  # ... and when the newest audio in the chunk was pushed (partials)
+    # time.time() at which each segment's deciding audio (Segment.decided_sample) was pushed.
+    heard_at: dict[int, float]
 
 
 _END = object()
@@ -89,7 +91,10 @@ class RecognitionStream:
         self._pending_samples = 0
         self._in_flight_samples = 0
         self._pushed_samples = 0
-        self._last_push_at = 0.0
+        # (samples pushed in all once this push was in, time.time() of the push) for audio the
+        # segmenter has not passed yet: when a segment's deciding audio arrived, however late the
+        # segmenter (queued behind a decode on CPU) got to it.
+        self._arrivals: deque[tuple[int, float]] = deque()
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
         # Bounded by back-pressure: handovers hold audio counted in _in_flight_samples.
@@ -128,6 +133,7 @@ class RecognitionStream:
             "out": self._out.qsize(),
             "agreement_units": self._agreement.size if self._agreement is not None else 0,
             "context_samples": self._context.samples,
+            "arrivals": len(self._arrivals),
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }
 
@@ -143,7 +149,7 @@ class RecognitionStream:
         self._pending.append(chunk)
         self._pending_samples += len(chunk)
         self._pushed_samples += len(chunk)
-        self._last_push_at = time.time()
+        self._arrivals.append((self._pushed_samples, time.time()))
         self._wake.set()
 
     def __aiter__(self) -> AsyncIterator[Transcript]:
@@ -209,13 +215,26 @@ class RecognitionStream:
             self._pending.clear()
             self._in_flight_samples += self._pending_samples
             self._pending_samples = 0
-            newest_push = self._last_push_at
             segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
-            speech_end = time.time()
+            heard_at = {id(s): self._arrival_of(s.decided_sample - 1) for s in segments}
+            self._forget_arrivals(self._pushed_samples - self._pending_samples - WINDOW)
             requests = [r for r in map(self._request, segments) if r is not None]
-            self._handovers.put_nowait(_Handover(requests, len(chunk), speech_end, newest_push))
+            self._handovers.put_nowait(_Handover(requests, len(chunk), heard_at))
             if finishing:
                 return
+
+    def _arrival_of(self, sample: int) -> float:
+        """When the push holding stream position `sample` arrived (now, if it is not recorded)."""
+        for pushed, at in self._arrivals:
+            if pushed > sample:
+                return at
+        return self._arrivals[-1][1] if self._arrivals else time.time()
+
+    def _forget_arrivals(self, segmented: int) -> None:
+        """Drop pushes wholly before `segmented`: no later segment can be decided by them. The newest
+        push is kept, for segments decided at the very end of the audio."""
+        while len(self._arrivals) > 1 and self._arrivals[0][0] <= segmented:
+            self._arrivals.popleft()
 
     def _segment(self, samples: np.ndarray, finishing: bool) -> list[Segment]:
         segments = self._segmenter.feed(samples) if samples.size else []
@@ -344,7 +363,7 @@ def _same_utterance(tentative: Segment, final: Segment) -> bool:
 
 
 def _timings(segment: Segment, result: DecodeResult, handover: _Handover) -> dict[str, float]:
-    speech_end = handover.speech_end if segment.final else handover.newest_push
+    speech_end = handover.heard_at[id(segment)]
     # A final decoded while its closing silence was still running (a tentative one) was queued, and
     # maybe recognised, before the utterance ended; from the listener's side those stages start then.
     return {

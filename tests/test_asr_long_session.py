@@ -62,6 +62,7 @@ async def test_long_session_stays_bounded(whisper_model_path: Path, speech_dir: 
     assert worst["agreement_units"] <= 2 * 15 * 10  # two hypotheses of one utterance, ~10 words/s at most
     assert worst["context_samples"] <= config.context_s * SAMPLE_RATE
     assert worst["handovers"] <= config.max_queued_s * 50 + 1  # one per pushed chunk, at most
+    assert worst["arrivals"] <= config.max_queued_s * 50 + 2  # one per unsegmented chunk, and the newest
     # At any instant up to ~4 MB is legitimately live (an utterance of up to 15 s as VAD windows, as the
     # segment's copy and as log-mel features), so single samples are noisy: compare the least heap seen
     # in the first and in the last 50 s, moments when the least was in flight. The transcripts this

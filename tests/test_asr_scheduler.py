@@ -9,19 +9,21 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import audio_fixtures
 import numpy as np
 import pytest
 from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from asr import RecognizerConfig, SpeechRecognizer, Transcript
+from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, Transcript
 from asr.context import SpeakerContext
 from asr.decoder import Decoded, DecodeTask
 from asr.scheduler import DecodeResult, DecodeScheduler
@@ -284,3 +286,55 @@ async def test_push_blocks_while_the_scheduler_is_saturated(
         assert all(any(t.final for t in transcripts) for transcripts in results)
     finally:
         await recognizer.aclose()
+
+
+async def test_speech_end_is_when_the_closing_silence_arrived_however_late_it_was_segmented() -> None:
+    # On CPU, VAD runs on the scheduler thread between decodes, so the segmenter can reach the silence
+    # that ends an utterance a second after it arrived. That second is part of the caption's delay: it
+    # must show in the stage times (as queueing), not vanish by stamping the end when segmenting ran.
+    lag_s = 1.0
+    scheduler = DecodeScheduler(
+        lambda tasks: [Decoded("words", "en", None) for _ in tasks], max_batch=1, window_s=0.0
+    )
+    pool = ThreadPoolExecutor(1)
+
+    def late_prepare(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        def run() -> Any:
+            time.sleep(lag_s)
+            return fn(*args)
+
+        return pool.submit(run)
+
+    config = RecognizerConfig(speculative_finals=False)
+    stream = RecognitionStream(
+        scheduler,
+        config,
+        language="en",
+        allowed_languages=None,
+        english_wanted=False,
+        glossary=(),
+        on_closed=lambda _: None,
+        prepare=late_prepare,
+    )
+    speech = audio_fixtures.espeak("Please take one tablet every morning.")
+    audio = np.concatenate(
+        [np.zeros(SAMPLE_RATE // 2, np.float32), speech, np.zeros(2 * SAMPLE_RATE, np.float32)]
+    )
+    transcripts, collector = collect_transcripts(stream)
+    pushed_at: list[float] = []
+    try:
+        for i in range(0, len(audio), CHUNK):
+            await stream.push(audio[i : i + CHUNK])
+            pushed_at.append(time.time())
+            await asyncio.sleep(CHUNK / SAMPLE_RATE)
+        await stream.finish()
+        await asyncio.wait_for(collector, 30)
+    finally:
+        scheduler.close()
+        pool.shutdown()
+    (final,) = [t for t in transcripts if t.final]
+    # The silence_ms of silence after the speech arrived with this chunk:
+    closing_chunk = math.ceil((final.end_s + config.silence_ms / 1000) * SAMPLE_RATE / CHUNK) - 1
+    expected = pushed_at[closing_chunk]
+    assert expected - 0.1 <= final.timings["speech_end"] <= expected + 0.1
+    assert final.timings["queued"] - final.timings["speech_end"] >= 0.8 * lag_s
