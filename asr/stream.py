@@ -41,10 +41,9 @@ class StreamFinishedError(RuntimeError):
 class _Handover:
     """One pump step: what the segmenter made of a chunk of audio, and that chunk's size."""
 
-    requests: list[tuple[Segment, Future[DecodeResult | None]]]
+    # Each decode with the time.time() its segment's deciding audio (Segment.decided_sample) was pushed.
+    requests: list[tuple[Segment, Future[DecodeResult | None], float]]
     samples: int
-    # time.time() at which each segment's deciding audio (Segment.decided_sample) was pushed.
-    heard_at: dict[int, float]
 
 
 _END = object()
@@ -216,10 +215,14 @@ class RecognitionStream:
             self._in_flight_samples += self._pending_samples
             self._pending_samples = 0
             segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
-            heard_at = {id(s): self._arrival_of(s.decided_sample - 1) for s in segments}
+            heard_at = [self._arrival_of(s.decided_sample - 1) for s in segments]
             self._forget_arrivals(self._pushed_samples - self._pending_samples - WINDOW)
-            requests = [r for r in map(self._request, segments) if r is not None]
-            self._handovers.put_nowait(_Handover(requests, len(chunk), heard_at))
+            requests = []
+            for segment, heard in zip(segments, heard_at, strict=True):
+                request = self._request(segment)
+                if request is not None:
+                    requests.append((*request, heard))
+            self._handovers.put_nowait(_Handover(requests, len(chunk)))
             if finishing:
                 return
 
@@ -297,10 +300,10 @@ class RecognitionStream:
                 if handover is _END:
                     return
                 assert isinstance(handover, _Handover)
-                for segment, future in handover.requests:
+                for segment, future, heard_at in handover.requests:
                     result = await asyncio.wrap_future(future)
                     if result is not None:
-                        transcript = self._transcript(segment, result, handover)
+                        transcript = self._transcript(segment, result, heard_at)
                         if transcript is not None:
                             self._out.put_nowait(transcript)
                 self._in_flight_samples -= handover.samples
@@ -311,7 +314,7 @@ class RecognitionStream:
                 self._wake.set()
             raise
 
-    def _transcript(self, segment: Segment, result: DecodeResult, handover: _Handover) -> Transcript | None:
+    def _transcript(self, segment: Segment, result: DecodeResult, heard_at: float) -> Transcript | None:
         decoded = result.decoded
         audio_s = len(segment.audio) / SAMPLE_RATE
         text = decoded.text
@@ -334,7 +337,7 @@ class RecognitionStream:
                 self._agreement = LocalAgreement(decoded.language)
                 self._agreement_seq = segment.seq
             text, stable = self._agreement.update(text)
-        return _transcript_of(segment, decoded, text, stable, _timings(segment, result, handover))
+        return _transcript_of(segment, decoded, text, stable, _timings(result, heard_at))
 
 
 def _transcript_of(
@@ -362,8 +365,7 @@ def _same_utterance(tentative: Segment, final: Segment) -> bool:
     )
 
 
-def _timings(segment: Segment, result: DecodeResult, handover: _Handover) -> dict[str, float]:
-    speech_end = handover.heard_at[id(segment)]
+def _timings(result: DecodeResult, speech_end: float) -> dict[str, float]:
     # A final decoded while its closing silence was still running (a tentative one) was queued, and
     # maybe recognised, before the utterance ended; from the listener's side those stages start then.
     return {
