@@ -215,13 +215,13 @@ class RecognitionStream:
             self._in_flight_samples += self._pending_samples
             self._pending_samples = 0
             segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
-            heard_at = [self._arrival_of(s.decided_sample - 1) for s in segments]
-            self._forget_arrivals(self._pushed_samples - self._pending_samples - WINDOW)
             requests = []
-            for segment, heard in zip(segments, heard_at, strict=True):
+            for segment in segments:
+                heard_at = self._arrival_of(segment.decided_sample - 1)
                 request = self._request(segment)
                 if request is not None:
-                    requests.append((*request, heard))
+                    requests.append((*request, heard_at))
+            self._forget_arrivals(self._pushed_samples - self._pending_samples - WINDOW)
             self._handovers.put_nowait(_Handover(requests, len(chunk)))
             if finishing:
                 return
