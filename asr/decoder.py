@@ -121,25 +121,40 @@ class WhisperDecoder:
         for final in (True, False):
             rows = [i for i, task in enumerate(tasks) if task.final is final]
             if rows:
-                for i, decoded in zip(rows, self._decode_group([tasks[i] for i in rows]), strict=True):
+                group = [tasks[i] for i in rows]
+                short_window = not final or self._short_final_windows
+                for i, decoded in zip(rows, self._decode_group(group, short_window), strict=True):
                     results[i] = decoded
         return [r for r in results if r is not None]
 
-    def _decode_group(self, tasks: list[DecodeTask]) -> list[Decoded]:
+    def _decode_group(self, tasks: list[DecodeTask], short_window: bool) -> list[Decoded]:
         final = tasks[0].final
         windows = [_context_window(t) for t in tasks]
         audios = [
             t.audio if w is None else np.concatenate([w.audio, t.audio])
             for t, w in zip(tasks, windows, strict=True)
         ]
-        encoder_output = self._encode(audios, short_window=not final or self._short_final_windows)
+        encoder_output = self._encode(audios, short_window=short_window)
         languages = self._languages(encoder_output, tasks)
         prefixes = {i: w.text for i, w in enumerate(windows) if w is not None}
-        raw = self._generate_rows(encoder_output, tasks, languages, "transcribe", range(len(tasks)), prefixes)
+        # A short window is a shortcut Whisper was not trained on: a final it leaves unconfident is
+        # decoded again in the full window rather than sampled at rising temperatures there. On a
+        # two-word JFK utterance the short window's greedy text was right but scored under the guard,
+        # and sampling then picked a wrong one, differently from run to run.
+        retry_in_full_window = final and short_window
+        raw = self._generate_rows(
+            encoder_output,
+            tasks,
+            languages,
+            "transcribe",
+            range(len(tasks)),
+            prefixes,
+            hand_back_failures=retry_in_full_window,
+        )
         seconds = [len(t.audio) / SAMPLE_RATE for t in tasks]
-        # A context the decoder cannot continue from (its text was misheard) is dropped, not fought
-        # with at rising temperatures: those rows are decoded again alone.
-        without_context = [i for i in range(len(tasks)) if raw[i] is None]
+        # Rows handed back unconfident. A context the decoder cannot continue from (its text was
+        # misheard) is dropped, not fought with at rising temperatures: those rows are decoded alone.
+        again = [i for i in range(len(tasks)) if raw[i] is None]
         texts = [self._clean(raw[i] or "", seconds[i]) for i in range(len(tasks))]
         translate = [
             i for i, t in enumerate(tasks) if final and t.english_wanted and texts[i] and languages[i] != "en"
@@ -154,9 +169,12 @@ class WhisperDecoder:
             Decoded(texts[i], languages[i], self._clean(english.get(i) or "", seconds[i]) or None)
             for i in range(len(tasks))
         ]
-        if without_context:
-            alone = self._decode_group([replace(tasks[i], context=None) for i in without_context])
-            for i, result in zip(without_context, alone, strict=True):
+        if again:
+            if retry_in_full_window:
+                redecoded = self._decode_group([tasks[i] for i in again], short_window=False)
+            else:
+                redecoded = self._decode_group([replace(tasks[i], context=None) for i in again], short_window)
+            for i, result in zip(again, redecoded, strict=True):
                 decoded[i] = result
         for task, result in zip(tasks, decoded, strict=True):
             if task.context is not None:
@@ -243,7 +261,12 @@ class WhisperDecoder:
         task_name: str,
         rows: Sequence[int],
         prefixes: dict[int, str],
+        hand_back_failures: bool = False,
     ) -> dict[int, str | None]:
+        """Each row's text; None for a row handed back after failing the guards at temperature 0.
+
+        Rows decoded behind a context are always handed back; with `hand_back_failures`, every row is.
+        """
         prompts = {
             i: self.prompt(languages[i], task_name, tasks[i].glossary, prefixes.get(i, "")) for i in rows
         }
@@ -264,7 +287,9 @@ class WhisperDecoder:
                 new_tokens = _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * longest_s)
             max_length = self._generate_max_length(prompts[group[0]], longest_prefix + new_tokens)
             texts.update(
-                self._generate_with_fallback(outputs, group, prompts, languages, task_name, final, max_length)
+                self._generate_with_fallback(
+                    outputs, group, prompts, languages, task_name, final, max_length, hand_back_failures
+                )
             )
         return texts
 
@@ -287,8 +312,8 @@ class WhisperDecoder:
         task_name: str,
         final: bool,
         max_length: int,
+        hand_back_failures: bool,
     ) -> dict[int, str | None]:
-        """Each row's text; None for a row decoded behind a context that failed the guards."""
         temperatures = _TEMPERATURES if final and not self._synthetic else _TEMPERATURES[:1]
         attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
         texts: dict[int, str | None] = {}
@@ -321,7 +346,7 @@ class WhisperDecoder:
                     texts[rows[position]] = ""
                 elif attempt.passed:
                     texts[rows[position]] = attempt.text
-                elif prompts[rows[position]].prefix_length:
+                elif hand_back_failures or prompts[rows[position]].prefix_length:
                     texts[rows[position]] = None
                 else:
                     still.append(position)
