@@ -29,7 +29,8 @@ class RecognizerConfig:
     context_s: float = 0.0
     # Encode finals in a window cut to the utterance (as partials are) instead of Whisper's full 30 s:
     # on 2 CPU cores ~2.5x less recognition work and finals ~0.5 s sooner, at a cost in accuracy
-    # (consultation WER 13.5% -> 14.5%; bench/RESULTS.md). Off: accuracy first.
+    # (consultation WER 13.6% -> 15.2%; bench/RESULTS.md). A final the short window leaves below the
+    # guards is decoded again in the full window. Off: accuracy first.
     short_final_windows: bool = False
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
