@@ -89,11 +89,19 @@ async def join_room(
 
     # unsafe=True: accept the session cookie from servers addressed by IP (127.0.0.1), as in a LAN or test.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(
-            f"{base_url}/api/login", json={"email": email, "password": password}
-        ) as response:
-            if response.status != 200:
-                raise JoinError(f"sign-in failed: {await _error_text(response)}")
+        try:
+            async with http.post(
+                f"{base_url}/api/login", json={"email": email, "password": password}
+            ) as response:
+                if response.status != 200:
+                    raise JoinError(f"sign-in failed: {await _error_text(response)}")
+        except aiohttp.ClientConnectorCertificateError as error:
+            raise JoinError(
+                f"{base_url} presented a certificate this machine does not trust "
+                f"({error.certificate_error}); for a private CA, point SSL_CERT_FILE at its PEM file"
+            ) from error
+        except aiohttp.ClientConnectionError as error:
+            raise JoinError(f"cannot reach {base_url}: {error}") from error
         ws_url = base_url.replace("http", "ws", 1) + f"/ws/rooms/{room_id}"
         try:
             socket = await http.ws_connect(ws_url, heartbeat=20.0)

@@ -169,7 +169,7 @@ async def login(request: web.Request) -> web.Response:
         max_age=context.config.session_days * 86_400,
         httponly=True,
         samesite="Strict",
-        secure=context.config.cookie_secure,
+        secure=context.config.secure_cookies,
         path="/",
     )
     return response

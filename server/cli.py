@@ -33,6 +33,11 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = dataclasses.replace(config, host=args.host or config.host, port=args.port or config.port)
     print(config.describe(), flush=True)
+    try:
+        tls = config.tls_context()
+    except ConfigError as error:
+        print(f"babelcall: {error}", file=sys.stderr)
+        return 2
     _one_blas_thread()
     app = create_app(config)
 
@@ -40,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"BabelCall is ready: {config.url}", flush=True)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(app, host=config.host, port=config.port, ssl_context=tls, print=None, access_log=None)
     return 0
 
 

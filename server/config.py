@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,7 +55,11 @@ class Config:
     max_message_bytes: int = 65_536  # one WebSocket message (an SDP offer is ~5 kB)
     metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
     session_days: int = 14
-    cookie_secure: bool = False  # set true behind HTTPS
+    cookie_secure: bool = False  # set true behind an HTTPS proxy; implied by tls_cert
+    # HTTPS served directly (PEM files): browsers give a page the microphone and camera only on
+    # https:// or on localhost, so participants on other machines need one or an HTTPS proxy in front.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def database_path(self) -> Path:
@@ -72,7 +77,24 @@ class Config:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"{'https' if self.tls_cert else 'http'}://{self.host}:{self.port}/"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure or self.tls_cert is not None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context when `tls_cert` is set; ConfigError if the files cannot be used."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"cannot use tls_cert {self.tls_cert} with tls_key {self.tls_key}: {error}"
+            ) from error
+        return context
 
     def describe(self) -> str:
         lines = ["BabelCall configuration:"]
@@ -110,7 +132,10 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     if unknown:
         raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
     converted = {name: convert_field(known[name], value) for name, value in values.items()}
-    return dataclasses.replace(Config(), **converted)
+    config = dataclasses.replace(Config(), **converted)
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("tls_cert and tls_key go together: set both (PEM files) or neither")
+    return config
 
 
 def convert_field(spec: dataclasses.Field[Any], value: Any) -> Any:

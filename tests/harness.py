@@ -67,7 +67,8 @@ def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> Runnin
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    scheme = "https" if "tls_cert" in settings else "http"
+    server = RunningServer(f"{scheme}://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + 120
     while "BabelCall is ready" not in server.log():
         if process.poll() is not None or time.monotonic() > deadline:

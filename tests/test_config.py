@@ -74,3 +74,16 @@ def test_benchmark_recognizer_settings_are_parsed_as_the_server_parses_them() ->
         _recognizer_overrides(parser, ["beam_size=five"])
     with pytest.raises(SystemExit):
         _recognizer_overrides(parser, ["no_such_setting=1"])
+
+
+def test_tls_needs_both_files_and_says_which_cannot_be_used(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_config(environ={"BABELCALL_TLS_CERT": str(tmp_path / "cert.pem")})
+    not_pem = tmp_path / "cert.pem"
+    not_pem.write_text("not a certificate\n")
+    config = load_config(environ={"BABELCALL_TLS_CERT": str(not_pem), "BABELCALL_TLS_KEY": str(not_pem)})
+    assert config.url == "https://127.0.0.1:8080/" and config.secure_cookies
+    with pytest.raises(ConfigError, match=f"cannot use tls_cert {not_pem}"):
+        config.tls_context()
+    plain = load_config(environ={})
+    assert plain.tls_context() is None and not plain.secure_cookies and plain.url.startswith("http://")

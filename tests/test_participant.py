@@ -13,7 +13,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-from harness import PASSWORD, RunningServer, normalised_words, reference_text, write_wav
+from harness import PASSWORD, RunningServer, free_port, normalised_words, reference_text, write_wav
 
 from participant import join_room
 from protocol import CaptionEvent, TranslationPath
@@ -134,3 +134,7 @@ def test_join_reports_bad_credentials_and_bad_links(server: RunningServer, speec
     assert result.stdout == ""
     result = subprocess.run([*command, server.base_url + "/rooms"], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "not a room link" in result.stderr
+    nobody_listens = f"http://127.0.0.1:{free_port()}/r/abc"
+    result = subprocess.run([*command, nobody_listens], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "cannot reach http://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
