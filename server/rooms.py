@@ -31,6 +31,8 @@ class Participant:
     captions: str
     send: Send
     publishing: list[str] = field(default_factory=list)
+    # Ends this participant's connection when its member joins the room again from another one.
+    give_way: Callable[[], Awaitable[None]] | None = None
 
     @property
     def name(self) -> str:
@@ -68,6 +70,9 @@ class LiveRoom:
         """Every language someone here speaks or reads: what detection may choose from."""
         spoken = {p.speaks for p in self.participants.values() if p.speaks != AUTO_LANGUAGE}
         return frozenset(spoken | self.caption_languages())
+
+    def participant_of(self, member_id: str) -> Participant | None:
+        return next((p for p in self.participants.values() if p.member.id == member_id), None)
 
     def add(self, participant: Participant) -> None:
         if len(self.participants) >= self.capacity:

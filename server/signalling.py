@@ -26,6 +26,9 @@ from server.store import Member
 log = logging.getLogger(__name__)
 
 _MAX_SDP_CHARS = 32_768
+# WebSocket close code for a connection replaced by its member's newer one (docs/protocol.md): clients
+# must not reconnect on it, or two tabs of one member would take the seat from each other forever.
+REPLACED_CLOSE_CODE = 4001
 
 
 class ProtocolError(Exception):
@@ -45,6 +48,7 @@ class _Session:
     socket: web.WebSocketResponse
     participant: Participant | None = None
     pipeline: SpeakerPipeline | None = None
+    _ending: asyncio.Task[None] | None = None  # closing this socket after a newer one replaced it
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.socket.closed:
@@ -84,7 +88,17 @@ class _Session:
             raise ProtocolError("already_joined", "already in this room")
         speaks = _language_field(message, "speaks", allow_auto=True)
         captions = _language_field(message, "captions")
-        participant = Participant(secrets.token_hex(4), self.member, speaks, captions, self.send)
+        previous = self.room.participant_of(self.member.id)
+        if previous is not None and previous.give_way is not None:
+            # The same member again: a reconnect the server has not noticed the drop of yet (its
+            # heartbeat takes up to 40 s), or another tab. The newer connection takes the seat.
+            await previous.give_way()
+        # The room as it is now: it closes when its last participant leaves, which may have happened
+        # since this socket opened (the replaced connection may have been that participant).
+        self.room = self.context.rooms.open(self.room.record)
+        participant = Participant(
+            secrets.token_hex(4), self.member, speaks, captions, self.send, give_way=self._give_way
+        )
         try:
             self.room.add(participant)
         except RoomFullError as error:
@@ -136,13 +150,36 @@ class _Session:
         await self.room.broadcast({"type": "participant_updated", "participant": self.participant.public()})
         self.context.room_changed(self.room)
 
+    async def _give_way(self) -> None:
+        await self.close()
+        # This connection is often dead (that is why its member is back): neither telling it nor
+        # waiting for its closing handshake may hold up the new one.
+        self._ending = asyncio.create_task(self._end_replaced())
+
+    async def _end_replaced(self) -> None:
+        try:
+            await self.send(
+                {
+                    "type": "error",
+                    "code": "replaced",
+                    "message": "you joined this room from another connection",
+                }
+            )
+            await self.socket.close(code=REPLACED_CLOSE_CODE, message=b"replaced")
+        except (ConnectionError, RuntimeError) as error:  # already gone
+            log.info(
+                "replaced connection in room %s was already gone: %s", self.room.id, type(error).__name__
+            )
+
     async def close(self) -> None:
         """Leave the room. Speech already heard is still recognised and delivered to the others."""
-        participant = self.participant
+        participant, pipeline = self.participant, self.pipeline
         if participant is None:
+            self.context.rooms.discard_if_empty(self.room)  # opened for a socket that never joined
             return
-        if self.pipeline is not None:
-            await self.pipeline.finish()
+        self.participant = self.pipeline = None  # once, whether the socket ended or was replaced
+        if pipeline is not None:
+            await pipeline.finish()
             self.context.pipelines.pop(participant.id, None)
         self.room.participants.pop(participant.id, None)
         await self.hub.remove(participant.id)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
     admin: RestClient | None = None  # the first member, who administers this server
+    env: dict[str, str] = field(default_factory=dict)  # the process's environment, for restart_server
 
     def member(self, name: str, email: str) -> RestClient:
         """Apply, get approved by the administrator (the first applicant approves itself), sign in."""
@@ -58,25 +59,39 @@ def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> Runnin
         "BABELCALL_WHISPER_MODEL": str(whisper_model),
         **{f"BABELCALL_{key.upper()}": value for key, value in settings.items()},
     }
+    scheme = "https" if "tls_cert" in settings else "http"
     log_path = data_dir / "server.log"
+    server = RunningServer(f"{scheme}://127.0.0.1:{port}", _launch(env, log_path), log_path, env=env)
+    _wait_until_ready(server)
+    server.admin = server.member("Site Administrator", "admin@example.org")
+    return server
+
+
+def restart_server(server: RunningServer) -> None:
+    """Stop the server and start it again on the same port and data: members, rooms and sessions stay."""
+    stop_server(server)
+    server.process = _launch(server.env, server.log_path)
+    _wait_until_ready(server)
+
+
+def _launch(env: dict[str, str], log_path: Path) -> subprocess.Popen[str]:
     log_file = open(log_path, "w")  # noqa: SIM115 - the subprocess writes to it for its whole life
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "server", "serve"],
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    scheme = "https" if "tls_cert" in settings else "http"
-    server = RunningServer(f"{scheme}://127.0.0.1:{port}", process, log_path)
+
+
+def _wait_until_ready(server: RunningServer) -> None:
     deadline = time.monotonic() + 120
     while "BabelCall is ready" not in server.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.process.kill()
             raise RuntimeError(f"server did not start:\n{server.log()}")
         time.sleep(0.2)
-    server.admin = server.member("Site Administrator", "admin@example.org")
-    return server
 
 
 def stop_server(server: RunningServer) -> None:

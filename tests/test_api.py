@@ -239,6 +239,80 @@ async def test_signalling_answers_bad_messages_and_keeps_the_session(app_server:
         await client.close()
 
 
+async def test_joining_again_replaces_the_members_earlier_connection(app_server: TestServer) -> None:
+    # A guest whose network dropped comes back before the server noticed (its heartbeat takes up to
+    # 40 s): the consultation's second seat is still taken by the dead connection.
+    admin = await _member(app_server, "admin@example.org")
+    guest = await _member(app_server, "guest@example.org", admin=admin)
+    room = (await (await admin.post("/api/rooms", json={"kind": "consultation"})).json())["room"]
+    host_socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    await host_socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    host_id = (await _receive(host_socket))["participant_id"]
+    first = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await first.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    first_id = (await _receive(first))["participant_id"]
+    assert (await _receive(host_socket))["type"] == "participant_joined"
+
+    second = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await second.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    joined = await _receive(second)
+    assert joined["type"] == "joined", joined
+    assert {p["id"] for p in joined["room"]["participants"]} == {host_id, joined["participant_id"]}
+
+    # The earlier connection is told why and closed with the code that tells clients not to reconnect.
+    assert (await _receive(first))["code"] == "replaced"
+    closing = await first.receive(timeout=10)
+    assert closing.type == WSMsgType.CLOSE and closing.data == 4001
+    assert (await _receive(host_socket)) == {"type": "participant_left", "participant_id": first_id}
+    assert (await _receive(host_socket))["participant"]["id"] == joined["participant_id"]
+    for socket in (host_socket, first, second):
+        await socket.close()
+    for client in (admin, guest):
+        await client.close()
+
+
+async def test_a_socket_that_never_joins_leaves_no_room_open(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    rooms = app_server.app[AppContext.KEY].rooms
+    socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    await socket.send_json({"type": "dance"})
+    assert (await _receive(socket))["code"] == "not_joined"
+    await socket.close()
+    for _ in range(100):
+        if not rooms.rooms:
+            break
+        await asyncio.sleep(0.05)
+    assert rooms.rooms == []
+    await admin.close()
+
+
+async def test_a_socket_that_joins_after_the_room_emptied_meets_those_who_come_next(
+    app_server: TestServer,
+) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    guest = await _member(app_server, "guest@example.org", admin=admin)
+    room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    early = await admin.ws_connect(f"/ws/rooms/{room['id']}")  # opened, not joined yet
+    passing = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await passing.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    assert (await _receive(passing))["type"] == "joined"
+    await passing.close()  # the room's last participant leaves: the live room closes
+    await asyncio.sleep(0.2)
+
+    await early.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    early_id = (await _receive(early))["participant_id"]
+    later = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await later.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    joined = await _receive(later)
+    assert early_id in {p["id"] for p in joined["room"]["participants"]}
+    assert (await _receive(early))["type"] == "participant_joined"
+    for socket in (early, later):
+        await socket.close()
+    for client in (admin, guest):
+        await client.close()
+
+
 async def test_a_failed_media_worker_tells_its_participants_and_new_calls_still_connect(
     app_server: TestServer,
 ) -> None:

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import jiwer
 import pytest
-from harness import PASSWORD, RunningServer, normalised_words, padded_speech, reference_text
+from harness import (
+    PASSWORD,
+    RunningServer,
+    normalised_words,
+    padded_speech,
+    reference_text,
+    restart_server,
+    start_server,
+    stop_server,
+)
 
 from participant import join_room
 from protocol import TranslationPath
@@ -137,3 +146,74 @@ async def test_browser_call_with_captions_both_ways(
     assert any(text.strip() for text in whisper_finals)
     # And the other way: Amal's microphone and Chromium's fake camera reached Jean through the server.
     assert report.audio_received_s > 10.0 and report.video_frames_received > 100, report
+
+
+async def test_the_page_rejoins_by_itself_when_the_server_restarts(
+    whisper_model_path: Path, tmp_path: Path
+) -> None:
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = start_server(data_dir, whisper_model_path)
+    try:
+        amal = server.member("Dr Amal Haddad", "amal@example.org")
+        server.member("Dr Jean Morel", "jean@example.org")
+        status, body = amal.call("POST", "/api/rooms", {"kind": "consultation", "title": "Night shift"})
+        assert status == 201
+        room_url = server.base_url + body["link"]
+        async with async_playwright() as playwright:
+            # Chromium's own fake microphone (a beep) and camera: only the connection is under test.
+            browser = await playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+            )
+            try:
+                context = await browser.new_context()
+                page = await context.new_page()
+                page.set_default_timeout(30_000)
+                await page.goto(room_url)
+                await page.fill("#sign-in input[name=email]", "amal@example.org")
+                await page.fill("#sign-in input[name=password]", PASSWORD)
+                await page.click("#sign-in button[type=submit]")
+                await page.wait_for_selector("#lobby:not([hidden])")
+                await page.click("#join-button")
+                title = page.locator("#call-title")
+                await title.filter(has_text="Night shift").wait_for()
+
+                # A restart (or a network drop): the page keeps the call on screen and joins again.
+                await asyncio.to_thread(restart_server, server)
+                await page.locator("#notice").filter(has_text="reconnecting").wait_for()
+                await title.filter(has_text="Night shift").wait_for(timeout=60_000)
+                await page.locator("#notice").wait_for(state="hidden")
+                assert await page.locator("#tile-self").count() == 1
+
+                # The same member joining from a second tab takes the seat; the first tab gives way
+                # instead of reconnecting and taking it back.
+                second = await context.new_page()
+                second.set_default_timeout(30_000)
+                await second.goto(room_url)
+                await second.click("#join-button")
+                await second.locator("#call-title").filter(has_text="Night shift").wait_for()
+                await page.locator("#notice").filter(has_text="another connection").wait_for()
+                await page.locator("#tile-self").wait_for(state="detached")
+
+                # The seat's microphone and camera reach a participant who joins now.
+                report = await join_room(
+                    room_url,
+                    email="jean@example.org",
+                    password=PASSWORD,
+                    audio=None,
+                    speaks="fr",
+                    captions="fr",
+                    linger_s=6.0,
+                    receive_media=True,
+                )
+                assert await page.locator("#notice").filter(has_text="another connection").count() == 1
+            finally:
+                await browser.close()
+    finally:
+        stop_server(server)
+    assert report.audio_received_s > 3.0 and report.video_frames_received > 30, report
+    assert server.log().count("joined room") == 3, server.log()  # since the restart: two tabs, then Jean

@@ -17,7 +17,15 @@ const state = {
   localStream: null,
   captionNodes: new Map(), // utterance_id -> <li>
   glossary: [], // the room's terms: [{term, renderings}]
+  reconnectAttempts: 0, // since the connection last dropped; 0 while connected
+  reconnectTimer: null,
 };
+
+// Close codes after which reconnecting would be wrong: the member left, or joined from elsewhere.
+const CLOSE_LEFT = 1000;
+const CLOSE_REPLACED = 4001;
+// A dropped connection is retried after 1, 2, 4, 8, then every 10 s, for about a minute and a half.
+const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000, 10000, 10000, 10000, 10000, 10000, 10000];
 
 // ---------------------------------------------------------------- REST
 
@@ -281,22 +289,46 @@ async function joinCall(roomId) {
   $("#call-title").textContent = "Connecting…";
   addTile("self", `${state.me.name} (you)`, state.localStream, true);
 
+  state.reconnectAttempts = 0;
+  connect(roomId, speaks, captions);
+}
+
+function connect(roomId, speaks, captions) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${roomId}`);
   state.socket = socket;
   socket.addEventListener("open", () => send({ type: "join", speaks, captions }));
   socket.addEventListener("message", (event) => handleMessage(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
-    if (state.socket === socket) {
-      notice(event.code === 1000 ? "You left the call." : "Connection to the server closed.");
+    if (state.socket !== socket) return;
+    if (event.code === CLOSE_LEFT || event.code === CLOSE_REPLACED) {
+      if (event.code === CLOSE_LEFT) notice("You left the call.");
       teardown();
+      return;
     }
+    // The network or the server went away: keep the camera and the captions, and join again.
+    dropConnections();
+    const delay = RECONNECT_DELAYS_MS[state.reconnectAttempts];
+    if (delay === undefined) {
+      notice("Connection to the server lost.");
+      teardown();
+      return;
+    }
+    state.reconnectAttempts += 1;
+    notice("Connection lost: reconnecting…");
+    $("#call-title").textContent = "Reconnecting…";
+    state.reconnectTimer = setTimeout(() => {
+      state.reconnectTimer = null;
+      if (state.localStream) connect(roomId, speaks, captions);
+    }, delay);
   });
 }
 
 async function handleMessage(message) {
   switch (message.type) {
     case "joined":
+      if (state.reconnectAttempts) notice("");
+      state.reconnectAttempts = 0;
       if (message.protocol !== PROTOCOL_VERSION) notice("This page is out of date: reload it.");
       state.participantId = message.participant_id;
       $("#call-title").textContent = message.room.title;
@@ -398,11 +430,19 @@ function leaveCall() {
   route();
 }
 
-function teardown() {
-  state.socket = null;
+function dropConnections() {
   if (state.publisher) state.publisher.close();
   state.publisher = null;
   for (const id of [...state.subscribers.keys()]) closeSubscriber(id);
+  state.participants.clear();
+  state.participantId = null;
+}
+
+function teardown() {
+  state.socket = null;
+  clearTimeout(state.reconnectTimer);
+  state.reconnectTimer = null;
+  dropConnections();
   if (state.localStream) for (const track of state.localStream.getTracks()) track.stop();
   state.localStream = null;
   const self = document.getElementById("tile-self");
