@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import pytest
@@ -46,6 +47,15 @@ CHROMIUM_FLAGS = [
 ]
 
 
+async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
+    """Open a room link signed out, sign in on the page, and wait for the room's lobby."""
+    await page.goto(room_url)
+    await page.fill("#sign-in input[name=email]", email)
+    await page.fill("#sign-in input[name=password]", PASSWORD)
+    await page.click("#sign-in button[type=submit]")
+    await page.wait_for_selector("#lobby:not([hidden])")
+
+
 async def test_browser_call_with_captions_both_ways(
     server: RunningServer, speech_dir: Path, tmp_path: Path
 ) -> None:
@@ -74,11 +84,7 @@ async def test_browser_call_with_captions_both_ways(
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             page.set_default_timeout(30_000)
-            await page.goto(room_url)
-            await page.fill("#sign-in input[name=email]", "amal@example.org")
-            await page.fill("#sign-in input[name=password]", PASSWORD)
-            await page.click("#sign-in button[type=submit]")
-            await page.wait_for_selector("#lobby:not([hidden])")
+            await sign_in_to_the_lobby(page, room_url, "amal@example.org")
             await page.select_option("#speaks", "en")
             await page.select_option("#captions-language", "en")
             await page.uncheck("#audio-processing")  # raw audio, as from a headset
@@ -173,11 +179,7 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 context = await browser.new_context()
                 page = await context.new_page()
                 page.set_default_timeout(30_000)
-                await page.goto(room_url)
-                await page.fill("#sign-in input[name=email]", "amal@example.org")
-                await page.fill("#sign-in input[name=password]", PASSWORD)
-                await page.click("#sign-in button[type=submit]")
-                await page.wait_for_selector("#lobby:not([hidden])")
+                await sign_in_to_the_lobby(page, room_url, "amal@example.org")
                 await page.click("#join-button")
                 title = page.locator("#call-title")
                 await title.filter(has_text="Night shift").wait_for()
