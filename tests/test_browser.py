@@ -11,10 +11,12 @@ import asyncio
 import os
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import jiwer
+import psutil
 import pytest
 from harness import (
     PASSWORD,
@@ -54,6 +56,24 @@ async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
     await page.fill("#sign-in input[name=password]", PASSWORD)
     await page.click("#sign-in button[type=submit]")
     await page.wait_for_selector("#lobby:not([hidden])")
+
+
+def read_metrics(server: RunningServer) -> str:
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+async def media_participants(server: RunningServer, expected: int) -> None:
+    """Wait until the server's media workers carry `expected` participants (from `/metrics`)."""
+    pattern = re.compile(r'^babelcall_media\{figure="participants"\} ([0-9.]+)$', re.MULTILINE)
+    count = None
+    for _ in range(150):
+        found = pattern.search(await asyncio.to_thread(read_metrics, server))
+        count = float(found.group(1)) if found else None
+        if count == expected:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"media workers carry {count} participants, not {expected}")
 
 
 async def test_browser_call_with_captions_both_ways(
@@ -201,6 +221,20 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 await page.locator("#notice").filter(has_text="another connection").wait_for()
                 await page.locator("#tile-self").wait_for(state="detached")
 
+                # The room's media process dies: the tab joins again and reaches its replacement.
+                await media_participants(server, 1)  # once the second tab has published
+                workers = [
+                    child
+                    for child in psutil.Process(server.process.pid).children()
+                    if "media" in child.cmdline()
+                ]
+                assert workers, "no media worker found"
+                for worker in workers:
+                    worker.kill()
+                await second.locator("#notice").filter(has_text="reconnecting").wait_for()
+                await second.locator("#notice").wait_for(state="hidden", timeout=60_000)
+                await second.locator("#call-title").filter(has_text="Night shift").wait_for()
+
                 # The seat's microphone and camera reach a participant who joins now.
                 report = await join_room(
                     room_url,
@@ -218,4 +252,5 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
     finally:
         stop_server(server)
     assert report.audio_received_s > 3.0 and report.video_frames_received > 30, report
-    assert server.log().count("joined room") == 3, server.log()  # since the restart: two tabs, then Jean
+    # Since the restart: the first tab, the second, the second again after the media loss, then Jean.
+    assert server.log().count("joined room") == 4, server.log()

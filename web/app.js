@@ -19,6 +19,7 @@ const state = {
   glossary: [], // the room's terms: [{term, renderings}]
   reconnectAttempts: 0, // since the connection last dropped; 0 while connected
   reconnectTimer: null,
+  call: null, // {roomId, speaks, captions} of the call this page is in
 };
 
 // Close codes after which reconnecting would be wrong: the member left, or joined from elsewhere.
@@ -290,38 +291,45 @@ async function joinCall(roomId) {
   addTile("self", `${state.me.name} (you)`, state.localStream, true);
 
   state.reconnectAttempts = 0;
-  connect(roomId, speaks, captions);
+  state.call = { roomId, speaks, captions };
+  connect();
 }
 
-function connect(roomId, speaks, captions) {
+function connect() {
+  const { roomId, speaks, captions } = state.call;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${roomId}`);
   state.socket = socket;
   socket.addEventListener("open", () => send({ type: "join", speaks, captions }));
   socket.addEventListener("message", (event) => handleMessage(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
-    if (state.socket !== socket) return;
+    if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
     if (event.code === CLOSE_LEFT || event.code === CLOSE_REPLACED) {
       if (event.code === CLOSE_LEFT) notice("You left the call.");
       teardown();
       return;
     }
-    // The network or the server went away: keep the camera and the captions, and join again.
-    dropConnections();
-    const delay = RECONNECT_DELAYS_MS[state.reconnectAttempts];
-    if (delay === undefined) {
-      notice("Connection to the server lost.");
-      teardown();
-      return;
-    }
-    state.reconnectAttempts += 1;
-    notice("Connection lost: reconnecting…");
-    $("#call-title").textContent = "Reconnecting…";
-    state.reconnectTimer = setTimeout(() => {
-      state.reconnectTimer = null;
-      if (state.localStream) connect(roomId, speaks, captions);
-    }, delay);
+    reconnect("Connection lost: reconnecting…");
   });
+}
+
+// Keep the camera and the captions on screen and join again, after a growing delay.
+function reconnect(reason) {
+  state.socket = null;
+  dropConnections();
+  const delay = RECONNECT_DELAYS_MS[state.reconnectAttempts];
+  if (delay === undefined) {
+    notice("Connection to the server lost.");
+    teardown();
+    return;
+  }
+  state.reconnectAttempts += 1;
+  notice(reason);
+  $("#call-title").textContent = "Reconnecting…";
+  state.reconnectTimer = setTimeout(() => {
+    state.reconnectTimer = null;
+    if (state.localStream) connect();
+  }, delay);
 }
 
 async function handleMessage(message) {
@@ -367,6 +375,13 @@ async function handleMessage(message) {
       showGlossary(message.terms);
       break;
     case "error":
+      if (message.code === "media_lost" && state.socket) {
+        // The server's media process for this room failed; joining again reaches its replacement.
+        const socket = state.socket;
+        reconnect("The call's media connection failed: reconnecting…");
+        socket.close(CLOSE_LEFT);
+        break;
+      }
       notice(`${message.message}`);
       break;
   }
