@@ -220,6 +220,7 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 await second.locator("#call-title").filter(has_text="Night shift").wait_for()
                 await page.locator("#notice").filter(has_text="another connection").wait_for()
                 await page.locator("#tile-self").wait_for(state="detached")
+                await page.wait_for_selector("#lobby:not([hidden])")  # free to take the seat back
 
                 # The room's media process dies: the tab joins again and reaches its replacement.
                 await media_participants(server, 1)  # once the second tab has published

@@ -305,8 +305,8 @@ function connect() {
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
     if (event.code === CLOSE_LEFT || event.code === CLOSE_REPLACED) {
-      if (event.code === CLOSE_LEFT) notice("You left the call.");
-      teardown();
+      // The reason is already on screen when replaced (the server's "replaced" error came first).
+      endCall(event.code === CLOSE_LEFT ? "You left the call." : null);
       return;
     }
     reconnect("Connection lost: reconnecting…");
@@ -319,8 +319,7 @@ function reconnect(reason) {
   dropConnections();
   const delay = RECONNECT_DELAYS_MS[state.reconnectAttempts];
   if (delay === undefined) {
-    notice("Connection to the server lost.");
-    teardown();
+    endCall("Connection to the server lost.");
     return;
   }
   state.reconnectAttempts += 1;
@@ -433,6 +432,13 @@ function addTile(id, name, stream, muted, audioOnly = false) {
   label.textContent = name;
   tile.append(video, label);
   $("#videos").append(tile);
+}
+
+// Back to this room's lobby, from where the member can join again.
+function endCall(message) {
+  if (message) notice(message);
+  teardown();
+  route();
 }
 
 function leaveCall() {
