@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import math
 import re
 from typing import Any
 
@@ -16,6 +18,8 @@ from aiohttp import web
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
 from server.store import EmailTakenError, MemberStatus, RoomKind
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "babelcall_session"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -156,9 +160,21 @@ async def login(request: web.Request) -> web.Response:
     password = data.get("password")
     if not isinstance(password, str):
         raise BadRequest("missing_field", "password is required")
-    member = await context.store.authenticate(_text(data, "email").lower(), password)
+    email = _text(data, "email").lower()
+    address = request.remote or ""
+    wait_s = context.signin_limits.retry_after(email, address)
+    if wait_s is not None:
+        log.warning("sign-in refused after repeated failures (from %s)", address)
+        response = error(
+            429, "too_many_attempts", f"too many failed sign-ins: try again in {math.ceil(wait_s / 60)} min"
+        )
+        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        return response
+    member = await context.store.authenticate(email, password)
     if member is None:
+        context.signin_limits.failed(email, address)
         return error(401, "bad_credentials", "wrong email or password")
+    context.signin_limits.succeeded(email)
     if member.status is MemberStatus.REJECTED:
         return error(403, "not_approved", "this application was not approved")
     token = await context.store.start_session(member.id, context.config.session_days)

@@ -55,6 +55,12 @@ class Config:
     max_message_bytes: int = 65_536  # one WebSocket message (an SDP offer is ~5 kB)
     metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
     session_days: int = 14
+    # Failed sign-ins allowed within signin_window_s, per account and per client address, before
+    # further tries are refused until the oldest expires; 0 turns a limit off (behind a proxy every
+    # client has the proxy's address).
+    signin_failures_per_email: int = 5
+    signin_failures_per_address: int = 50
+    signin_window_s: float = 900.0
     cookie_secure: bool = False  # set true behind an HTTPS proxy; implied by tls_cert
     # HTTPS served directly (PEM files): browsers give a page the microphone and camera only on
     # https:// or on localhost, so participants on other machines need one or an HTTPS proxy in front.

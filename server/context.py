@@ -16,6 +16,7 @@ from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.config import Config
 from server.metrics import LiveFigures, Metrics
 from server.rooms import LiveRoom, Participant, RoomRegistry
+from server.signin_limits import SignInLimiter
 from server.store import Member, MemberStatus, Store
 
 MEMBER_KEY: web.RequestKey[Member | None] = web.RequestKey("member")
@@ -40,8 +41,14 @@ class AppContext:
     pipelines: dict[str, SpeakerPipeline] = field(default_factory=dict)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
+    signin_limits: SignInLimiter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.signin_limits = SignInLimiter(
+            self.config.signin_failures_per_email,
+            self.config.signin_failures_per_address,
+            self.config.signin_window_s,
+        )
         self.missing_models = MissingModelReporter(self.engine)
         self.metrics.watch(self.live_figures)
         self.hub.on_lost(self.media_lost)

@@ -405,3 +405,42 @@ async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> 
             if line.startswith("babelcall_event_loop_lag_seconds_bucket")
         }
         assert lag["+Inf"] - lag["0.1"] >= 1  # the probe due during the block woke 0.2-0.3 s late
+
+
+async def test_repeated_failed_sign_ins_are_refused_for_a_while(tmp_path: Path) -> None:
+    config = Config(
+        data_dir=tmp_path,
+        media_workers=1,
+        signin_failures_per_email=3,
+        signin_failures_per_address=5,
+        signin_window_s=1.5,
+    )
+    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
+    async with TestServer(app) as server:
+        admin = await _member(server, "admin@example.org")
+        guesser = await _client(server)
+
+        async def sign_in(email: str, password: str) -> Any:
+            return await guesser.post("/api/login", json={"email": email, "password": password})
+
+        for _ in range(3):
+            assert (await sign_in("admin@example.org", "not the password")).status == 401
+        # Now even the right password is refused, with a clear error and when to come back.
+        refused = await sign_in("admin@example.org", PASSWORD)
+        assert refused.status == 429 and await _error_code(refused) == "too_many_attempts"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 2
+        assert (await admin.get("/api/me")).status == 200  # sessions already open are untouched
+
+        # Two more failures on other emails reach this address's limit: nothing from it is tried.
+        for email in ("a@example.org", "b@example.org"):
+            assert (await sign_in(email, "whatever it is")).status == 401
+        assert (await sign_in("c@example.org", "whatever it is")).status == 429
+
+        await asyncio.sleep(1.6)  # the window passes
+        assert (await sign_in("admin@example.org", PASSWORD)).status == 200
+        # A success clears the account's count: two more failures do not lock it.
+        for _ in range(2):
+            assert (await sign_in("admin@example.org", "not the password")).status == 401
+        assert (await sign_in("admin@example.org", PASSWORD)).status == 200
+        for client in (admin, guesser):
+            await client.close()
