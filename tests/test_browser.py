@@ -204,12 +204,15 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 title = page.locator("#call-title")
                 await title.filter(has_text="Night shift").wait_for()
 
-                # A restart (or a network drop): the page keeps the call on screen and joins again.
+                # Captions switched to French mid-call, then a restart (or a network drop): the page
+                # keeps the call on screen and joins again, reading French.
+                await page.select_option("#call-captions-language", "fr")
                 await asyncio.to_thread(restart_server, server)
                 await page.locator("#notice").filter(has_text="reconnecting").wait_for()
                 await title.filter(has_text="Night shift").wait_for(timeout=60_000)
                 await page.locator("#notice").wait_for(state="hidden")
                 assert await page.locator("#tile-self").count() == 1
+                assert "(en→fr)" in server.log(), server.log()
 
                 # The same member joining from a second tab takes the seat; the first tab gives way
                 # instead of reconnecting and taking it back.

@@ -165,6 +165,7 @@ function wireForms() {
   $("#call-captions-language").addEventListener("change", (event) => {
     send({ type: "languages", captions: event.target.value });
     rememberLanguages({ captions: event.target.value });
+    if (state.call) state.call.captions = event.target.value; // a rejoin keeps the new choice
   });
   $("#toggle-glossary").addEventListener("click", () => {
     $("#glossary-panel").hidden = !$("#glossary-panel").hidden;
