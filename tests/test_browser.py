@@ -149,6 +149,12 @@ async def test_browser_call_with_captions_both_ways(
             keep = os.environ.get("BABELCALL_SCREENSHOT")
             if keep:
                 shutil.copyfile(screenshot, keep)
+            # Readers who need bigger captions get them.
+            caption_text = page.locator("#captions .caption.final .text").first
+            font_size = "node => parseFloat(getComputedStyle(node).fontSize)"
+            normal_px = await caption_text.evaluate(font_size)
+            await page.select_option("#caption-size", "larger")
+            assert await caption_text.evaluate(font_size) >= 1.5 * normal_px
             page_finals = await page.eval_on_selector_all(
                 "#captions .caption.final[data-path=original] .text", "nodes => nodes.map(n => n.textContent)"
             )

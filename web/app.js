@@ -66,6 +66,15 @@ function roomIdFromPath() {
   return match ? match[1] : null;
 }
 
+// Caption text size: "normal", "large" or "larger", remembered on this browser.
+function setCaptionSize(size) {
+  $("#caption-size").value = size;
+  const captions = $("#captions");
+  captions.classList.remove("size-large", "size-larger");
+  if (size !== "normal") captions.classList.add(`size-${size}`);
+  localStorage.setItem("babelcall.captionSize", size);
+}
+
 function fillLanguageSelect(select, preferred) {
   select.innerHTML = "";
   for (const lang of state.info.languages) {
@@ -90,6 +99,7 @@ async function start() {
   if (saved.speaks === "auto") $("#speaks").value = "auto";
   fillLanguageSelect($("#captions-language"), saved.captions || fallback);
   fillLanguageSelect($("#call-captions-language"), saved.captions || fallback);
+  setCaptionSize(localStorage.getItem("babelcall.captionSize") || "normal");
   wireForms();
   try {
     state.me = (await api("/api/me")).member;
@@ -162,6 +172,7 @@ function wireForms() {
     await navigator.clipboard.writeText(location.href).catch(() => {});
     notice(`Invitation link: ${location.href}`);
   });
+  $("#caption-size").addEventListener("change", (event) => setCaptionSize(event.target.value));
   $("#call-captions-language").addEventListener("change", (event) => {
     send({ type: "languages", captions: event.target.value });
     rememberLanguages({ captions: event.target.value });
