@@ -149,6 +149,14 @@ async def test_browser_call_with_captions_both_ways(
             keep = os.environ.get("BABELCALL_SCREENSHOT")
             if keep:
                 shutil.copyfile(screenshot, keep)
+            # The reader can keep their own copy of the final captions (the server stores none).
+            async with page.expect_download() as download_info:
+                await page.click("#download-captions")
+            download_path = await (await download_info.value).path()
+            saved = await asyncio.to_thread(Path(download_path).read_text, encoding="utf-8")
+            assert "Cardiology consult" in saved and "Dr Amal Haddad (en): " in saved
+            assert re.search(r"for your country", saved, re.IGNORECASE), saved
+            assert "Dr Jean Morel (fr→en, Whisper speech translation): " in saved, saved
             # Readers who need bigger captions get them.
             caption_text = page.locator("#captions .caption.final .text").first
             font_size = "node => parseFloat(getComputedStyle(node).fontSize)"

@@ -16,6 +16,7 @@ const state = {
   subscribers: new Map(), // publisher id -> RTCPeerConnection receiving their media
   localStream: null,
   captionNodes: new Map(), // utterance_id -> <li>
+  finals: new Map(), // utterance_id -> final caption event, in the order they settled
   glossary: [], // the room's terms: [{term, renderings}]
   reconnectAttempts: 0, // since the connection last dropped; 0 while connected
   reconnectTimer: null,
@@ -173,6 +174,7 @@ function wireForms() {
     notice(`Invitation link: ${location.href}`);
   });
   $("#caption-size").addEventListener("change", (event) => setCaptionSize(event.target.value));
+  $("#download-captions").addEventListener("click", () => downloadCaptions());
   $("#call-captions-language").addEventListener("change", (event) => {
     send({ type: "languages", captions: event.target.value });
     rememberLanguages({ captions: event.target.value });
@@ -288,6 +290,7 @@ async function joinCall(roomId) {
   const captions = $("#captions-language").value;
   rememberLanguages({ speaks, captions });
   $("#call-captions-language").value = captions;
+  state.finals.clear();
   const processing = $("#audio-processing").checked;
   try {
     state.localStream = await navigator.mediaDevices.getUserMedia({
@@ -498,6 +501,7 @@ const PATH_LABELS = {
 };
 
 function renderCaption(event) {
+  if (event.final) state.finals.set(event.utterance_id, event);
   let item = state.captionNodes.get(event.utterance_id);
   if (!item) {
     item = document.createElement("li");
@@ -539,3 +543,24 @@ function renderCaption(event) {
 }
 
 start().catch((error) => notice(`BabelCall could not start: ${error.message}`));
+
+// The final captions this page received, as a text file saved by the browser: nothing is stored on
+// the server (README, Privacy), so this is the reader's own copy.
+function downloadCaptions() {
+  const title = $("#call-title").textContent || "call";
+  const lines = [`BabelCall captions: ${title}, ${new Date().toISOString().slice(0, 10)}`, ""];
+  for (const event of state.finals.values()) {
+    const time = new Date(event.sent_at * 1000).toLocaleTimeString([], { hour12: false });
+    const language =
+      event.caption_language === event.source_language
+        ? event.caption_language
+        : `${event.source_language}→${event.caption_language}, ${PATH_LABELS[event.path] || event.path}`;
+    const note = event.note ? ` [${event.note}]` : "";
+    lines.push(`[${time}] ${event.speaker_name} (${language}): ${event.text}${note}`);
+  }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/plain;charset=utf-8" }));
+  link.download = `babelcall-captions-${new Date().toISOString().slice(0, 16).replace(":", "")}.txt`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000); // once the browser has read it
+}
