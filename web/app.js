@@ -316,7 +316,10 @@ function connect() {
   const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${roomId}`);
   state.socket = socket;
   socket.addEventListener("open", () => send({ type: "join", speaks, captions }));
-  socket.addEventListener("message", (event) => handleMessage(JSON.parse(event.data)));
+  socket.addEventListener("message", (event) => {
+    // A connection this page has given up on may still deliver a message or two: they are stale.
+    if (state.socket === socket) handleMessage(JSON.parse(event.data));
+  });
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
     if (event.code === CLOSE_LEFT || event.code === CLOSE_REPLACED) {
