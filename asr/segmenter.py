@@ -155,6 +155,18 @@ class UtteranceSegmenter:
             return self._cut()
         return None
 
+    def _segment(self, final: bool, audio: np.ndarray, end: int, *, tentative: bool = False) -> Segment:
+        """The utterance in progress as a segment, decided by the audio heard so far."""
+        return Segment(
+            self._next_seq,
+            final,
+            audio,
+            self._speech_start,
+            end,
+            tentative=tentative,
+            decided_sample=self._position,
+        )
+
     def _finalise(self, speech_end: int) -> Segment | None:
         """Close the utterance whose speech ended at `speech_end`; keep its trailing silence as preroll."""
         audio = self._final_audio(speech_end)
@@ -162,9 +174,7 @@ class UtteranceSegmenter:
         enough_speech = self._speech_samples >= self._min_speech
         segment = None
         if enough_speech:
-            segment = Segment(
-                self._next_seq, True, audio, self._speech_start, speech_end, decided_sample=self._position
-            )
+            segment = self._segment(True, audio, speech_end)
             self._next_seq += 1
         self._reset_utterance()
         self._preroll.extend(w for w in trailing if len(w) == WINDOW)
@@ -177,29 +187,14 @@ class UtteranceSegmenter:
         if self._speech_samples < self._min_speech:
             return None
         audio = self._final_audio(speech_end)
-        return Segment(
-            self._next_seq,
-            True,
-            audio,
-            self._speech_start,
-            speech_end,
-            tentative=True,
-            decided_sample=self._position,
-        )
+        return self._segment(True, audio, speech_end, tentative=True)
 
     def _cut(self) -> Segment:
         """Split a too-long utterance at its quietest recent window; the rest continues as speech."""
         search_from = max(1, int(len(self._probs) * (1 - CUT_SEARCH_FRACTION)))
         quietest = search_from + int(np.argmin(self._probs[search_from:]))
         cut_at = self._audio_start + quietest * WINDOW + WINDOW // 2
-        segment = Segment(
-            self._next_seq,
-            True,
-            self._audio_between(self._audio_start, cut_at),
-            self._speech_start,
-            cut_at,
-            decided_sample=self._position,
-        )
+        segment = self._segment(True, self._audio_between(self._audio_start, cut_at), cut_at)
         self._next_seq += 1
         rest = self._audio_between(cut_at, self._position)
         rest_probs = self._probs[quietest:]
@@ -224,6 +219,4 @@ class UtteranceSegmenter:
             return None
         self._last_partial_end = self._position
         audio = self._audio_between(self._audio_start, self._position)
-        return Segment(
-            self._next_seq, False, audio, self._speech_start, self._position, decided_sample=self._position
-        )
+        return self._segment(False, audio, self._position)
