@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, VideoStreamTrack
 
@@ -39,11 +39,14 @@ class _UnusedRecognizer:
         return RecognizerStats(0, 0, 0, 0, 0.0, 0, 0.0, 0, 0)
 
 
+def api_only_app(config: Config) -> web.Application:
+    """The real server with no speech or translation models: these tests never publish audio."""
+    return create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def app_server(tmp_path: Path) -> AsyncIterator[TestServer]:
-    config = Config(data_dir=tmp_path, max_message_bytes=4_096, media_workers=1)
-    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
-    server = TestServer(app)
+    server = TestServer(api_only_app(Config(data_dir=tmp_path, max_message_bytes=4_096, media_workers=1)))
     await server.start_server()
     yield server
     await server.close()
@@ -380,8 +383,7 @@ async def test_glossary_is_the_hosts_to_edit_and_every_members_to_read(app_serve
 
 
 async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> None:
-    config = Config(data_dir=tmp_path, metrics_token="s3cret", media_workers=1)
-    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
+    app = api_only_app(Config(data_dir=tmp_path, metrics_token="s3cret", media_workers=1))
     async with TestServer(app) as server, TestClient(server) as client:
         assert (await client.get("/metrics")).status == 401
         response = await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
@@ -415,8 +417,7 @@ async def test_repeated_failed_sign_ins_are_refused_for_a_while(tmp_path: Path) 
         signin_failures_per_address=5,
         signin_window_s=1.5,
     )
-    app = create_app(config, recognizer=_UnusedRecognizer(), engine=TranslationEngine([]))  # type: ignore[arg-type]
-    async with TestServer(app) as server:
+    async with TestServer(api_only_app(config)) as server:
         admin = await _member(server, "admin@example.org")
         guesser = await _client(server)
 

@@ -28,6 +28,7 @@ from harness import (
     start_server,
     stop_server,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from participant import join_room
 from protocol import TranslationPath
@@ -65,11 +66,15 @@ def read_metrics(server: RunningServer) -> str:
 
 async def media_participants(server: RunningServer, expected: int) -> None:
     """Wait until the server's media workers carry `expected` participants (from `/metrics`)."""
-    pattern = re.compile(r'^babelcall_media\{figure="participants"\} ([0-9.]+)$', re.MULTILINE)
     count = None
     for _ in range(150):
-        found = pattern.search(await asyncio.to_thread(read_metrics, server))
-        count = float(found.group(1)) if found else None
+        text = await asyncio.to_thread(read_metrics, server)
+        count = next(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "babelcall_media" and sample.labels == {"figure": "participants"}
+        )
         if count == expected:
             return
         await asyncio.sleep(0.2)
