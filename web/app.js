@@ -503,6 +503,13 @@ const PATH_LABELS = {
   untranslated: "not translated",
 };
 
+// "en" for a caption in the language spoken, "fr→en" for one read in another language.
+function languageLabel(event) {
+  return event.caption_language === event.source_language
+    ? event.caption_language
+    : `${event.source_language}→${event.caption_language}`;
+}
+
 function renderCaption(event) {
   if (event.final) state.finals.set(event.utterance_id, event);
   let item = state.captionNodes.get(event.utterance_id);
@@ -527,10 +534,7 @@ function renderCaption(event) {
   item.dataset.path = event.path;
   item.querySelector(".speaker").textContent = event.speaker_name;
   item.querySelector(".lang").title = PATH_LABELS[event.path] || event.path;
-  item.querySelector(".lang").textContent =
-    event.caption_language === event.source_language
-      ? event.caption_language
-      : `${event.source_language}→${event.caption_language}`;
+  item.querySelector(".lang").textContent = languageLabel(event);
   const text = item.querySelector(".text");
   text.lang = event.caption_language;
   text.dir = "auto";
@@ -545,8 +549,6 @@ function renderCaption(event) {
   panel.scrollTop = panel.scrollHeight;
 }
 
-start().catch((error) => notice(`BabelCall could not start: ${error.message}`));
-
 // The final captions this page received, as a text file saved by the browser: nothing is stored on
 // the server (README, Privacy), so this is the reader's own copy.
 function downloadCaptions() {
@@ -556,8 +558,8 @@ function downloadCaptions() {
     const time = new Date(event.sent_at * 1000).toLocaleTimeString([], { hour12: false });
     const language =
       event.caption_language === event.source_language
-        ? event.caption_language
-        : `${event.source_language}→${event.caption_language}, ${PATH_LABELS[event.path] || event.path}`;
+        ? languageLabel(event)
+        : `${languageLabel(event)}, ${PATH_LABELS[event.path] || event.path}`;
     const note = event.note ? ` [${event.note}]` : "";
     lines.push(`[${time}] ${event.speaker_name} (${language}): ${event.text}${note}`);
   }
@@ -567,3 +569,5 @@ function downloadCaptions() {
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 10000); // once the browser has read it
 }
+
+start().catch((error) => notice(`BabelCall could not start: ${error.message}`));
