@@ -37,9 +37,11 @@ from bench.common import (
     machine_info,
     normalise_text,
     package_versions,
+    relative_error_interval,
     require_shared,
     summarise,
     to_simplified_chinese,
+    word_errors_per_unit,
     write_json,
 )
 
@@ -65,6 +67,13 @@ class SpeechFile:
     language: str  # "en", "zh", or "en+de" for code-switching
     reference: str | None
     reference_note: str = ""
+    # The reference cut into turns (from <name>.ref.tsv), the units the confidence interval resamples;
+    # empty when the reference is one piece.
+    reference_turns: tuple[str, ...] = ()
+
+    @property
+    def reference_units(self) -> tuple[str, ...]:
+        return self.reference_turns or ((self.reference,) if self.reference else ())
 
     @property
     def languages(self) -> list[str]:
@@ -93,13 +102,15 @@ def load_speech_files(speech_dir: Path, names: list[str] | None) -> list[SpeechF
             sys.exit(f"{name} has no row in {refs_tsv}: its language is unknown")
         language, reference, note = fields[1], fields[3], fields[4] if len(fields) > 4 else ""
         side_ref = path.with_name(path.stem + ".ref.tsv")
+        turns: tuple[str, ...] = ()
         if side_ref.is_file():
             # Turn-by-turn reference (columns: speaker, text); no timestamps, so it serves WER only.
-            turns = [ln.split("\t") for ln in side_ref.read_text(encoding="utf-8").splitlines()[1:]]
-            reference = " ".join(t[-1] for t in turns if t and t[-1].strip())
+            rows_of_turns = [ln.split("\t") for ln in side_ref.read_text(encoding="utf-8").splitlines()[1:]]
+            turns = tuple(t[-1] for t in rows_of_turns if t and t[-1].strip())
+            reference = " ".join(turns)
         elif reference.startswith("("):
             reference = None  # "(the MIT licence text...)": described, not transcribed
-        files.append(SpeechFile(name, path, language, reference, note))
+        files.append(SpeechFile(name, path, language, reference, note, turns))
     return files
 
 
@@ -414,7 +425,11 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.repeat > 1:  # a long session: the same speech again, scored against the reference again
         files = [
-            dataclasses.replace(f, reference=" ".join([f.reference] * args.repeat) if f.reference else None)
+            dataclasses.replace(
+                f,
+                reference=" ".join([f.reference] * args.repeat) if f.reference else None,
+                reference_turns=f.reference_turns * args.repeat,
+            )
             for f in files
         ]
 
@@ -585,6 +600,8 @@ def _overall(
             entry[name] = None if rates[metric] is None else round(rates[metric], 4)
         for b in beams:
             entry[f"stream_relative_to_offline_b{b}"] = _rel(entry["stream"], entry[f"offline_b{b}"])
+        if metric == "wer":
+            entry.update(_relative_intervals(group, hyps))
         overall[label] = entry
     first = [x for r in per.values() for x in r["latency_samples_s"]["first_partial"]]
     final = [x for r in per.values() for x in r["latency_samples_s"]["final"]]
@@ -615,6 +632,27 @@ def _overall(
     return overall
 
 
+def _relative_intervals(files: list[SpeechFile], hyps: dict[str, list[str]]) -> dict[str, Any]:
+    """95% intervals of streaming's WER relative to each offline baseline, resampling reference turns
+    (a file whose reference is one piece is one unit): whether a gap, or a target like "within 5%",
+    is something this dev set can tell apart at all."""
+    units = [[normalise_text(u, f.scoring_language) for u in f.reference_units] for f in files]
+    errors = {
+        name: [
+            e
+            for file_units, hyp in zip(units, texts, strict=True)
+            for e in word_errors_per_unit(file_units, hyp)
+        ]
+        for name, texts in hyps.items()
+    }
+    intervals: dict[str, Any] = {"interval_units": sum(len(u) for u in units)}
+    for name in hyps:
+        if name != "stream":
+            interval = relative_error_interval(errors["stream"], errors[name])
+            intervals[f"stream_relative_to_{name}_interval95"] = list(interval) if interval else None
+    return intervals
+
+
 # --- reporting ----------------------------------------------------------------------------------
 
 
@@ -624,6 +662,10 @@ def _fmt(value: Any, pct: bool = False) -> str:
     if pct:
         return f"{100 * value:.1f}%"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _fmt_interval(interval: list[float] | None) -> str:
+    return f" [{100 * interval[0]:+.0f}% to {100 * interval[1]:+.0f}%]" if interval else ""
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -660,8 +702,12 @@ def print_table(results: dict[str, Any]) -> None:
     for key in ("wer_pooled", "cer_pooled"):
         e = o[key]
         rel = ", ".join(
-            f"vs b{k.rsplit('b', 1)[1]} {_fmt(v, True)}" for k, v in e.items() if k.startswith("stream_rel")
+            f"vs b{k.rsplit('b', 1)[1]} {_fmt(v, True)}" + _fmt_interval(e.get(f"{k}_interval95"))
+            for k, v in e.items()
+            if k.startswith("stream_rel") and not k.endswith("interval95")
         )
+        if "interval_units" in e:
+            rel += f" (95% intervals over {e['interval_units']} reference turns)"
         print(
             f"{key}: stream {_fmt(e['stream'], True)}, offline b5 {_fmt(e.get('offline_b5'), True)}, "
             f"offline b1 {_fmt(e.get('offline_b1'), True)}; streaming relative: {rel}"

@@ -142,6 +142,44 @@ def corpus_error_rates(
     return {"wer": wer, "cer": float(jiwer.cer(refs, hyps))}
 
 
+def word_errors_per_unit(units: Sequence[str], hypothesis: str) -> list[int]:
+    """Word errors (substitutions, deletions, insertions) of `hypothesis` against the reference `units`
+    joined, charged to the unit each falls in; an insertion goes to the unit of the reference word that
+    follows it (the last unit's at the end). Texts already normalised. The sum is WER's numerator."""
+    owner = [i for i, unit in enumerate(units) for _ in unit.split()]
+    errors = [0] * len(units)
+    if not owner:
+        return errors
+    words = " ".join(" ".join(unit.split()) for unit in units if unit.split())
+    for chunk in jiwer.process_words(words, hypothesis).alignments[0]:
+        if chunk.type == "insert":
+            errors[owner[min(chunk.ref_start_idx, len(owner) - 1)]] += chunk.hyp_end_idx - chunk.hyp_start_idx
+        elif chunk.type != "equal":
+            for word in range(chunk.ref_start_idx, chunk.ref_end_idx):
+                errors[owner[word]] += 1
+    return errors
+
+
+def relative_error_interval(
+    errors: Sequence[int], baseline_errors: Sequence[int], *, level: float = 0.95, resamples: int = 2000
+) -> tuple[float, float] | None:
+    """Paired bootstrap interval of sum(errors) / sum(baseline_errors) - 1, resampling the reference units
+    with replacement: how far a relative figure on this dev set can be trusted. A 9.7-minute file has
+    about 100 turns, and a handful of misheard ones moves the ratio by tens of percent. None when the
+    baseline makes too few errors for a ratio."""
+    ours, theirs = np.asarray(errors, dtype=float), np.asarray(baseline_errors, dtype=float)
+    if ours.size == 0 or ours.size != theirs.size or theirs.sum() == 0:
+        return None
+    picks = np.random.default_rng(0).integers(0, ours.size, size=(resamples, ours.size))
+    ours_sum, theirs_sum = ours[picks].sum(axis=1), theirs[picks].sum(axis=1)
+    usable = theirs_sum > 0
+    if usable.mean() < 0.99:
+        return None
+    ratios = ours_sum[usable] / theirs_sum[usable] - 1
+    low, high = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
+    return round(float(low), 4), round(float(high), 4)
+
+
 # --- statistics ---------------------------------------------------------------------------------
 
 

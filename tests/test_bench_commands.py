@@ -54,4 +54,6 @@ def test_the_streaming_benchmark_scores_a_short_file(shared_dir: Path, tmp_path:
     assert offline["runs"] == 3 and len(rates) == 3 and rates == sorted(rates)
     assert jfk["scores"]["offline_b1_vs_ref"]["wer"] == pytest.approx(rates[1], abs=1e-4)
     assert set(report["noise"]) == {"silence", "white", "pink", "room_keyboard"}
-    assert report["overall"]
+    pooled = report["overall"]["wer_pooled"]
+    assert pooled["interval_units"] == 1  # JFK's reference is one piece: one unit to resample
+    assert "stream_relative_to_offline_b1_interval95" in pooled

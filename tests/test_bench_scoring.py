@@ -1,0 +1,47 @@
+"""How the benchmarks score: word errors charged to the reference turn they fall in, and the bootstrap
+interval that says how far a relative WER on the dev set can be trusted."""
+
+from __future__ import annotations
+
+import jiwer
+
+from bench.common import relative_error_interval, word_errors_per_unit
+
+TURNS = ["the patient has had diarrhoea for three days", "any blood in the stools", "no"]
+
+
+def test_each_error_is_charged_to_its_turn_and_they_add_up_to_the_word_error_count() -> None:
+    # "had" -> "hat" (turn 0), "blood" deleted (turn 1), "um" inserted before "no" (turn 2).
+    hypothesis = "the patient has hat diarrhoea for three days any in the stools um no"
+    errors = word_errors_per_unit(TURNS, hypothesis)
+    assert errors == [1, 1, 1]
+    reference = " ".join(TURNS)
+    assert sum(errors) == round(jiwer.wer(reference, hypothesis) * len(reference.split()))
+
+
+def test_words_after_the_last_turn_and_a_silent_hypothesis_are_charged_too() -> None:
+    assert word_errors_per_unit(TURNS, " ".join(TURNS) + " thank you") == [0, 0, 2]
+    assert word_errors_per_unit(TURNS, "") == [8, 5, 1]
+
+
+def test_the_interval_brackets_the_ratio_and_narrows_with_more_turns() -> None:
+    # A third more errors than the baseline (4 against 3 in every four turns), but not in the same
+    # turns, so resampling turns moves the ratio.
+    ours, theirs = [3, 0, 1, 0] * 10, [2, 0, 0, 1] * 10
+    low, high = relative_error_interval(ours, theirs) or (0.0, 0.0)
+    assert low < 4 / 3 - 1 < high
+    low_many, high_many = relative_error_interval(ours * 10, theirs * 10) or (0.0, 0.0)
+    assert high_many - low_many < (high - low) / 2
+    assert low_many < 4 / 3 - 1 < high_many
+
+
+def test_no_interval_without_baseline_errors() -> None:
+    assert relative_error_interval([1, 2, 0], [0, 0, 0]) is None
+    # One baseline error in a hundred turns: most resamples leave the ratio undefined.
+    assert relative_error_interval([1] * 100, [1] + [0] * 99) is None
+    assert relative_error_interval([], []) is None
+
+
+def test_identical_errors_give_a_zero_width_interval_at_zero() -> None:
+    same = [1, 0, 2, 0, 1] * 20
+    assert relative_error_interval(same, same) == (0.0, 0.0)
