@@ -17,6 +17,7 @@ from aiohttp import web
 
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
+from server.rooms import MEMBERSHIP_ENDED
 from server.store import EmailTakenError, MemberStatus, RoomKind
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,12 @@ async def decide(request: web.Request) -> web.Response:
     member = await context.store.decide(member_id, status)
     if member is None:
         return error(404, "no_member", "no such member")
+    if status is not MemberStatus.APPROVED:
+        # Their sign-in sessions are gone with the decision; calls they are in end now, not when
+        # they next reload.
+        for seat in context.rooms.participants_of(member_id):
+            if seat.dismiss is not None:
+                await seat.dismiss(MEMBERSHIP_ENDED)
     return web.json_response({"member": member.public()})
 
 

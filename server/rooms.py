@@ -23,6 +23,21 @@ class RoomFullError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Dismissal:
+    """Why the server ends a participant's connection itself (docs/protocol.md). Clients do not
+    reconnect after `close_code`: a replaced connection would take the seat back from the newer one,
+    and a member whose membership ended would be refused anyway."""
+
+    code: str  # the "error" message's code, sent before the socket closes
+    message: str
+    close_code: int  # the WebSocket close code
+
+
+REPLACED = Dismissal("replaced", "you joined this room from another connection", 4001)
+MEMBERSHIP_ENDED = Dismissal("membership_ended", "an administrator ended your membership", 4003)
+
+
 @dataclass
 class Participant:
     id: str
@@ -31,8 +46,9 @@ class Participant:
     captions: str
     send: Send
     publishing: list[str] = field(default_factory=list)
-    # Ends this participant's connection when its member joins the room again from another one.
-    give_way: Callable[[], Awaitable[None]] | None = None
+    # Ends this participant's connection: when its member joins the room again from another one, or
+    # its membership ends.
+    dismiss: Callable[[Dismissal], Awaitable[None]] | None = None
 
     @property
     def name(self) -> str:
@@ -120,3 +136,8 @@ class RoomRegistry:
     @property
     def rooms(self) -> list[LiveRoom]:
         return list(self._rooms.values())
+
+    def participants_of(self, member_id: str) -> list[Participant]:
+        """The member's seats in every live room."""
+        seats = (room.participant_of(member_id) for room in self._rooms.values())
+        return [seat for seat in seats if seat is not None]

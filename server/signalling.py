@@ -20,15 +20,20 @@ from media import MediaHub, MediaUnavailableError, NegotiationError
 from protocol import PROTOCOL_VERSION, UnknownLanguageError, language
 from server.captioning import SpeakerPipeline
 from server.context import AppContext
-from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant, RoomFullError
-from server.store import Member
+from server.rooms import (
+    AUTO_LANGUAGE,
+    MEMBERSHIP_ENDED,
+    REPLACED,
+    Dismissal,
+    LiveRoom,
+    Participant,
+    RoomFullError,
+)
+from server.store import Member, MemberStatus
 
 log = logging.getLogger(__name__)
 
 _MAX_SDP_CHARS = 32_768
-# WebSocket close code for a connection replaced by its member's newer one (docs/protocol.md): clients
-# must not reconnect on it, or two tabs of one member would take the seat from each other forever.
-REPLACED_CLOSE_CODE = 4001
 
 
 class ProtocolError(Exception):
@@ -48,7 +53,7 @@ class _Session:
     socket: web.WebSocketResponse
     participant: Participant | None = None
     pipeline: SpeakerPipeline | None = None
-    _ending: asyncio.Task[None] | None = None  # closing this socket after a newer one replaced it
+    _ending: asyncio.Task[None] | None = None  # closing this socket after the server dismissed it
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.socket.closed:
@@ -88,16 +93,20 @@ class _Session:
             raise ProtocolError("already_joined", "already in this room")
         speaks = _language_field(message, "speaks", allow_auto=True)
         captions = _language_field(message, "captions")
+        current = await self.context.store.member(self.member.id)
+        if current is None or current.status is not MemberStatus.APPROVED:
+            # Ended while this socket was open: the check at connect time no longer holds.
+            raise ProtocolError(MEMBERSHIP_ENDED.code, MEMBERSHIP_ENDED.message)
         previous = self.room.participant_of(self.member.id)
-        if previous is not None and previous.give_way is not None:
+        if previous is not None and previous.dismiss is not None:
             # The same member again: a reconnect the server has not noticed the drop of yet (its
             # heartbeat takes up to 40 s), or another tab. The newer connection takes the seat.
-            await previous.give_way()
+            await previous.dismiss(REPLACED)
         # The room as it is now: it closes when its last participant leaves, which may have happened
         # since this socket opened (the replaced connection may have been that participant).
         self.room = self.context.rooms.open(self.room.record)
         participant = Participant(
-            secrets.token_hex(4), self.member, speaks, captions, self.send, give_way=self._give_way
+            secrets.token_hex(4), self.member, speaks, captions, self.send, dismiss=self._dismiss
         )
         try:
             self.room.add(participant)
@@ -150,25 +159,22 @@ class _Session:
         await self.room.broadcast({"type": "participant_updated", "participant": self.participant.public()})
         self.context.room_changed(self.room)
 
-    async def _give_way(self) -> None:
+    async def _dismiss(self, why: Dismissal) -> None:
         await self.close()
-        # This connection is often dead (that is why its member is back): neither telling it nor
-        # waiting for its closing handshake may hold up the new one.
-        self._ending = asyncio.create_task(self._end_replaced())
+        # A replaced connection is often dead (that is why its member is back): neither telling it
+        # nor waiting for its closing handshake may hold up the new one, or the administrator.
+        self._ending = asyncio.create_task(self._end_dismissed(why))
 
-    async def _end_replaced(self) -> None:
+    async def _end_dismissed(self, why: Dismissal) -> None:
         try:
-            await self.send(
-                {
-                    "type": "error",
-                    "code": "replaced",
-                    "message": "you joined this room from another connection",
-                }
-            )
-            await self.socket.close(code=REPLACED_CLOSE_CODE, message=b"replaced")
+            await self.send({"type": "error", "code": why.code, "message": why.message})
+            await self.socket.close(code=why.close_code, message=why.code.encode())
         except (ConnectionError, RuntimeError) as error:  # already gone
             log.info(
-                "replaced connection in room %s was already gone: %s", self.room.id, type(error).__name__
+                "dismissed (%s) connection in room %s was already gone: %s",
+                why.code,
+                self.room.id,
+                type(error).__name__,
             )
 
     async def close(self) -> None:

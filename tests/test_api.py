@@ -274,6 +274,40 @@ async def test_joining_again_replaces_the_members_earlier_connection(app_server:
         await client.close()
 
 
+async def test_ending_a_membership_ends_the_members_calls_at_once(app_server: TestServer) -> None:
+    admin = await _member(app_server, "admin@example.org")
+    guest = await _member(app_server, "guest@example.org", admin=admin)
+    guest_id = (await (await guest.get("/api/me")).json())["member"]["id"]
+    room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    host_socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
+    await host_socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(host_socket))["type"] == "joined"
+    in_call = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await in_call.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    participant_id = (await _receive(in_call))["participant_id"]
+    assert (await _receive(host_socket))["type"] == "participant_joined"
+    not_joined_yet = await guest.ws_connect(f"/ws/rooms/{room['id']}")  # another tab, still in the lobby
+
+    response = await admin.post(f"/api/admin/members/{guest_id}/reject")
+    assert response.status == 200
+
+    # Told why, and closed with the code that tells clients not to reconnect; the others see them leave.
+    assert (await _receive(in_call))["code"] == "membership_ended"
+    closing = await in_call.receive(timeout=10)
+    assert closing.type == WSMsgType.CLOSE and closing.data == 4003
+    assert await _receive(host_socket) == {"type": "participant_left", "participant_id": participant_id}
+    # The tab that had not joined cannot join now, and nothing else of theirs is let in.
+    await not_joined_yet.send_json({"type": "join", "speaks": "fr", "captions": "en"})
+    assert (await _receive(not_joined_yet))["code"] == "membership_ended"
+    assert app_server.app[AppContext.KEY].rooms.participants_of(guest_id) == []
+    assert (await guest.get("/api/me")).status == 401
+    assert (await guest.get(f"/api/rooms/{room['id']}")).status == 401
+    for socket in (host_socket, not_joined_yet):
+        await socket.close()
+    for client in (admin, guest):
+        await client.close()
+
+
 async def test_a_socket_that_never_joins_leaves_no_room_open(app_server: TestServer) -> None:
     admin = await _member(app_server, "admin@example.org")
     room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]

@@ -277,3 +277,51 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
     assert report.audio_received_s > 3.0 and report.video_frames_received > 30, report
     # Since the restart: the first tab, the second, the second again after the media loss, then Jean.
     assert server.log().count("joined room") == 4, server.log()
+
+
+async def test_an_administrator_ends_a_membership_and_the_members_call_ends(server: RunningServer) -> None:
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    leaving = server.member("Dr Lee Leaving", "lee@example.org")
+    status, body = leaving.call("POST", "/api/rooms", {"kind": "review", "title": "Tumour board"})
+    assert status == 201
+    room_url = server.base_url + body["link"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            member_page = await (await browser.new_context()).new_page()
+            member_page.set_default_timeout(30_000)
+            await sign_in_to_the_lobby(member_page, room_url, "lee@example.org")
+            await member_page.click("#join-button")
+            await member_page.locator("#call-title").filter(has_text="Tumour board").wait_for()
+
+            admin_page = await (await browser.new_context()).new_page()
+            admin_page.set_default_timeout(30_000)
+            await admin_page.goto(server.base_url + "/admin")
+            await admin_page.fill("#sign-in input[name=email]", "admin@example.org")
+            await admin_page.fill("#sign-in input[name=password]", PASSWORD)
+            await admin_page.click("#sign-in button[type=submit]")
+            row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
+            admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await row.get_by_role("button", name="End membership").click()
+            await row.filter(has_text="Rejected").wait_for()
+
+            # The member's call ends at once and the page asks for a sign-in, saying why.
+            await member_page.wait_for_selector("#auth:not([hidden])")
+            await member_page.locator("#notice").filter(has_text="ended your membership").wait_for()
+            assert await member_page.locator("#tile-self").count() == 0
+            # Reinstated from the same table, the member can sign in again.
+            await row.get_by_role("button", name="Approve").click()
+            await row.filter(has_text="Member").wait_for()
+            await member_page.fill("#sign-in input[name=email]", "lee@example.org")
+            await member_page.fill("#sign-in input[name=password]", PASSWORD)
+            await member_page.click("#sign-in button[type=submit]")
+            await member_page.wait_for_selector("#lobby:not([hidden])")
+        finally:
+            await browser.close()
+    status, _ = leaving.call("GET", "/api/me")
+    assert status == 401  # the session that was signed in before the decision ended with it

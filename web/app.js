@@ -23,9 +23,11 @@ const state = {
   call: null, // {roomId, speaks, captions} of the call this page is in
 };
 
-// Close codes after which reconnecting would be wrong: the member left, or joined from elsewhere.
+// Close codes after which reconnecting would be wrong: the member left, joined from elsewhere, or
+// is no longer a member (docs/protocol.md).
 const CLOSE_LEFT = 1000;
 const CLOSE_REPLACED = 4001;
+const CLOSE_MEMBERSHIP_ENDED = 4003;
 // A dropped connection is retried after 1, 2, 4, 8, then every 10 s, for about a minute and a half.
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000, 10000, 10000, 10000, 10000, 10000, 10000];
 
@@ -227,25 +229,56 @@ async function loadMyRooms() {
 
 async function showAdmin() {
   show("admin");
-  const { members } = await api("/api/admin/members?status=pending");
-  const body = $("#applications");
+  const { members } = await api("/api/admin/members");
+  const pending = members.filter((member) => member.status === "pending");
+  $("#no-applications").hidden = pending.length > 0;
+  fillMemberTable($("#applications"), pending, (member) => [
+    member.name, member.organisation, member.email, new Date(member.created_at * 1000).toLocaleString(),
+  ]);
+  const decided = members.filter((member) => member.status !== "pending");
+  fillMemberTable($("#members"), decided, (member) => [
+    member.name + (member.id === state.me.id ? " (you)" : ""),
+    member.organisation,
+    member.email,
+    member.status === "approved" ? "Member" : "Rejected",
+  ]);
+}
+
+// What an administrator may decide about a member, by the member's status: [decision, button label].
+const MEMBER_DECISIONS = {
+  pending: [["approve", "Approve"], ["reject", "Reject"]],
+  approved: [["reject", "End membership"]],
+  rejected: [["approve", "Approve"]],
+};
+
+function fillMemberTable(body, members, cells) {
   body.innerHTML = "";
-  $("#no-applications").hidden = members.length > 0;
   for (const member of members) {
     const row = document.createElement("tr");
-    for (const value of [member.name, member.organisation, member.email, new Date(member.created_at * 1000).toLocaleString()]) {
+    row.dataset.memberId = member.id;
+    for (const value of cells(member)) {
       const cell = document.createElement("td");
       cell.textContent = value;
       row.append(cell);
     }
     const actions = document.createElement("td");
-    for (const decision of ["approve", "reject"]) {
+    // Administrators cannot change their own membership (the server refuses).
+    const decisions = member.id === state.me.id ? [] : MEMBER_DECISIONS[member.status];
+    for (const [decision, label] of decisions) {
       const button = document.createElement("button");
       button.type = "button";
-      button.textContent = decision === "approve" ? "Approve" : "Reject";
+      button.textContent = label;
       button.className = decision === "approve" ? "" : "secondary";
       button.addEventListener("click", async () => {
-        await api(`/api/admin/members/${member.id}/${decision}`, { method: "POST" });
+        if (member.status === "approved" && !confirm(`End ${member.name}'s membership? They are signed out at once.`)) {
+          return;
+        }
+        try {
+          await api(`/api/admin/members/${member.id}/${decision}`, { method: "POST" });
+          notice("");
+        } catch (error) {
+          notice(error.message);
+        }
         showAdmin();
       });
       actions.append(button);
@@ -322,8 +355,8 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
-    if (event.code === CLOSE_LEFT || event.code === CLOSE_REPLACED) {
-      // The reason is already on screen when replaced (the server's "replaced" error came first).
+    if ([CLOSE_LEFT, CLOSE_REPLACED, CLOSE_MEMBERSHIP_ENDED].includes(event.code)) {
+      // The reason is already on screen when dismissed (the server's error came first).
       endCall(event.code === CLOSE_LEFT ? "You left the call." : null);
       return;
     }
@@ -397,6 +430,14 @@ async function handleMessage(message) {
         const socket = state.socket;
         reconnect("The call's media connection failed: reconnecting…");
         socket.close(CLOSE_LEFT);
+        break;
+      }
+      if (message.code === "membership_ended") {
+        // Signed out with it: the call ends and the page asks for a sign-in.
+        const socket = state.socket;
+        state.me = null;
+        endCall(message.message[0].toUpperCase() + message.message.slice(1) + ".");
+        if (socket) socket.close(CLOSE_LEFT);
         break;
       }
       notice(`${message.message}`);
