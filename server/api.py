@@ -17,7 +17,7 @@ from aiohttp import web
 
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
-from server.rooms import MEMBERSHIP_ENDED
+from server.rooms import MEMBERSHIP_ENDED, REMOVED
 from server.store import EmailTakenError, MemberStatus, RoomKind
 
 log = logging.getLogger(__name__)
@@ -304,6 +304,30 @@ async def put_glossary(request: web.Request) -> web.Response:
         context.room_changed(live)
         await live.broadcast({"type": "glossary_updated", "terms": glossary.to_list()})
     return web.json_response({"terms": glossary.to_list()})
+
+
+@routes.delete("/api/rooms/{room_id}/participants/{participant_id}")
+async def remove_participant(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) ends someone's part in the call; they cannot join again
+    until the call ends."""
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    record = await context.store.room(request.match_info["room_id"])
+    if record is None:
+        return error(404, "no_room", "no such room")
+    if member.id != record.created_by and not member.is_admin:
+        return error(403, "not_host", "only the room's host or an administrator removes participants")
+    live = context.rooms.get(record.id)
+    seat = live.participants.get(request.match_info["participant_id"]) if live is not None else None
+    if live is None or seat is None:
+        return error(404, "no_participant", "no such participant in this call")
+    if seat.member.id == member.id:
+        raise BadRequest("bad_field", "to leave the call, leave it")
+    live.removed_members.add(seat.member.id)
+    if seat.dismiss is not None:
+        await seat.dismiss(REMOVED)
+    log.info("participant %s removed from room %s", seat.id, record.id)
+    return web.json_response({"removed": seat.id})
 
 
 @routes.get("/api/rooms/{room_id}")

@@ -36,6 +36,7 @@ class Dismissal:
 
 REPLACED = Dismissal("replaced", "you joined this room from another connection", 4001)
 MEMBERSHIP_ENDED = Dismissal("membership_ended", "an administrator ended your membership", 4003)
+REMOVED = Dismissal("removed", "the host removed you from this call", 4004)
 
 
 @dataclass
@@ -71,6 +72,9 @@ class LiveRoom:
     opened_at: float = field(default_factory=time.time)
     participants: dict[str, Participant] = field(default_factory=dict)
     glossary: Glossary = field(init=False)
+    # Members the host removed: kept out until the call ends (the room closes when its last
+    # participant leaves, and this set with it).
+    removed_members: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.glossary = self.record.glossary

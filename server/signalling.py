@@ -23,6 +23,7 @@ from server.context import AppContext
 from server.rooms import (
     AUTO_LANGUAGE,
     MEMBERSHIP_ENDED,
+    REMOVED,
     REPLACED,
     Dismissal,
     LiveRoom,
@@ -97,14 +98,17 @@ class _Session:
         if current is None or current.status is not MemberStatus.APPROVED:
             # Ended while this socket was open: the check at connect time no longer holds.
             raise ProtocolError(MEMBERSHIP_ENDED.code, MEMBERSHIP_ENDED.message)
+        # The room as it is now: it closes when its last participant leaves, which may have happened
+        # since this socket opened (the replaced connection may have been that participant).
+        self.room = self.context.rooms.open(self.room.record)
+        if self.member.id in self.room.removed_members:
+            raise ProtocolError(REMOVED.code, REMOVED.message)
         previous = self.room.participant_of(self.member.id)
         if previous is not None and previous.dismiss is not None:
             # The same member again: a reconnect the server has not noticed the drop of yet (its
             # heartbeat takes up to 40 s), or another tab. The newer connection takes the seat.
             await previous.dismiss(REPLACED)
-        # The room as it is now: it closes when its last participant leaves, which may have happened
-        # since this socket opened (the replaced connection may have been that participant).
-        self.room = self.context.rooms.open(self.room.record)
+            self.room = self.context.rooms.open(self.room.record)  # closed if that was its last one
         participant = Participant(
             secrets.token_hex(4), self.member, speaks, captions, self.send, dismiss=self._dismiss
         )

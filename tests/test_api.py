@@ -131,6 +131,7 @@ async def test_nothing_about_rooms_or_members_without_signing_in(app_server: Tes
         assert response.status == 401, path
     response = await stranger.get(f"/ws/rooms/{room['id']}")
     assert response.status == 401
+    assert (await stranger.delete(f"/api/rooms/{room['id']}/participants/anyone")).status == 401
     # A forged cookie is no better than none.
     stranger.session.cookie_jar.update_cookies({"babelcall_session": "forged"})
     assert (await stranger.get(f"/api/rooms/{room['id']}")).status == 401
@@ -305,6 +306,62 @@ async def test_ending_a_membership_ends_the_members_calls_at_once(app_server: Te
     for socket in (host_socket, not_joined_yet):
         await socket.close()
     for client in (admin, guest):
+        await client.close()
+
+
+async def test_the_host_removes_a_participant_who_stays_out_until_the_call_ends(
+    app_server: TestServer,
+) -> None:
+    host = await _member(app_server, "host@example.org")
+    expert = await _member(app_server, "expert@example.org", admin=host)
+    intruder = await _member(app_server, "intruder@example.org", admin=host)
+    room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    sockets = {}
+    ids = {}
+    for name, client in (("host", host), ("expert", expert), ("intruder", intruder)):
+        sockets[name] = await client.ws_connect(f"/ws/rooms/{room['id']}")
+        await sockets[name].send_json({"type": "join", "speaks": "en", "captions": "en"})
+        ids[name] = (await _receive(sockets[name]))["participant_id"]
+    assert (await _receive(sockets["host"]))["type"] == "participant_joined"  # the expert
+    assert (await _receive(sockets["host"]))["type"] == "participant_joined"  # the intruder
+    assert (await _receive(sockets["expert"]))["type"] == "participant_joined"
+
+    seat = f"/api/rooms/{room['id']}/participants/{ids['intruder']}"
+    response = await expert.delete(seat)
+    assert response.status == 403 and await _error_code(response) == "not_host"
+    response = await host.delete(f"/api/rooms/{room['id']}/participants/{ids['host']}")
+    assert response.status == 400
+    response = await host.delete(seat)
+    assert response.status == 200, await response.text()
+
+    assert (await _receive(sockets["intruder"]))["code"] == "removed"
+    closing = await sockets["intruder"].receive(timeout=10)
+    assert closing.type == WSMsgType.CLOSE and closing.data == 4004
+    for name in ("host", "expert"):
+        assert await _receive(sockets[name]) == {
+            "type": "participant_left",
+            "participant_id": ids["intruder"],
+        }
+    # Joining again is refused while the call lasts, and the seat is gone.
+    again = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
+    await again.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(again))["code"] == "removed"
+    assert (await host.delete(seat)).status == 404
+    await again.close()
+
+    # Once everyone has left, the call is over: a new one starts with nobody kept out.
+    for name in ("host", "expert"):
+        await sockets[name].close()
+    rooms = app_server.app[AppContext.KEY].rooms
+    for _ in range(100):
+        if rooms.get(room["id"]) is None:
+            break
+        await asyncio.sleep(0.05)
+    later = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
+    await later.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(later))["type"] == "joined"
+    await later.close()
+    for client in (host, expert, intruder):
         await client.close()
 
 

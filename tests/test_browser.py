@@ -325,3 +325,52 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
             await browser.close()
     status, _ = leaving.call("GET", "/api/me")
     assert status == 401  # the session that was signed in before the decision ended with it
+
+
+async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: RunningServer) -> None:
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    host = server.member("Dr Hana Host", "hana@example.org")
+    server.member("Dr Omar Guest", "omar@example.org")
+    status, body = host.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
+    assert status == 201
+    room_url = server.base_url + body["link"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            pages = {}
+            for email in ("hana@example.org", "omar@example.org"):
+                page = await (await browser.new_context()).new_page()
+                page.set_default_timeout(30_000)
+                await sign_in_to_the_lobby(page, room_url, email)
+                await page.select_option("#speaks", "ar" if email.startswith("omar") else "en")
+                await page.click("#join-button")
+                await page.locator("#call-title").filter(has_text="Case review").wait_for()
+                pages[email] = page
+            hana, omar = pages["hana@example.org"], pages["omar@example.org"]
+
+            # Both see both, with their languages; only the host may remove anyone.
+            omar_on_hana = hana.locator("#people li").filter(has_text="Dr Omar Guest")
+            await omar_on_hana.filter(has_text="speaks ar").wait_for()
+            await omar.locator("#people li").filter(has_text="Dr Hana Host").wait_for()
+            assert await omar.locator("#people button").count() == 0
+
+            hana.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await omar_on_hana.get_by_role("button", name="Remove").click()
+            await omar_on_hana.wait_for(state="detached")
+            await omar.locator("#notice").filter(has_text="host removed you").wait_for()
+            await omar.wait_for_selector("#lobby:not([hidden])")
+            # Kept out while the call lasts, even from a freshly loaded page.
+            await omar.goto(room_url)
+            await omar.wait_for_selector("#lobby:not([hidden])")
+            assert await omar.locator("#notice").filter(has_text="host removed you").count() == 0
+            await omar.click("#join-button")
+            await omar.locator("#notice").filter(has_text="host removed you").wait_for()
+            await omar.wait_for_selector("#lobby:not([hidden])")
+            assert await hana.locator("#people li").count() == 1
+        finally:
+            await browser.close()

@@ -21,6 +21,7 @@ const state = {
   reconnectAttempts: 0, // since the connection last dropped; 0 while connected
   reconnectTimer: null,
   call: null, // {roomId, speaks, captions} of the call this page is in
+  roomHost: null, // member id of the room's host, who may remove participants
 };
 
 // Close codes after which reconnecting would be wrong: the member left, joined from elsewhere, or
@@ -28,6 +29,7 @@ const state = {
 const CLOSE_LEFT = 1000;
 const CLOSE_REPLACED = 4001;
 const CLOSE_MEMBERSHIP_ENDED = 4003;
+const CLOSE_REMOVED = 4004;
 // A dropped connection is retried after 1, 2, 4, 8, then every 10 s, for about a minute and a half.
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000, 10000, 10000, 10000, 10000, 10000, 10000];
 
@@ -355,7 +357,7 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
-    if ([CLOSE_LEFT, CLOSE_REPLACED, CLOSE_MEMBERSHIP_ENDED].includes(event.code)) {
+    if ([CLOSE_LEFT, CLOSE_REPLACED, CLOSE_MEMBERSHIP_ENDED, CLOSE_REMOVED].includes(event.code)) {
       // The reason is already on screen when dismissed (the server's error came first).
       endCall(event.code === CLOSE_LEFT ? "You left the call." : null);
       return;
@@ -390,12 +392,14 @@ async function handleMessage(message) {
       if (message.protocol !== PROTOCOL_VERSION) notice("This page is out of date: reload it.");
       state.participantId = message.participant_id;
       $("#call-title").textContent = message.room.title;
+      state.roomHost = message.room.created_by;
       showGlossary(message.room.glossary);
       for (const participant of message.room.participants) {
         if (participant.id === state.participantId) continue;
         state.participants.set(participant.id, participant);
         if (participant.publishing.length) subscribe(participant);
       }
+      showPeople();
       await publish();
       break;
     case "published":
@@ -408,7 +412,11 @@ async function handleMessage(message) {
     }
     case "participant_joined":
     case "participant_updated":
-      state.participants.set(message.participant.id, message.participant);
+      // This page's own update comes back too: it is shown from state.call, not as a participant.
+      if (message.participant.id !== state.participantId) {
+        state.participants.set(message.participant.id, message.participant);
+      }
+      showPeople();
       break;
     case "participant_published":
       state.participants.set(message.participant.id, message.participant);
@@ -417,6 +425,7 @@ async function handleMessage(message) {
     case "participant_left":
       state.participants.delete(message.participant_id);
       closeSubscriber(message.participant_id);
+      showPeople();
       break;
     case "caption":
       renderCaption(message);
@@ -430,6 +439,12 @@ async function handleMessage(message) {
         const socket = state.socket;
         reconnect("The call's media connection failed: reconnecting…");
         socket.close(CLOSE_LEFT);
+        break;
+      }
+      if (message.code === "removed") {
+        const socket = state.socket;
+        endCall(message.message[0].toUpperCase() + message.message.slice(1) + ".");
+        if (socket) socket.close(CLOSE_LEFT);
         break;
       }
       if (message.code === "membership_ended") {
@@ -527,6 +542,42 @@ function teardown() {
   state.localStream = null;
   const self = document.getElementById("tile-self");
   if (self) self.remove();
+}
+
+// Who is in the call and in which languages, so nobody is listening unseen; the host (or an
+// administrator) can remove someone from here.
+function showPeople() {
+  const list = $("#people");
+  list.innerHTML = "";
+  if (!state.call) return;
+  const mayRemove = state.me.is_admin || state.me.id === state.roomHost;
+  const me = { id: state.participantId, name: `${state.me.name} (you)`, ...state.call, self: true };
+  for (const person of [me, ...state.participants.values()]) {
+    const item = document.createElement("li");
+    item.dataset.participantId = person.id;
+    const name = document.createElement("span");
+    name.textContent = person.name;
+    const languages = document.createElement("span");
+    languages.className = "hint";
+    languages.textContent = `speaks ${person.speaks === "auto" ? "several" : person.speaks}, reads ${person.captions}`;
+    item.append(name, languages);
+    if (mayRemove && !person.self) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "secondary";
+      remove.textContent = "Remove";
+      remove.addEventListener("click", async () => {
+        if (!confirm(`Remove ${person.name} from this call? They cannot join again until it ends.`)) return;
+        try {
+          await api(`/api/rooms/${state.call.roomId}/participants/${person.id}`, { method: "DELETE" });
+        } catch (error) {
+          notice(error.message);
+        }
+      });
+      item.append(remove);
+    }
+    list.append(item);
+  }
 }
 
 function showGlossary(terms) {
