@@ -18,7 +18,7 @@ from aiohttp import web
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
 from server.rooms import MEMBERSHIP_ENDED, REMOVED
-from server.store import EmailTakenError, MemberStatus, RoomKind
+from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,19 @@ def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-class BadRequest(Exception):
-    def __init__(self, code: str, message: str) -> None:
+class ApiError(Exception):
+    """Raised by a handler; the json_errors middleware answers it as {"error": {code, message}}."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
+        self.status = status
         self.code = code
         self.message = message
+
+
+class BadRequest(ApiError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(400, code, message)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -72,8 +80,8 @@ def _text(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except BadRequest as err:
-        return error(400, err.code, err.message)
+    except ApiError as err:
+        return error(err.status, err.code, err.message)
 
 
 @web.middleware
@@ -282,16 +290,23 @@ async def get_glossary(request: web.Request) -> web.Response:
     return web.json_response({"terms": glossary.to_list()})
 
 
-@routes.put("/api/rooms/{room_id}/glossary")
-async def put_glossary(request: web.Request) -> web.Response:
-    """The room's host (or an administrator) sets the terms recognition and translation protect."""
+async def _room_of_its_host(request: web.Request, action: str) -> tuple[Member, RoomRecord]:
+    """The member asking and the room in the path, if they are its host or an administrator."""
     context: AppContext = request.app[AppContext.KEY]
     member = context.require_member(request)
     record = await context.store.room(request.match_info["room_id"])
     if record is None:
-        return error(404, "no_room", "no such room")
+        raise ApiError(404, "no_room", "no such room")
     if member.id != record.created_by and not member.is_admin:
-        return error(403, "not_host", "only the room's host or an administrator edits its glossary")
+        raise ApiError(403, "not_host", f"only the room's host or an administrator {action}")
+    return member, record
+
+
+@routes.put("/api/rooms/{room_id}/glossary")
+async def put_glossary(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) sets the terms recognition and translation protect."""
+    context: AppContext = request.app[AppContext.KEY]
+    _, record = await _room_of_its_host(request, "edits its glossary")
     data = await _body(request)
     try:
         glossary = Glossary.from_list(data.get("terms"))
@@ -311,12 +326,7 @@ async def remove_participant(request: web.Request) -> web.Response:
     """The room's host (or an administrator) ends someone's part in the call; they cannot join again
     until the call ends."""
     context: AppContext = request.app[AppContext.KEY]
-    member = context.require_member(request)
-    record = await context.store.room(request.match_info["room_id"])
-    if record is None:
-        return error(404, "no_room", "no such room")
-    if member.id != record.created_by and not member.is_admin:
-        return error(403, "not_host", "only the room's host or an administrator removes participants")
+    member, record = await _room_of_its_host(request, "removes participants")
     live = context.rooms.get(record.id)
     seat = live.participants.get(request.match_info["participant_id"]) if live is not None else None
     if live is None or seat is None:
