@@ -31,6 +31,7 @@ from harness import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from participant import join_room
+from participant.rest import RestClient
 from protocol import TranslationPath
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -50,12 +51,31 @@ CHROMIUM_FLAGS = [
 ]
 
 
-async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
-    """Open a room link signed out, sign in on the page, and wait for the room's lobby."""
-    await page.goto(room_url)
+def create_room(server: RunningServer, host: RestClient, kind: str, title: str) -> str:
+    """A room `host` creates over the REST API; its link."""
+    status, body = host.call("POST", "/api/rooms", {"kind": kind, "title": title})
+    assert status == 201, body
+    return server.base_url + str(body["link"])
+
+
+async def new_page(browser: Any) -> Any:
+    """A page in a browser context of its own: its own cookies, so its own member."""
+    page = await (await browser.new_context()).new_page()
+    page.set_default_timeout(30_000)
+    return page
+
+
+async def sign_in(page: Any, email: str) -> None:
+    """Sign in on the page's sign-in form (shown to whoever is signed out)."""
     await page.fill("#sign-in input[name=email]", email)
     await page.fill("#sign-in input[name=password]", PASSWORD)
     await page.click("#sign-in button[type=submit]")
+
+
+async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
+    """Open a room link signed out, sign in on the page, and wait for the room's lobby."""
+    await page.goto(room_url)
+    await sign_in(page, email)
     await page.wait_for_selector("#lobby:not([hidden])")
 
 
@@ -90,9 +110,7 @@ async def test_browser_call_with_captions_both_ways(
     chromium = require_browser()
     amal = server.member("Dr Amal Haddad", "amal@example.org")
     server.member("Dr Jean Morel", "jean@example.org")
-    status, body = amal.call("POST", "/api/rooms", {"kind": "consultation", "title": "Cardiology consult"})
-    assert status == 201
-    room_url = server.base_url + body["link"]
+    room_url = create_room(server, amal, "consultation", "Cardiology consult")
 
     # Chromium loops its fake microphone unless told "%noloop"; lead silence covers the join.
     microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=4.0, tail_s=6.0)
@@ -206,18 +224,14 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
     try:
         amal = server.member("Dr Amal Haddad", "amal@example.org")
         server.member("Dr Jean Morel", "jean@example.org")
-        status, body = amal.call("POST", "/api/rooms", {"kind": "consultation", "title": "Night shift"})
-        assert status == 201
-        room_url = server.base_url + body["link"]
+        room_url = create_room(server, amal, "consultation", "Night shift")
         async with async_playwright() as playwright:
             # Chromium's own fake microphone (a beep) and camera: only the connection is under test.
             browser = await playwright.chromium.launch(
                 executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
             )
             try:
-                context = await browser.new_context()
-                page = await context.new_page()
-                page.set_default_timeout(30_000)
+                page = await new_page(browser)
                 await sign_in_to_the_lobby(page, room_url, "amal@example.org")
                 await page.click("#join-button")
                 title = page.locator("#call-title")
@@ -235,7 +249,7 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
 
                 # The same member joining from a second tab takes the seat; the first tab gives way
                 # instead of reconnecting and taking it back.
-                second = await context.new_page()
+                second = await page.context.new_page()  # the same member's second tab
                 second.set_default_timeout(30_000)
                 await second.goto(room_url)
                 await second.click("#join-button")
@@ -285,26 +299,20 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
 
     chromium = require_browser()
     leaving = server.member("Dr Lee Leaving", "lee@example.org")
-    status, body = leaving.call("POST", "/api/rooms", {"kind": "review", "title": "Tumour board"})
-    assert status == 201
-    room_url = server.base_url + body["link"]
+    room_url = create_room(server, leaving, "review", "Tumour board")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
         )
         try:
-            member_page = await (await browser.new_context()).new_page()
-            member_page.set_default_timeout(30_000)
+            member_page = await new_page(browser)
             await sign_in_to_the_lobby(member_page, room_url, "lee@example.org")
             await member_page.click("#join-button")
             await member_page.locator("#call-title").filter(has_text="Tumour board").wait_for()
 
-            admin_page = await (await browser.new_context()).new_page()
-            admin_page.set_default_timeout(30_000)
+            admin_page = await new_page(browser)
             await admin_page.goto(server.base_url + "/admin")
-            await admin_page.fill("#sign-in input[name=email]", "admin@example.org")
-            await admin_page.fill("#sign-in input[name=password]", PASSWORD)
-            await admin_page.click("#sign-in button[type=submit]")
+            await sign_in(admin_page, "admin@example.org")
             row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
             admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await row.get_by_role("button", name="End membership").click()
@@ -317,9 +325,7 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
             # Reinstated from the same table, the member can sign in again.
             await row.get_by_role("button", name="Approve").click()
             await row.filter(has_text="Member").wait_for()
-            await member_page.fill("#sign-in input[name=email]", "lee@example.org")
-            await member_page.fill("#sign-in input[name=password]", PASSWORD)
-            await member_page.click("#sign-in button[type=submit]")
+            await sign_in(member_page, "lee@example.org")
             await member_page.wait_for_selector("#lobby:not([hidden])")
         finally:
             await browser.close()
@@ -334,9 +340,7 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
     chromium = require_browser()
     host = server.member("Dr Hana Host", "hana@example.org")
     server.member("Dr Omar Guest", "omar@example.org")
-    status, body = host.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
-    assert status == 201
-    room_url = server.base_url + body["link"]
+    room_url = create_room(server, host, "review", "Case review")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
@@ -344,8 +348,7 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
         try:
             pages = {}
             for email in ("hana@example.org", "omar@example.org"):
-                page = await (await browser.new_context()).new_page()
-                page.set_default_timeout(30_000)
+                page = await new_page(browser)
                 await sign_in_to_the_lobby(page, room_url, email)
                 await page.select_option("#speaks", "ar" if email.startswith("omar") else "en")
                 await page.click("#join-button")
