@@ -358,7 +358,7 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
 
             # Both see both, with their languages; only the host may remove anyone.
             omar_on_hana = hana.locator("#people li").filter(has_text="Dr Omar Guest")
-            await omar_on_hana.filter(has_text="speaks ar").wait_for()
+            await omar_on_hana.filter(has_text="speaks Arabic, reads English").wait_for()
             await omar.locator("#people li").filter(has_text="Dr Hana Host").wait_for()
             assert await omar.locator("#people button").count() == 0
 

@@ -80,6 +80,11 @@ function setCaptionSize(size) {
   localStorage.setItem("babelcall.captionSize", size);
 }
 
+function languageName(code) {
+  const known = state.info.languages.find((lang) => lang.code === code);
+  return known ? known.name : code;
+}
+
 function fillLanguageSelect(select, preferred) {
   select.innerHTML = "";
   for (const lang of state.info.languages) {
@@ -559,7 +564,8 @@ function showPeople() {
     name.textContent = person.name;
     const languages = document.createElement("span");
     languages.className = "hint";
-    languages.textContent = `speaks ${person.speaks === "auto" ? "several" : person.speaks}, reads ${person.captions}`;
+    const spoken = person.speaks === "auto" ? "several languages" : languageName(person.speaks);
+    languages.textContent = `speaks ${spoken}, reads ${languageName(person.captions)}`;
     item.append(name, languages);
     if (mayRemove && !person.self) {
       const remove = document.createElement("button");
