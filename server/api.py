@@ -242,6 +242,7 @@ async def decide(request: web.Request) -> web.Response:
     member = await context.store.decide(member_id, status)
     if member is None:
         return error(404, "no_member", "no such member")
+    log.info("member %s %s by administrator %s", member.id, status.value, admin.id)
     if status is not MemberStatus.APPROVED:
         # Their sign-in sessions are gone with the decision; calls they are in end now, not when
         # they next reload.
