@@ -32,6 +32,7 @@ import numpy as np
 from bench.common import (
     CHARACTER_LANGUAGES,
     DEFAULT_SHARED,
+    REPO_ROOT,
     RssSampler,
     corpus_error_rates,
     machine_info,
@@ -44,12 +45,14 @@ from bench.common import (
     word_errors_per_unit,
     write_json,
 )
+from bench.consultations import VOICES, ConsultationError, make_consultations
 
 SAMPLE_RATE = 16_000
 CHUNK = SAMPLE_RATE // 50  # 20 ms, what a microphone / the server's audio track delivers
 # Appended after every file: a microphone keeps delivering (near-)silence after the speaker stops, and
 # the engine ends an utterance on silence; without it the last final would only come from finish().
 TRAILING_SILENCE_S = 2.0
+CONSULTATION_CACHE = REPO_ROOT / "bench" / "out" / "consultations"
 LAG_BLOCK_S = 600  # final lag is also summarised per 10 minutes of audio, to show drift
 AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".aiff", ".ogg", ".m4a"}
 NOISE_KINDS = ("silence", "white", "pink", "room_keyboard")
@@ -319,6 +322,29 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
     }
 
 
+def synthetic_consultations(shared: Path, count: int) -> list[SpeechFile]:
+    """`count` more PriMock57 consultations read by espeak-ng (bench/consultations.py), made once into
+    CONSULTATION_CACHE."""
+    if count == 0:
+        return []
+    try:
+        made = make_consultations(shared / "data" / "dev" / "text" / "primock57", CONSULTATION_CACHE, count)
+    except ConsultationError as error:
+        sys.exit(f"--consultations: {error}")
+    voices = ", ".join(f"{role} {voice}" for role, voice in VOICES.items())
+    return [
+        SpeechFile(
+            c.audio.name,
+            c.audio,
+            "en",
+            " ".join(c.turns),
+            f"synthetic: espeak-ng ({voices}) reading PriMock57 {c.name.removeprefix('primock57_')}",
+            c.turns,
+        )
+        for c in made
+    ]
+
+
 # --- offline baseline ---------------------------------------------------------------------------
 
 
@@ -393,7 +419,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     shared = require_shared(args.shared)
     speech_dir = shared / "data" / "dev" / "speech"
-    files = load_speech_files(speech_dir, args.files)
+    files = load_speech_files(speech_dir, args.files) + synthetic_consultations(shared, args.consultations)
     model_path = resolve_whisper_model(args.model)
     config = dataclasses.replace(RecognizerConfig(), cpu_threads=args.threads, **args.overrides)
     _, opencc_ok = to_simplified_chinese("")
@@ -828,6 +854,13 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=1.0,
         help="1.0 = real time (recorded figures); N = N times faster; 0 = as fast as possible",
+    )
+    parser.add_argument(
+        "--consultations",
+        type=int,
+        default=0,
+        help="also stream N more PriMock57 consultations read by espeak-ng (about 10 min each; made once "
+        "into bench/out/consultations)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out/asr_stream"))
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)

@@ -1,11 +1,17 @@
-"""How the benchmarks score: word errors charged to the reference turn they fall in, and the bootstrap
-interval that says how far a relative WER on the dev set can be trusted."""
+"""How the benchmarks score: word errors charged to the reference turn they fall in, the bootstrap
+interval that says how far a relative WER on the dev set can be trusted, and the extra consultations
+read aloud to narrow it."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import jiwer
+import pytest
 
 from bench.common import relative_error_interval, word_errors_per_unit
+from bench.consultations import ConsultationError, make_consultations, transcript_turns
 
 TURNS = ["the patient has had diarrhoea for three days", "any blood in the stools", "no"]
 
@@ -45,3 +51,41 @@ def test_no_interval_without_baseline_errors() -> None:
 def test_identical_errors_give_a_zero_width_interval_at_zero() -> None:
     same = [1, 0, 2, 0, 1] * 20
     assert relative_error_interval(same, same) == (0.0, 0.0)
+
+
+def test_consultation_transcripts_lose_their_markup_and_wordless_turns(tmp_path: Path) -> None:
+    transcript = tmp_path / "day9_consultation01.tsv"
+    transcript.write_text(
+        "start\tend\tspeaker\ttext\n"
+        "0.0\t1.0\tdoctor\t<UNSURE>Hello</UNSURE> there, <UNIN/> how are you?\n"
+        "1.0\t2.0\tpatient\t<UNIN/>\n"
+        "2.0\t3.0\tpatient\tNot great, um, my chest hurts.\n",
+        encoding="utf-8",
+    )
+    assert transcript_turns(transcript) == [
+        ("doctor", "Hello there, how are you?"),
+        ("patient", "Not great, um, my chest hurts."),
+    ]
+
+
+def test_a_consultation_is_read_aloud_once_and_reused(tmp_path: Path) -> None:
+    from faster_whisper import decode_audio
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    transcripts = tmp_path / "primock57"
+    transcripts.mkdir()
+    (transcripts / "day1_consultation01.tsv").write_text("start\tend\tspeaker\ttext\n", encoding="utf-8")
+    (transcripts / "day9_consultation01.tsv").write_text(
+        "start\tend\tspeaker\ttext\n0.0\t1.0\tdoctor\tGood morning.\n1.0\t2.0\tpatient\tMorning, doctor.\n",
+        encoding="utf-8",
+    )
+    (made,) = make_consultations(transcripts, tmp_path / "cache", 1)  # the dev set's own one is skipped
+    assert made.name == "primock57_day9_consultation01"
+    assert made.turns == ("Good morning.", "Morning, doctor.")
+    audio = decode_audio(str(made.audio), sampling_rate=16_000)
+    assert 2.0 < len(audio) / 16_000 < 10.0 and float(abs(audio).max()) > 0.1
+    written = made.audio.stat().st_mtime_ns
+    assert make_consultations(transcripts, tmp_path / "cache", 1)[0].audio.stat().st_mtime_ns == written
+    with pytest.raises(ConsultationError, match="only 1"):
+        make_consultations(transcripts, tmp_path / "cache", 2)
