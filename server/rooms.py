@@ -27,7 +27,7 @@ class RoomFullError(Exception):
 class Dismissal:
     """Why the server ends a participant's connection itself (docs/protocol.md). Clients do not
     reconnect after `close_code`: a replaced connection would take the seat back from the newer one,
-    and a member whose membership ended would be refused anyway."""
+    and a removed participant or a member whose membership ended would be refused anyway."""
 
     code: str  # the "error" message's code, sent before the socket closes
     message: str
@@ -47,8 +47,8 @@ class Participant:
     captions: str
     send: Send
     publishing: list[str] = field(default_factory=list)
-    # Ends this participant's connection: when its member joins the room again from another one, or
-    # its membership ends.
+    # Ends this participant's connection: when its member joins the room again from another one, the
+    # host removes them, or their membership ends.
     dismiss: Callable[[Dismissal], Awaitable[None]] | None = None
 
     @property

@@ -99,7 +99,7 @@ class _Session:
             # Ended while this socket was open: the check at connect time no longer holds.
             raise ProtocolError(MEMBERSHIP_ENDED.code, MEMBERSHIP_ENDED.message)
         # The room as it is now: it closes when its last participant leaves, which may have happened
-        # since this socket opened (the replaced connection may have been that participant).
+        # since this socket opened.
         self.room = self.context.rooms.open(self.room.record)
         if self.member.id in self.room.removed_members:
             raise ProtocolError(REMOVED.code, REMOVED.message)
@@ -108,7 +108,7 @@ class _Session:
             # The same member again: a reconnect the server has not noticed the drop of yet (its
             # heartbeat takes up to 40 s), or another tab. The newer connection takes the seat.
             await previous.dismiss(REPLACED)
-            self.room = self.context.rooms.open(self.room.record)  # closed if that was its last one
+            self.room = self.context.rooms.open(self.room.record)  # again: that may have been its last one
         participant = Participant(
             secrets.token_hex(4), self.member, speaks, captions, self.send, dismiss=self._dismiss
         )
