@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from bench.common import (
     package_versions,
     relative_error_interval,
     require_shared,
+    split_reference_by_utterance,
     summarise,
     to_simplified_chinese,
     word_errors_per_unit,
@@ -628,6 +630,7 @@ def _overall(
             entry[f"stream_relative_to_offline_b{b}"] = _rel(entry["stream"], entry[f"offline_b{b}"])
         if metric == "wer":
             entry.update(_relative_intervals(group, hyps))
+            entry["by_utterance_length"] = _errors_by_utterance_length(group, per, beams)
         overall[label] = entry
     first = [x for r in per.values() for x in r["latency_samples_s"]["first_partial"]]
     final = [x for r in per.values() for x in r["latency_samples_s"]["final"]]
@@ -677,6 +680,52 @@ def _relative_intervals(files: list[SpeechFile], hyps: dict[str, list[str]]) -> 
             interval = relative_error_interval(errors["stream"], errors[name])
             intervals[f"stream_relative_to_{name}_interval95"] = list(interval) if interval else None
     return intervals
+
+
+UTTERANCE_LENGTHS = ((2.0, "under 2 s"), (4.0, "2-4 s"), (8.0, "4-8 s"), (math.inf, "8 s and longer"))
+
+
+def _errors_by_utterance_length(
+    files: list[SpeechFile], per: dict[str, Any], beams: list[int]
+) -> dict[str, dict[str, Any]]:
+    """Streaming's and offline's word errors on the same reference words, grouped by the length of the
+    streaming utterance those words fell in: where the gap between them sits."""
+    table = {
+        label: {"utterances": 0, "reference_words": 0, "stream_errors": 0}
+        | {f"offline_b{b}_errors": 0 for b in beams}
+        for _, label in UTTERANCE_LENGTHS
+    }
+
+    def label_of(event: dict[str, Any]) -> str:
+        length = event["end_s"] - event["start_s"]
+        return next(label for limit, label in UTTERANCE_LENGTHS if length < limit)
+
+    for f in files:
+        finals = [e for e in per[f.name]["stream_events"] if e["final"]]
+        utterances = [normalise_text(e["text"], f.scoring_language) for e in finals]
+        pieces = split_reference_by_utterance(
+            normalise_text(f.reference or "", f.scoring_language), utterances
+        )
+        if not finals or not pieces:
+            continue
+        labels = [label_of(finals[utterance]) for utterance, _ in pieces]
+        units = [text for _, text in pieces]
+        texts = {"stream": " ".join(utterances)} | {
+            f"offline_b{b}": normalise_text(per[f.name]["offline"][b]["text"], f.scoring_language)
+            for b in beams
+        }
+        for final in finals:
+            table[label_of(final)]["utterances"] += 1
+        for label, unit in zip(labels, units, strict=True):
+            table[label]["reference_words"] += len(unit.split())
+        for name, text in texts.items():
+            for label, errors in zip(labels, word_errors_per_unit(units, text), strict=True):
+                table[label][f"{name}_errors"] += errors
+    for row in table.values():
+        for name in ["stream", *(f"offline_b{b}" for b in beams)]:
+            words = row["reference_words"]
+            row[f"{name}_wer"] = round(row[f"{name}_errors"] / words, 4) if words else None
+    return table
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -748,6 +797,21 @@ def print_table(results: dict[str, Any]) -> None:
         f"rtf (cpu) {_fmt(o['rtf_cpu'])}, partials per speech second {_fmt(o['partials_per_speech_s'])}, "
         f"rss max {_fmt(o['rss_mib']['max'])} MiB"
     )
+    by_length = o["wer_pooled"].get("by_utterance_length")
+    if by_length:
+        print(
+            "\nWER by the length of the streaming utterance the reference words fell in (same words for all)"
+        )
+        for label, row in by_length.items():
+            offline = ", ".join(
+                f"{key.removesuffix('_wer').replace('_', ' ')} {_fmt(value, True)}"
+                for key, value in row.items()
+                if key.startswith("offline") and key.endswith("_wer")
+            )
+            print(
+                f"  {label:15} {row['utterances']:>5} utterances {row['reference_words']:>6} words  "
+                f"stream {_fmt(row['stream_wer'], True):>6}  {offline}"
+            )
     if results["noise"]:
         print("\nhallucinations (captions per minute of non-speech; target 0)")
         for kind, n in results["noise"].items():

@@ -160,6 +160,31 @@ def word_errors_per_unit(units: Sequence[str], hypothesis: str) -> list[int]:
     return errors
 
 
+def split_reference_by_utterance(reference: str, utterances: Sequence[str]) -> list[tuple[int, str]]:
+    """The reference cut where the hypothesis's utterances fall: (utterance index, its reference words)
+    in order. A reference word goes to the utterance of the hypothesis word aligned to it; a word the
+    hypothesis left out goes to the utterance before it. Texts already normalised."""
+    words = reference.split()
+    utterance_of = [i for i, text in enumerate(utterances) for _ in text.split()]
+    if not words or not utterance_of:
+        return [(0, " ".join(words))] if words else []
+    hypothesis = " ".join(" ".join(text.split()) for text in utterances if text.split())
+    aligned: dict[int, int] = {}
+    for chunk in jiwer.process_words(" ".join(words), hypothesis).alignments[0]:
+        if chunk.type in ("equal", "substitute"):
+            for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                aligned[chunk.ref_start_idx + k] = utterance_of[chunk.hyp_start_idx + k]
+    pieces: list[tuple[int, list[str]]] = []
+    current = utterance_of[0]
+    for index, word in enumerate(words):
+        current = aligned.get(index, current)
+        if pieces and pieces[-1][0] == current:
+            pieces[-1][1].append(word)
+        else:
+            pieces.append((current, [word]))
+    return [(utterance, " ".join(piece)) for utterance, piece in pieces]
+
+
 def relative_error_interval(
     errors: Sequence[int], baseline_errors: Sequence[int], *, level: float = 0.95, resamples: int = 2000
 ) -> tuple[float, float] | None:

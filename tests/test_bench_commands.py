@@ -26,6 +26,14 @@ def run_benchmark(module: str, out: Path, *args: str) -> dict[str, Any]:
     return report
 
 
+def jfk_reference_words(shared_dir: Path) -> list[str]:
+    from bench.asr_stream import load_speech_files
+    from bench.common import normalise_text
+
+    (jfk,) = load_speech_files(shared_dir / "data" / "dev" / "speech", ["en_jfk.flac"])
+    return normalise_text(jfk.reference or "", "en").split()
+
+
 def test_the_load_benchmark_measures_a_short_call(shared_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "load"
     options = ["--speakers", "1", "--listeners", "1", "--seconds", "12", "--linger", "4", "--processes", "1"]
@@ -57,3 +65,8 @@ def test_the_streaming_benchmark_scores_a_short_file(shared_dir: Path, tmp_path:
     pooled = report["overall"]["wer_pooled"]
     assert pooled["interval_units"] == 1  # JFK's reference is one piece: one unit to resample
     assert "stream_relative_to_offline_b1_interval95" in pooled
+    # Every reference word is charged to one utterance length, and the errors add up to the WER.
+    rows = pooled["by_utterance_length"].values()
+    words = sum(row["reference_words"] for row in rows)
+    assert words == len(jfk_reference_words(shared_dir))
+    assert sum(row["stream_errors"] for row in rows) / words == pytest.approx(pooled["stream"], abs=0.01)

@@ -10,7 +10,7 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from bench.common import relative_error_interval, word_errors_per_unit
+from bench.common import relative_error_interval, split_reference_by_utterance, word_errors_per_unit
 from bench.consultations import ConsultationError, make_consultations, transcript_turns
 
 TURNS = ["the patient has had diarrhoea for three days", "any blood in the stools", "no"]
@@ -89,3 +89,16 @@ def test_a_consultation_is_read_aloud_once_and_reused(tmp_path: Path) -> None:
     assert make_consultations(transcripts, tmp_path / "cache", 1)[0].audio.stat().st_mtime_ns == written
     with pytest.raises(ConsultationError, match="only 1"):
         make_consultations(transcripts, tmp_path / "cache", 2)
+
+
+def test_the_reference_is_cut_where_the_utterances_fall() -> None:
+    utterances = ["the patient has hat diarrhoea", "for three days any", "in the stools um no"]
+    pieces = split_reference_by_utterance(" ".join(TURNS), utterances)
+    # "blood", left out, goes with the utterance before it; "um", inserted, cuts nothing.
+    assert pieces == [
+        (0, "the patient has had diarrhoea"),
+        (1, "for three days any blood"),
+        (2, "in the stools no"),
+    ]
+    assert split_reference_by_utterance("a b", []) == [(0, "a b")]
+    assert split_reference_by_utterance("", ["a"]) == []
