@@ -30,6 +30,8 @@ const CLOSE_LEFT = 1000;
 const CLOSE_REPLACED = 4001;
 const CLOSE_MEMBERSHIP_ENDED = 4003;
 const CLOSE_REMOVED = 4004;
+// Errors that end this page's part in the call (docs/protocol.md).
+const CALL_ENDING_ERRORS = new Set(["removed", "membership_ended"]);
 // A dropped connection is retried after 1, 2, 4, 8, then every 10 s, for about a minute and a half.
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000, 10000, 10000, 10000, 10000, 10000, 10000];
 
@@ -446,16 +448,10 @@ async function handleMessage(message) {
         socket.close(CLOSE_LEFT);
         break;
       }
-      if (message.code === "removed") {
+      if (CALL_ENDING_ERRORS.has(message.code)) {
+        // Sent instead of "joined" too (a refused join leaves the socket open): end the call here.
         const socket = state.socket;
-        endCall(message.message[0].toUpperCase() + message.message.slice(1) + ".");
-        if (socket) socket.close(CLOSE_LEFT);
-        break;
-      }
-      if (message.code === "membership_ended") {
-        // Signed out with it: the call ends and the page asks for a sign-in.
-        const socket = state.socket;
-        state.me = null;
+        if (message.code === "membership_ended") state.me = null; // signed out: route() asks for a sign-in
         endCall(message.message[0].toUpperCase() + message.message.slice(1) + ".");
         if (socket) socket.close(CLOSE_LEFT);
         break;
