@@ -142,15 +142,20 @@ def corpus_error_rates(
     return {"wer": wer, "cer": float(jiwer.cer(refs, hyps))}
 
 
+def _joined_with_owners(texts: Sequence[str]) -> tuple[str, list[int]]:
+    """The texts' words joined into one text, and for each word the index of the text it came from."""
+    owners = [i for i, text in enumerate(texts) for _ in text.split()]
+    return " ".join(word for text in texts for word in text.split()), owners
+
+
 def word_errors_per_unit(units: Sequence[str], hypothesis: str) -> list[int]:
     """Word errors (substitutions, deletions, insertions) of `hypothesis` against the reference `units`
     joined, charged to the unit each falls in; an insertion goes to the unit of the reference word that
     follows it (the last unit's at the end). Texts already normalised. The sum is WER's numerator."""
-    owner = [i for i, unit in enumerate(units) for _ in unit.split()]
+    words, owner = _joined_with_owners(units)
     errors = [0] * len(units)
     if not owner:
         return errors
-    words = " ".join(" ".join(unit.split()) for unit in units if unit.split())
     for chunk in jiwer.process_words(words, hypothesis).alignments[0]:
         if chunk.type == "insert":
             errors[owner[min(chunk.ref_start_idx, len(owner) - 1)]] += chunk.hyp_end_idx - chunk.hyp_start_idx
@@ -165,10 +170,9 @@ def split_reference_by_utterance(reference: str, utterances: Sequence[str]) -> l
     in order. A reference word goes to the utterance of the hypothesis word aligned to it; a word the
     hypothesis left out goes to the utterance before it. Texts already normalised."""
     words = reference.split()
-    utterance_of = [i for i, text in enumerate(utterances) for _ in text.split()]
+    hypothesis, utterance_of = _joined_with_owners(utterances)
     if not words or not utterance_of:
         return [(0, " ".join(words))] if words else []
-    hypothesis = " ".join(" ".join(text.split()) for text in utterances if text.split())
     aligned: dict[int, int] = {}
     for chunk in jiwer.process_words(" ".join(words), hypothesis).alignments[0]:
         if chunk.type in ("equal", "substitute"):
