@@ -630,7 +630,7 @@ def _overall(
             entry[f"stream_relative_to_offline_b{b}"] = _rel(entry["stream"], entry[f"offline_b{b}"])
         if metric == "wer":
             entry.update(_relative_intervals(group, hyps))
-            entry["by_utterance_length"] = _errors_by_utterance_length(group, per, beams)
+            entry["by_utterance_length"] = _errors_by_utterance_length(group, per, hyps)
         overall[label] = entry
     first = [x for r in per.values() for x in r["latency_samples_s"]["first_partial"]]
     final = [x for r in per.values() for x in r["latency_samples_s"]["final"]]
@@ -686,13 +686,15 @@ UTTERANCE_LENGTHS = ((2.0, "under 2 s"), (4.0, "2-4 s"), (8.0, "4-8 s"), (math.i
 
 
 def _errors_by_utterance_length(
-    files: list[SpeechFile], per: dict[str, Any], beams: list[int]
+    files: list[SpeechFile], per: dict[str, Any], hyps: dict[str, list[str]]
 ) -> dict[str, dict[str, Any]]:
     """Streaming's and offline's word errors on the same reference words, grouped by the length of the
-    streaming utterance those words fell in: where the gap between them sits."""
+    streaming utterance those words fell in: where the gap between them sits. `hyps`: each file's
+    normalised text per decoding, as pooled; streaming's is taken utterance by utterance here instead,
+    to know where each word came from."""
+    names = list(hyps)
     table = {
-        label: {"utterances": 0, "reference_words": 0, "stream_errors": 0}
-        | {f"offline_b{b}_errors": 0 for b in beams}
+        label: {"utterances": 0, "reference_words": 0} | {f"{name}_errors": 0 for name in names}
         for _, label in UTTERANCE_LENGTHS
     }
 
@@ -700,7 +702,7 @@ def _errors_by_utterance_length(
         length = event["end_s"] - event["start_s"]
         return next(label for limit, label in UTTERANCE_LENGTHS if length < limit)
 
-    for f in files:
+    for index, f in enumerate(files):
         finals = [e for e in per[f.name]["stream_events"] if e["final"]]
         utterances = [normalise_text(e["text"], f.scoring_language) for e in finals]
         pieces = split_reference_by_utterance(
@@ -710,10 +712,7 @@ def _errors_by_utterance_length(
             continue
         labels = [label_of(finals[utterance]) for utterance, _ in pieces]
         units = [text for _, text in pieces]
-        texts = {"stream": " ".join(utterances)} | {
-            f"offline_b{b}": normalise_text(per[f.name]["offline"][b]["text"], f.scoring_language)
-            for b in beams
-        }
+        texts = {name: per_file[index] for name, per_file in hyps.items()} | {"stream": " ".join(utterances)}
         for final in finals:
             table[label_of(final)]["utterances"] += 1
         for label, unit in zip(labels, units, strict=True):
@@ -722,7 +721,7 @@ def _errors_by_utterance_length(
             for label, errors in zip(labels, word_errors_per_unit(units, text), strict=True):
                 table[label][f"{name}_errors"] += errors
     for row in table.values():
-        for name in ["stream", *(f"offline_b{b}" for b in beams)]:
+        for name in names:
             words = row["reference_words"]
             row[f"{name}_wer"] = round(row[f"{name}_errors"] / words, 4) if words else None
     return table
