@@ -79,6 +79,16 @@ async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
     await page.wait_for_selector("#lobby:not([hidden])")
 
 
+async def join_the_call(page: Any, room_url: str, email: str, title: str, speaks: str | None = None) -> None:
+    """Sign in from the room link, join the call (speaking `speaks` if given), and wait until the page
+    shows the call titled `title`."""
+    await sign_in_to_the_lobby(page, room_url, email)
+    if speaks is not None:
+        await page.select_option("#speaks", speaks)
+    await page.click("#join-button")
+    await page.locator("#call-title").filter(has_text=title).wait_for()
+
+
 def read_metrics(server: RunningServer) -> str:
     with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
         return str(response.read().decode())
@@ -232,10 +242,8 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
             )
             try:
                 page = await new_page(browser)
-                await sign_in_to_the_lobby(page, room_url, "amal@example.org")
-                await page.click("#join-button")
+                await join_the_call(page, room_url, "amal@example.org", "Night shift")
                 title = page.locator("#call-title")
-                await title.filter(has_text="Night shift").wait_for()
 
                 # Captions switched to French mid-call, then a restart (or a network drop): the page
                 # keeps the call on screen and joins again, reading French.
@@ -306,9 +314,7 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
         )
         try:
             member_page = await new_page(browser)
-            await sign_in_to_the_lobby(member_page, room_url, "lee@example.org")
-            await member_page.click("#join-button")
-            await member_page.locator("#call-title").filter(has_text="Tumour board").wait_for()
+            await join_the_call(member_page, room_url, "lee@example.org", "Tumour board")
 
             admin_page = await new_page(browser)
             await admin_page.goto(server.base_url + "/admin")
@@ -349,10 +355,8 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
             pages = {}
             for email in ("hana@example.org", "omar@example.org"):
                 page = await new_page(browser)
-                await sign_in_to_the_lobby(page, room_url, email)
-                await page.select_option("#speaks", "ar" if email.startswith("omar") else "en")
-                await page.click("#join-button")
-                await page.locator("#call-title").filter(has_text="Case review").wait_for()
+                speaks = "ar" if email.startswith("omar") else "en"
+                await join_the_call(page, room_url, email, "Case review", speaks=speaks)
                 pages[email] = page
             hana, omar = pages["hana@example.org"], pages["omar@example.org"]
 
