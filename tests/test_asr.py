@@ -471,14 +471,29 @@ async def test_short_final_windows_encode_less_and_still_get_the_words(
 async def test_a_final_the_short_window_leaves_unconfident_is_decoded_in_the_full_window(
     whisper_model_path: Path, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asr.decoder import DecodeTask
+    """Not sampled at rising temperatures in the short window, where sampling picks wrong words.
 
-    # JFK's "Ask not", cut as the segmenter cuts it at 4x speed: in a 5 s window greedy decoding
-    # says "Ask not" below the log-probability guard, and sampling at rising temperatures then
-    # picked "It's not!" or "ESC NOT", differently from run to run.
+    On one Intel machine greedy decoding of JFK's "Ask not" in a 5 s window scored -1.18, under the
+    -1.0 guard, and sampling then said "It's not!" or "ESC NOT", differently from run to run; on an
+    AMD machine the same decode scored -0.82. Whether a real score lands under the guard depends on the
+    CPU's int8 kernels, so the short window's attempts are marked unconfident here; every decode is
+    still the real model's.
+    """
+    from asr.decoder import FULL_WINDOW_FRAMES, DecodeTask, WhisperDecoder
+
     jfk = load(speech_dir, "en_jfk.flac")
-    ask_not = jfk[48_640 : 48_640 + 25_792]
-    windows = record_encoder_windows(monkeypatch)
+    ask_not = jfk[48_640 : 48_640 + 25_792]  # cut as the segmenter cuts it at 4x speed
+    attempts_made: list[tuple[bool, float]] = []  # (short window?, temperature) of each decode
+    attempts = WhisperDecoder._attempts
+
+    def unconfident_in_short_windows(self: WhisperDecoder, encoder_output: Any, *args: Any) -> Any:
+        temperature = args[4]
+        short = encoder_output.shape[1] < FULL_WINDOW_FRAMES // 2
+        attempts_made.append((short, temperature))
+        made = attempts(self, encoder_output, *args)
+        return [replace(a, avg_logprob=-1.5) for a in made] if short else made
+
+    monkeypatch.setattr(WhisperDecoder, "_attempts", unconfident_in_short_windows)
     recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(short_final_windows=True))
     try:
         texts = [
@@ -488,4 +503,5 @@ async def test_a_final_the_short_window_leaves_unconfident_is_decoded_in_the_ful
     finally:
         await recognizer.aclose()
     assert [normalise(t) for t in texts] == ["ask not"] * 3, texts
-    assert [is_short for is_short, _ in windows] == [True, False] * 3
+    # Each time: greedy in the short window, then greedy again in the full window, where it passes.
+    assert attempts_made == [(True, 0.0), (False, 0.0)] * 3
