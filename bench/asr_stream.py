@@ -96,7 +96,9 @@ def load_speech_files(speech_dir: Path, names: list[str] | None) -> list[SpeechF
         fields = line.split("\t")
         if len(fields) >= 4:
             rows[fields[0]] = fields
-    wanted = names or sorted(p.name for p in speech_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if names is None:
+        names = sorted(p.name for p in speech_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    wanted = names
     files = []
     for name in wanted:
         path = speech_dir / name
@@ -324,13 +326,15 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
     }
 
 
-def synthetic_consultations(shared: Path, count: int) -> list[SpeechFile]:
+def synthetic_consultations(shared: Path, count: int, per_speaker: bool = False) -> list[SpeechFile]:
     """`count` more PriMock57 consultations read by espeak-ng (bench/consultations.py), made once into
-    CONSULTATION_CACHE."""
+    CONSULTATION_CACHE; with `per_speaker`, each as its doctor's and its patient's track."""
     if count == 0:
         return []
     try:
-        made = make_consultations(shared / "data" / "dev" / "text" / "primock57", CONSULTATION_CACHE, count)
+        made = make_consultations(
+            shared / "data" / "dev" / "text" / "primock57", CONSULTATION_CACHE, count, per_speaker=per_speaker
+        )
     except ConsultationError as error:
         sys.exit(f"--consultations: {error}")
     voices = ", ".join(f"{role} {voice}" for role, voice in VOICES.items())
@@ -340,7 +344,8 @@ def synthetic_consultations(shared: Path, count: int) -> list[SpeechFile]:
             c.audio,
             "en",
             " ".join(c.turns),
-            f"synthetic: espeak-ng ({voices}) reading PriMock57 {c.name.removeprefix('primock57_')}",
+            f"synthetic: espeak-ng ({voices}) reading PriMock57 {c.name.removeprefix('primock57_')}"
+            + (f"; the {c.speaker}'s track, silent while the other speaks" if c.speaker else ""),
             c.turns,
         )
         for c in made
@@ -421,7 +426,9 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     shared = require_shared(args.shared)
     speech_dir = shared / "data" / "dev" / "speech"
-    files = load_speech_files(speech_dir, args.files) + synthetic_consultations(shared, args.consultations)
+    files = load_speech_files(speech_dir, args.files) + synthetic_consultations(
+        shared, args.consultations, args.per_speaker
+    )
     model_path = resolve_whisper_model(args.model)
     config = dataclasses.replace(RecognizerConfig(), cpu_threads=args.threads, **args.overrides)
     _, opencc_ok = to_simplified_chinese("")
@@ -910,7 +917,10 @@ def _recognizer_overrides(parser: argparse.ArgumentParser, settings: list[str]) 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.asr_stream", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--files", nargs="*", help="speech file names in <shared>/data/dev/speech (default: all)"
+        "--files",
+        nargs="*",
+        help="speech file names in <shared>/data/dev/speech (default: all; none after it: only the "
+        "--consultations)",
     )
     parser.add_argument(
         "--speed",
@@ -924,6 +934,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="also stream N more PriMock57 consultations read by espeak-ng (about 10 min each; made once "
         "into bench/out/consultations)",
+    )
+    parser.add_argument(
+        "--per-speaker",
+        action="store_true",
+        help="stream each of the --consultations as two tracks, one per speaker, as BabelCall hears a "
+        "call (each microphone its own stream), instead of both voices in one",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out/asr_stream"))
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)

@@ -6,6 +6,11 @@ holds 25 transcripts; reading more of them the same way (doctor and patient in t
 after another with a pause between) gives the benchmark enough turns to tell figures apart. The audio
 is synthetic: fine for comparing streaming with offline decoding of the same audio, not a claim about
 real voices. It is made on demand into the benchmark's output folder and never committed.
+
+A consultation comes as one mixed track (both voices, as the dev set's file) or as one track per
+speaker, which is what BabelCall hears: each participant's microphone is a stream of its own. The
+tracks share one timeline (a speaker's track is silent while the other speaks), so the two
+per-speaker tracks add up to the mixed one.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ class ConsultationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Consultation:
-    name: str  # e.g. "primock57_day1_consultation02"
+    name: str  # e.g. "primock57_day1_consultation02", or "primock57_day1_consultation02.doctor"
     audio: Path  # 16 kHz mono 16-bit WAV
-    turns: tuple[str, ...]  # what each turn says, in order: the reference
+    turns: tuple[str, ...]  # what each turn on this track says, in order: the reference
+    speaker: str | None = None  # whose track this is; None: both speakers, mixed
 
 
 def transcript_turns(tsv: Path) -> list[tuple[str, str]]:
@@ -57,8 +63,11 @@ def available(primock_dir: Path) -> list[Path]:
     return sorted(p for p in primock_dir.glob("*.tsv") if p.stem != ALREADY_IN_DEV_SET)
 
 
-def make_consultations(primock_dir: Path, cache_dir: Path, count: int) -> list[Consultation]:
-    """The first `count` available consultations, synthesised into `cache_dir` unless already there."""
+def make_consultations(
+    primock_dir: Path, cache_dir: Path, count: int, *, per_speaker: bool = False
+) -> list[Consultation]:
+    """The first `count` available consultations, synthesised into `cache_dir` unless already there:
+    one mixed track each, or with `per_speaker` one track per speaker (doctor, then patient)."""
     transcripts = available(primock_dir)
     if count > len(transcripts):
         raise ConsultationError(f"only {len(transcripts)} PriMock57 transcripts besides the dev set's")
@@ -68,18 +77,25 @@ def make_consultations(primock_dir: Path, cache_dir: Path, count: int) -> list[C
     made = []
     for tsv in transcripts[:count]:
         turns = transcript_turns(tsv)
-        audio = cache_dir / f"primock57_{tsv.stem}.wav"
-        if not audio.is_file():
-            _write_wav(audio, _read_aloud(turns))
-        made.append(Consultation(audio.stem, audio, tuple(text for _, text in turns)))
+        name = f"primock57_{tsv.stem}"
+        tracks: list[str | None] = list(dict.fromkeys(who for who, _ in turns)) if per_speaker else [None]
+        paths = {who: cache_dir / f"{name}{'' if who is None else '.' + who}.wav" for who in tracks}
+        missing = [who for who, path in paths.items() if not path.is_file()]
+        if missing:
+            spoken = _read_aloud(turns)
+            for who in missing:
+                _write_wav(paths[who], _lay_out(turns, spoken, who))
+        for who in tracks:
+            said = tuple(text for speaker, text in turns if who in (None, speaker))
+            made.append(Consultation(paths[who].stem, paths[who], said, who))
     return made
 
 
-def _read_aloud(turns: list[tuple[str, str]]) -> np.ndarray:
+def _read_aloud(turns: list[tuple[str, str]]) -> list[np.ndarray]:
+    """Each turn read by its speaker's voice."""
     from faster_whisper import decode_audio
 
-    pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
-    pieces = [pause]
+    spoken = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "turn.wav"
         for speaker, text in turns:
@@ -87,7 +103,17 @@ def _read_aloud(turns: list[tuple[str, str]]) -> np.ndarray:
             finished = subprocess.run(command, capture_output=True, text=True)
             if finished.returncode != 0:
                 raise ConsultationError(f"espeak-ng failed: {finished.stderr.strip()}")
-            pieces += [decode_audio(str(path), sampling_rate=SAMPLE_RATE), pause]
+            spoken.append(decode_audio(str(path), sampling_rate=SAMPLE_RATE))
+    return spoken
+
+
+def _lay_out(turns: list[tuple[str, str]], spoken: list[np.ndarray], speaker: str | None) -> np.ndarray:
+    """The conversation's timeline: a pause, then each turn and a pause. On one speaker's track the
+    other's turns are silence of the same length, so every track keeps the same clock."""
+    pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
+    pieces = [pause]
+    for (who, _), audio in zip(turns, spoken, strict=True):
+        pieces += [audio if speaker in (None, who) else np.zeros_like(audio), pause]
     return np.concatenate(pieces)
 
 

@@ -70,3 +70,13 @@ def test_the_streaming_benchmark_scores_a_short_file(shared_dir: Path, tmp_path:
     words = sum(row["reference_words"] for row in rows)
     assert words == len(jfk_reference_words(shared_dir))
     assert sum(row["stream_errors"] for row in rows) / words == pytest.approx(pooled["stream"], abs=0.01)
+
+
+def test_files_with_no_names_leave_only_the_consultations(shared_dir: Path) -> None:
+    """`--files` alone streams no dev file, so `--consultations N --per-speaker` can be pooled alone."""
+    from bench.asr_stream import load_speech_files
+
+    speech_dir = shared_dir / "data" / "dev" / "speech"
+    assert load_speech_files(speech_dir, []) == []
+    every = {f.name for f in load_speech_files(speech_dir, None)}
+    assert {"en_jfk.flac", "en_synthetic_consultation_day1_01.flac"} <= every

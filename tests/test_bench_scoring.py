@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import pytest
 
 from bench.common import relative_error_interval, split_reference_by_utterance, word_errors_per_unit
@@ -68,9 +69,8 @@ def test_consultation_transcripts_lose_their_markup_and_wordless_turns(tmp_path:
     ]
 
 
-def test_a_consultation_is_read_aloud_once_and_reused(tmp_path: Path) -> None:
-    from faster_whisper import decode_audio
-
+@pytest.fixture
+def two_turn_transcripts(tmp_path: Path) -> Path:
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
     transcripts = tmp_path / "primock57"
@@ -80,15 +80,44 @@ def test_a_consultation_is_read_aloud_once_and_reused(tmp_path: Path) -> None:
         "start\tend\tspeaker\ttext\n0.0\t1.0\tdoctor\tGood morning.\n1.0\t2.0\tpatient\tMorning, doctor.\n",
         encoding="utf-8",
     )
-    (made,) = make_consultations(transcripts, tmp_path / "cache", 1)  # the dev set's own one is skipped
+    return transcripts
+
+
+def test_a_consultation_is_read_aloud_once_and_reused(two_turn_transcripts: Path, tmp_path: Path) -> None:
+    from faster_whisper import decode_audio
+
+    (made,) = make_consultations(two_turn_transcripts, tmp_path / "cache", 1)  # the dev set's is skipped
     assert made.name == "primock57_day9_consultation01"
     assert made.turns == ("Good morning.", "Morning, doctor.")
     audio = decode_audio(str(made.audio), sampling_rate=16_000)
     assert 2.0 < len(audio) / 16_000 < 10.0 and float(abs(audio).max()) > 0.1
     written = made.audio.stat().st_mtime_ns
-    assert make_consultations(transcripts, tmp_path / "cache", 1)[0].audio.stat().st_mtime_ns == written
+    assert (
+        make_consultations(two_turn_transcripts, tmp_path / "cache", 1)[0].audio.stat().st_mtime_ns == written
+    )
     with pytest.raises(ConsultationError, match="only 1"):
-        make_consultations(transcripts, tmp_path / "cache", 2)
+        make_consultations(two_turn_transcripts, tmp_path / "cache", 2)
+
+
+def test_per_speaker_tracks_add_up_to_the_mixed_one(two_turn_transcripts: Path, tmp_path: Path) -> None:
+    """One microphone per participant, as in a call: each track holds its speaker's turns only, on the
+    conversation's clock."""
+    from faster_whisper import decode_audio
+
+    (mixed,) = make_consultations(two_turn_transcripts, tmp_path / "cache", 1)
+    doctor, patient = make_consultations(two_turn_transcripts, tmp_path / "cache", 1, per_speaker=True)
+    assert (doctor.name, doctor.speaker, doctor.turns) == (
+        "primock57_day9_consultation01.doctor",
+        "doctor",
+        ("Good morning.",),
+    )
+    assert (patient.speaker, patient.turns) == ("patient", ("Morning, doctor.",))
+    audio = {c.speaker: decode_audio(str(c.audio), sampling_rate=16_000) for c in (mixed, doctor, patient)}
+    assert len(audio["doctor"]) == len(audio["patient"]) == len(audio[None])
+    assert not np.any((audio["doctor"] != 0) & (audio["patient"] != 0))  # never both at once
+    np.testing.assert_array_equal(audio["doctor"] + audio["patient"], audio[None])
+    # The doctor speaks first: their track's sound comes before the patient's.
+    assert np.flatnonzero(audio["doctor"])[-1] < np.flatnonzero(audio["patient"])[0]
 
 
 def test_the_reference_is_cut_where_the_utterances_fall() -> None:
