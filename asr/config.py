@@ -24,8 +24,9 @@ class RecognizerConfig:
     # silence_ms is still being waited for; speech resuming throws that decode away.
     speculative_finals: bool = True
     # Seconds of the speaker's previous finals decoded in front of each final (asr/context.py); 0: none.
-    # 20 s made finals more accurate (consultation WER 13.6% -> 11.6%) but captions ~0.65 s later on
-    # 2 CPU cores: CTranslate2 forces the context's text through the decoder token by token.
+    # 20 s made finals more accurate (per-speaker tracks of five consultations: WER 17.9% -> 14.9%) but
+    # captions ~0.65 s later on 2 CPU cores: CTranslate2 forces the context's text through the decoder
+    # token by token.
     context_s: float = 0.0
     # Encode finals in a window cut to the utterance (as partials are) instead of Whisper's full 30 s:
     # on 2 CPU cores ~2.5x less recognition work and finals ~0.5 s sooner, at a cost in accuracy

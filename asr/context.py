@@ -4,8 +4,10 @@ Whisper recognises a 4 s utterance cut out of a conversation noticeably worse th
 inside 30 s of it: alone it hears little of the voice and reads none of the sentence being continued.
 So each final is encoded behind the audio of the speaker's previous finals, and the decoder is handed
 their text as a prefix it has "already said": it then only writes the new utterance, with the voice
-and the topic in view. On the benchmark consultation (Whisper base, greedy) streaming WER went from
-13.5% to 11.6% with 20 s of context; bench/RESULTS.md has the other lengths tried.
+and the topic in view. On one track per speaker, as a call has it (five generated consultations,
+Whisper base, greedy), streaming WER went from 17.9% to 14.9% with 20 s of context; with both voices
+in one stream it gained far less, since the context was then partly the other speaker's voice
+(bench/RESULTS.md, ninth session).
 """
 
 from __future__ import annotations
