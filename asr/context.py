@@ -5,9 +5,9 @@ inside 30 s of it: alone it hears little of the voice and reads none of the sent
 So each final is encoded behind the audio of the speaker's previous finals, and the decoder is handed
 their text as a prefix it has "already said": it then only writes the new utterance, with the voice
 and the topic in view. On one track per speaker, as a call has it (five generated consultations,
-Whisper base, greedy), streaming WER went from 17.9% to 14.9% with 20 s of context; with both voices
-in one stream it gained far less, since the context was then partly the other speaker's voice
-(bench/RESULTS.md, ninth session).
+Whisper base, greedy), streaming WER went from 17.9% to 14.9% with 20 s of context. With both voices
+in one stream the same five gained far less (18.1% to 17.8%), since the context was then partly the
+other speaker's voice (bench/RESULTS.md, ninth session).
 """
 
 from __future__ import annotations
