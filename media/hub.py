@@ -150,7 +150,7 @@ class MediaHub:
         A published microphone's audio is then available from `listen`."""
         # Ready before the request: the worker's first audio batch can follow its reply immediately.
         buffer = _AudioBuffer(round(self._settings.max_buffered_audio_s * SAMPLE_RATE))
-        self._audio.setdefault(participant_id, buffer)
+        self._audio[participant_id] = buffer
         published_audio = False
         try:
             reply = await self._request(room_id, participant_id, {"op": "publish", "sdp": offer_sdp})
@@ -330,9 +330,11 @@ class MediaHub:
                 reply.set_exception(MediaUnavailableError("this room's media worker stopped"))
         for participant_id in lost:
             self._participant_rooms.pop(participant_id, None)
-            buffer = self._audio.get(participant_id)
+            # Ended, so recognition finishes what it heard; forgotten, so publishing again starts afresh.
+            buffer = self._audio.pop(participant_id, None)
             if buffer is not None:
                 buffer.end()
+                self._dropped_samples += buffer.dropped_samples
         for room_id in [room for room, pinned in self._room_workers.items() if pinned is worker]:
             del self._room_workers[room_id]
         with contextlib.suppress(ProcessLookupError):

@@ -36,6 +36,7 @@ from mt.routing import Hop, Route, plan_route
 from protocol.captions import TranslationPath
 from protocol.glossary import Glossary
 from protocol.languages import language
+from protocol.privacy import describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -325,13 +326,24 @@ class TranslationEngine:
             assert last is not None
             try:
                 result = await last
-            except Exception:
+                # Restore with the terms of the text the first hop actually read: the speaker's, or
+                # Whisper's.
+                used = protected_english if route.hops[0].model is None else protected
+                assert used is not None
+                return _restored(Translation(result, route.path, route.model_label, None), used, route.target)
+            except Exception as error:
+                # One language's failure costs that language its translation, never the others theirs;
+                # the reader gets the words as spoken, marked. Logged by type and place only: the
+                # exception's text may hold the speaker's words.
+                log.error(
+                    "translation %s→%s with %s failed: %s",
+                    route.source,
+                    route.target,
+                    route.model_label,
+                    describe_exception(error),
+                )
                 note = f"not translated: {route.model_label} failed for {route.source}→{route.target}"
                 return Translation(text, TranslationPath.UNTRANSLATED, None, note)
-            # Restore with the terms of the text the first hop actually read: the speaker's, or Whisper's.
-            used = protected_english if route.hops[0].model is None else protected
-            assert used is not None
-            return _restored(Translation(result, route.path, route.model_label, None), used, route.target)
 
         by_target = {target: asyncio.create_task(finish(route)) for target, route in routes.items()}
         return UtteranceTranslation(by_target, list(hops.values()))
@@ -421,8 +433,10 @@ async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:
         outcome: dict[tuple[str, str], str] | BaseException = dict(zip(rows, translated, strict=True))
     except Exception as exc:  # includes the executor shut down under us: fail rather than hang callers
         targets = ",".join(sorted({target for _, target in rows}))
-        # The traceback names the model and pair only; inputs are medical speech and never logged.
-        log.exception("translation with %s failed for %s→%s", model.name, source, targets)
+        # Type and place only: inputs are medical speech, and an exception's text may quote them.
+        log.error(
+            "translation with %s failed for %s→%s: %s", model.name, source, targets, describe_exception(exc)
+        )
         outcome = exc
     for job in jobs:
         if job.future.done():

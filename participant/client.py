@@ -20,6 +20,20 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import FileAudioTrack, PatternVideoTrack, enable_loopback_candidates, use_fast_audio_level
 from protocol import PROTOCOL_VERSION, CaptionEvent
+from protocol.signalling import (
+    Error,
+    Join,
+    Joined,
+    Leave,
+    ParticipantPublished,
+    ParticipantState,
+    Publish,
+    Published,
+    ServerMessage,
+    Subscribe,
+    Subscribed,
+    parse_server_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +146,7 @@ async def _take_part(
     leave: asyncio.Event | None,
     receive_media: bool,
 ) -> JoinReport:
-    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    replies: asyncio.Queue[Joined | Published | Error] = asyncio.Queue()
     report = JoinReport(participant_id="")
     subscriptions = _Subscriptions(socket, report) if receive_media else None
 
@@ -140,47 +154,48 @@ async def _take_part(
         async for msg in socket:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
-            message = json.loads(msg.data)
-            if message.get("type") == "caption":
-                event = CaptionEvent.from_dict(message)
-                report.captions.append(event)
+            message = parse_server_message(json.loads(msg.data))
+            if isinstance(message, CaptionEvent):
+                report.captions.append(message)
                 report.arrivals.append(time.time())
                 if on_caption is not None:
-                    on_caption(event.to_json())
-            elif message.get("type") in {"joined", "published", "error"}:
+                    on_caption(message.to_json())
+            elif isinstance(message, Joined | Published | Error):
                 await replies.put(message)
-            if subscriptions is not None:
+            if subscriptions is not None and message is not None:
                 subscriptions.handle(message)
 
-    async def reply(expected: str) -> dict[str, Any]:
+    async def reply(expected: type[Joined] | type[Published]) -> Any:
         try:
             message = await asyncio.wait_for(replies.get(), _REPLY_TIMEOUT_S)
         except TimeoutError as error:
-            raise JoinError(f"no {expected!r} from the server within {_REPLY_TIMEOUT_S:.0f} s") from error
-        if message["type"] == "error":
-            raise JoinError(f"{message.get('code')}: {message.get('message')}")
+            raise JoinError(
+                f"no {expected.type!r} from the server within {_REPLY_TIMEOUT_S:.0f} s"
+            ) from error
+        if isinstance(message, Error):
+            raise JoinError(f"{message.code.value}: {message.message}")
+        if not isinstance(message, expected):
+            raise JoinError(f"expected {expected.type!r} from the server, got {message.type!r}")
         return message
 
     reader = asyncio.create_task(read_messages())
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
-        await socket.send_json({"type": "join", "speaks": speaks, "captions": captions})
-        joined = await reply("joined")
-        if joined.get("protocol") != PROTOCOL_VERSION:
-            raise JoinError(
-                f"server speaks protocol {joined.get('protocol')}, this client {PROTOCOL_VERSION}"
-            )
-        report.participant_id = joined["participant_id"]
-        report.room_opened_at = float(joined["room"]["opened_at"])
+        await socket.send_json(Join(speaks=speaks, captions=captions).to_dict())
+        joined: Joined = await reply(Joined)
+        if joined.protocol != PROTOCOL_VERSION:
+            raise JoinError(f"server speaks protocol {joined.protocol}, this client {PROTOCOL_VERSION}")
+        report.participant_id = joined.participant_id
+        report.room_opened_at = joined.room.opened_at
 
         if track is not None:
             pc.addTransceiver(track, direction="sendonly")
             if camera is not None:
                 pc.addTransceiver(camera, direction="sendonly")
             await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers all candidates here
-            await socket.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
-            published = await reply("published")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
+            await socket.send_json(Publish(sdp=pc.localDescription.sdp).to_dict())
+            published: Published = await reply(Published)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=published.sdp, type="answer"))
             try:
                 await asyncio.wait_for(track.finished.wait(), track.duration_s + _REPLY_TIMEOUT_S)
             except TimeoutError as error:
@@ -191,7 +206,7 @@ async def _take_part(
         if leave is not None:
             await leave.wait()
         await asyncio.sleep(linger_s)
-        await socket.send_json({"type": "leave"})
+        await socket.send_json(Leave().to_dict())
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -215,27 +230,22 @@ class _Subscriptions:
         self._tasks: set[asyncio.Task[None]] = set()
         self._self_id = ""
 
-    def handle(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "joined":
-            self._self_id = message["participant_id"]
-            for participant in message["room"]["participants"]:
+    def handle(self, message: ServerMessage) -> None:
+        if isinstance(message, Joined):
+            self._self_id = message.participant_id
+            for participant in message.room.participants:
                 self._subscribe_to(participant)
-        elif kind == "participant_published":
-            self._subscribe_to(message["participant"])
-        elif kind == "subscribed":
-            answer = self._answers.get(message.get("publisher_id", ""))
+        elif isinstance(message, ParticipantPublished):
+            self._subscribe_to(message.participant)
+        elif isinstance(message, Subscribed):
+            answer = self._answers.get(message.publisher_id)
             if answer is not None and not answer.done():
-                answer.set_result(message["sdp"])
+                answer.set_result(message.sdp)
 
-    def _subscribe_to(self, participant: dict[str, Any]) -> None:
-        if (
-            participant["id"] != self._self_id
-            and participant["publishing"]
-            and participant["id"] not in self._answers
-        ):
-            self._answers[participant["id"]] = asyncio.get_running_loop().create_future()
-            self._start(self._subscribe(participant["id"], list(participant["publishing"])))
+    def _subscribe_to(self, participant: ParticipantState) -> None:
+        if participant.id != self._self_id and participant.publishing and participant.id not in self._answers:
+            self._answers[participant.id] = asyncio.get_running_loop().create_future()
+            self._start(self._subscribe(participant.id, list(participant.publishing)))
 
     async def _subscribe(self, publisher_id: str, kinds: list[str]) -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -245,7 +255,7 @@ class _Subscriptions:
         pc.on("track", lambda track: self._start(self._receive(track)))
         await pc.setLocalDescription(await pc.createOffer())
         await self._socket.send_json(
-            {"type": "subscribe", "publisher_id": publisher_id, "sdp": pc.localDescription.sdp}
+            Subscribe(publisher_id=publisher_id, sdp=pc.localDescription.sdp).to_dict()
         )
         try:
             sdp = await asyncio.wait_for(self._answers[publisher_id], _REPLY_TIMEOUT_S)

@@ -12,7 +12,17 @@ from enum import StrEnum
 from typing import Any
 
 # Bump on any incompatible change to CaptionEvent or the signalling messages (docs/protocol.md).
-PROTOCOL_VERSION = 1
+# 2: captions carry `kind` (partial, final, settled) instead of `final`, and settled captions name
+#    the lines they replace.
+PROTOCOL_VERSION = 2
+
+
+class CaptionKind(StrEnum):
+    """The three stages of an utterance's text."""
+
+    PARTIAL = "partial"  # while the speaker talks: may change with every update
+    FINAL = "final"  # the first pass at the end of the utterance: fast; a settled caption may replace it
+    SETTLED = "settled"  # the second pass, with the speech around it in view: never changes again
 
 
 class TranslationPath(StrEnum):
@@ -31,7 +41,7 @@ class CaptionEvent:
     speaker_id: str
     speaker_name: str
     utterance_id: str  # unique within the room; partials and their final share it
-    final: bool
+    kind: CaptionKind
     source_language: str  # language the speaker spoke
     caption_language: str  # language of `text`
     text: str
@@ -41,15 +51,30 @@ class CaptionEvent:
     start_s: float  # utterance start, seconds since the room opened
     end_s: float  # utterance end (or latest audio for a partial), seconds since the room opened
     sent_at: float  # server wall clock (Unix seconds) when the event was sent
+    # Settled captions only: the utterance ids of the lines this caption takes the place of, its own
+    # first. Two finals heard as one sentence become one settled caption replacing both.
+    replaces: tuple[str, ...] = ()
+    # Finals and settled captions: how sure the recogniser (and the translation model, for translated
+    # text) was, from 0 to 1; `uncertain` when the reader should be warned (docs/protocol.md).
+    confidence: float | None = None
+    uncertain: bool = False
+    model: str | None = None  # model(s) that made the text, "+"-joined along a pivot; None for the original
     # When each stage handled this utterance (Unix seconds): "speech_end", "queued", "recognized",
     # "translated". Latency per stage is the difference; `sent_at` closes the chain.
     timings: dict[str, float] = field(default_factory=dict)
     type: str = "caption"
     version: int = PROTOCOL_VERSION
 
+    @property
+    def final(self) -> bool:
+        """Whether the text is no longer partial (final or settled)."""
+        return self.kind is not CaptionKind.PARTIAL
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = self.path.value
+        data["kind"] = self.kind.value
+        data["replaces"] = list(self.replaces)
         return data
 
     def to_json(self) -> str:
@@ -67,7 +92,12 @@ class CaptionEvent:
         if missing:
             raise ValueError(f"caption event lacks fields: {sorted(missing)}")
         values = {name: data[name] for name in known if name in data}
-        values["path"] = TranslationPath(values["path"])
+        try:
+            values["path"] = TranslationPath(values["path"])
+            values["kind"] = CaptionKind(values["kind"])
+        except ValueError as error:
+            raise ValueError(f"caption event: {error}") from None
+        values["replaces"] = tuple(values.get("replaces", ()))
         return cls(**values)
 
     @classmethod

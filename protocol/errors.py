@@ -56,6 +56,16 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
+class ProtocolError(ValueError):
+    """Something a client sent or asked for that the server answers with an error `code`; the
+    message is for people and never carries what the client sent."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class CloseCode(IntEnum):
     """WebSocket close codes the server uses. Clients reconnect only after SERVER_RESTARTING and
     after a connection that dropped without a close code of this list (1006)."""

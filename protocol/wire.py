@@ -11,19 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from protocol.errors import ErrorCode
+from protocol.errors import ErrorCode, ProtocolError
 
 MAX_DEPTH = 16  # the deepest honest message (a glossary term's renderings) is 4 levels
 MAX_NUMBER_CHARS = 40  # enough for any float or int a client has reason to send
 
 
-class WireError(ValueError):
+class WireError(ProtocolError):
     """Input that is not an acceptable JSON object; `code` is the error code to answer with."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _bounded_number(kind: type[int] | type[float]) -> Any:

@@ -17,7 +17,6 @@ from aiohttp import web
 
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
-from server.rooms import MEMBERSHIP_ENDED, REMOVED
 from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
 
 log = logging.getLogger(__name__)
@@ -246,9 +245,7 @@ async def decide(request: web.Request) -> web.Response:
     if status is not MemberStatus.APPROVED:
         # Their sign-in sessions are gone with the decision; calls they are in end now, not when
         # they next reload.
-        for seat in context.rooms.participants_of(member_id):
-            if seat.dismiss is not None:
-                await seat.dismiss(MEMBERSHIP_ENDED)
+        await context.calls.membership_ended(member_id)
     return web.json_response({"member": member.public()})
 
 
@@ -280,7 +277,7 @@ async def get_glossary(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
     context.require_member(request)
     room_id = request.match_info["room_id"]
-    live = context.rooms.get(room_id)
+    live = context.calls.room(room_id)
     if live is not None:
         glossary = live.glossary
     else:
@@ -314,31 +311,37 @@ async def put_glossary(request: web.Request) -> web.Response:
     except (GlossaryError, UnknownLanguageError) as err:
         raise BadRequest("bad_field", f"terms: {err}") from None
     await context.store.set_glossary(record.id, glossary)
-    live = context.rooms.get(record.id)
+    live = context.calls.room(record.id)
     if live is not None:
-        live.glossary = glossary
-        context.room_changed(live)
-        await live.broadcast({"type": "glossary_updated", "terms": glossary.to_list()})
+        await context.calls.set_glossary(live, glossary)
     return web.json_response({"terms": glossary.to_list()})
 
 
 @routes.delete("/api/rooms/{room_id}/participants/{participant_id}")
 async def remove_participant(request: web.Request) -> web.Response:
     """The room's host (or an administrator) ends someone's part in the call; they cannot join again
-    until the call ends."""
+    until the call is ended for everyone."""
     context: AppContext = request.app[AppContext.KEY]
     member, record = await _room_of_its_host(request, "removes participants")
-    live = context.rooms.get(record.id)
-    seat = live.participants.get(request.match_info["participant_id"]) if live is not None else None
+    live = context.calls.room(record.id)
+    seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
     if live is None or seat is None:
         return error(404, "no_participant", "no such participant in this call")
     if seat.member.id == member.id:
         raise BadRequest("bad_field", "to leave the call, leave it")
-    live.removed_members.add(seat.member.id)
-    if seat.dismiss is not None:
-        await seat.dismiss(REMOVED)
+    await context.calls.remove(live, seat, by=member)
     log.info("participant %s removed from room %s", seat.id, record.id)
     return web.json_response({"removed": seat.id})
+
+
+@routes.post("/api/rooms/{room_id}/end")
+async def end_call(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) ends the call for everyone in it; removals are lifted."""
+    context: AppContext = request.app[AppContext.KEY]
+    member, record = await _room_of_its_host(request, "ends its call")
+    ended = await context.calls.end(record)
+    log.info("call in room %s ended for %d participant(s) by member %s", record.id, ended, member.id)
+    return web.json_response({"ended": ended})
 
 
 @routes.get("/api/rooms/{room_id}")
@@ -346,9 +349,9 @@ async def room_details(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
     context.require_member(request)
     room_id = request.match_info["room_id"]
-    live = context.rooms.get(room_id)
+    live = context.calls.room(room_id)
     if live is not None:
-        return web.json_response({"room": live.public()})
+        return web.json_response({"room": live.state().to_dict()})
     record = await context.store.room(room_id)
     if record is None:
         return error(404, "no_room", "no such room")

@@ -15,7 +15,6 @@ from mt import TranslationEngine
 from server import api
 from server.config import Config
 from server.context import AppContext
-from server.rooms import RoomRegistry
 from server.signalling import room_socket
 from server.store import Store
 
@@ -116,18 +115,20 @@ def create_app(
             hub=hub,
             recognizer=loaded_recognizer,
             engine=loaded_engine,
-            rooms=RoomRegistry(config.max_review_participants),
         )
         app[AppContext.KEY] = context
         loop_probe = asyncio.create_task(context.metrics.probe_event_loop(), name="event-loop-probe")
         yield
         loop_probe.cancel()
-        for pipeline in list(context.pipelines.values()):
-            await pipeline.finish()
         await context.hub.close()
         await loaded_recognizer.aclose()
         await loaded_engine.aclose()
         await store.close()
 
+    async def tell_everyone_we_stop(app: web.Application) -> None:
+        # Before aiohttp waits for the open WebSockets to end: each is told, then closed, here.
+        await app[AppContext.KEY].calls.shutdown()
+
     app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(tell_everyone_we_stop)
     return app

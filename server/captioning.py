@@ -29,8 +29,11 @@ from mt import (
     UtteranceTranslation,
 )
 from protocol import CaptionEvent, Glossary, TranslationPath
+from protocol.captions import CaptionKind
+from protocol.privacy import describe_exception
+from protocol.signalling import AUTO_LANGUAGE
 from server.metrics import Metrics
-from server.rooms import AUTO_LANGUAGE, LiveRoom, Participant
+from server.rooms import LiveRoom, Seat
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class SpeakerPipeline:
     def __init__(
         self,
         room: LiveRoom,
-        speaker: Participant,
+        speaker: Seat,
         audio: AsyncIterator[np.ndarray],
         recognizer: SpeechRecognizer,
         engine: TranslationEngine,
@@ -96,6 +99,9 @@ class SpeakerPipeline:
             if self._offset_s is None:
                 self._offset_s = time.time() - len(samples) / SAMPLE_RATE - self._room.opened_at
             await self._stream.push(samples)
+        # The microphone ended (the speaker left, or their media process died): what they were
+        # saying becomes a final now, not when someone remembers to finish the stream.
+        await self._stream.finish()
 
     def room_changed(self) -> None:
         """Someone joined, left or changed languages, or the glossary changed."""
@@ -140,8 +146,12 @@ class SpeakerPipeline:
                         await self._deliver_final(transcript)
                     else:
                         await self._deliver_partial(transcript)
-                except Exception:
-                    log.exception("caption delivery failed for participant %s", self._speaker.id)
+                except Exception as error:
+                    log.error(
+                        "caption delivery failed for participant %s: %s",
+                        self._speaker.id,
+                        describe_exception(error),
+                    )
         finally:
             self._drop_partial_translation()
             self._drop_early_translation()
@@ -253,8 +263,12 @@ class SpeakerPipeline:
             )
         except TranslationBusyError:
             return  # listeners keep the previous translated partial; the final will come regardless
-        except Exception:
-            log.exception("partial translation failed for participant %s", self._speaker.id)
+        except Exception as error:
+            log.error(
+                "partial translation failed for participant %s: %s",
+                self._speaker.id,
+                describe_exception(error),
+            )
             return
         await self._send(transcript, translations)
 
@@ -266,7 +280,7 @@ class SpeakerPipeline:
     async def _send(self, transcript: Transcript, translations: dict[str, Translation]) -> None:
         timings = {**transcript.timings, "translated": time.time()}
         sent_at = time.time()
-        for listener in list(self._room.participants.values()):
+        for listener in list(self._room.seats.values()):
             translation = translations.get(listener.captions)
             if translation is None:  # another listener's language
                 continue
@@ -275,7 +289,7 @@ class SpeakerPipeline:
                 speaker_id=self._speaker.id,
                 speaker_name=self._speaker.name,
                 utterance_id=self._utterance_id(transcript),
-                final=transcript.final,
+                kind=CaptionKind.FINAL if transcript.final else CaptionKind.PARTIAL,
                 source_language=transcript.language,
                 caption_language=transcript.language
                 if translation.path is TranslationPath.UNTRANSLATED
@@ -288,12 +302,9 @@ class SpeakerPipeline:
                 end_s=round((self._offset_s or 0.0) + transcript.end_s, 3),
                 sent_at=sent_at,
                 timings=timings,
+                model=translation.model,
             )
-            try:
-                await listener.send(event.to_dict())
-            except Exception as error:  # a listener that vanished must not stop the others' captions
-                log.info("caption not delivered to %s: %s", listener.id, type(error).__name__)
-                continue
+            await listener.send(event)
             self._metrics.observe(timings, sent_at, final=event.final, path=event.path.value, listeners=1)
 
     def _utterance_id(self, transcript: Transcript) -> str:

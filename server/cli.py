@@ -45,7 +45,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"BabelCall is ready: {config.url}", flush=True)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=config.host, port=config.port, ssl_context=tls, print=None, access_log=None)
+    # On SIGTERM the calls are told and closed first (server/calls.py: Calls.shutdown); what is left
+    # after that is handlers ending, so aiohttp's default minute of waiting for them is not needed.
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_context=tls,
+        print=None,
+        access_log=None,
+        shutdown_timeout=1.0,
+    )
     return 0
 
 

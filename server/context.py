@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 from aiohttp import web
 
 from asr import SpeechRecognizer
 from media import MediaHub
 from mt import TranslationEngine
+from server.calls import Calls
 from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.config import Config
 from server.metrics import LiveFigures, Metrics
-from server.rooms import LiveRoom, Participant, RoomRegistry
+from server.rooms import LiveRoom, Seat
 from server.signin_limits import SignInLimiter
 from server.store import Member, MemberStatus, Store
 
@@ -37,8 +39,7 @@ class AppContext:
     hub: MediaHub
     recognizer: SpeechRecognizer
     engine: TranslationEngine
-    rooms: RoomRegistry
-    pipelines: dict[str, SpeakerPipeline] = field(default_factory=dict)
+    calls: Calls = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
     signin_limits: SignInLimiter = field(init=False)
@@ -50,15 +51,20 @@ class AppContext:
             self.config.signin_window_s,
         )
         self.missing_models = MissingModelReporter(self.engine)
+        self.calls = Calls(
+            store=self.store,
+            hub=self.hub,
+            start_captions=self.start_captions,
+            max_review_participants=self.config.max_review_participants,
+        )
         self.metrics.watch(self.live_figures)
-        self.hub.on_lost(self.media_lost)
-        self._notices: set[asyncio.Task[None]] = set()
 
     def live_figures(self) -> LiveFigures:
+        seats = self.calls.seats()
         return LiveFigures(
-            rooms=len(self.rooms.rooms),
-            participants=sum(len(room.participants) for room in self.rooms.rooms),
-            speakers=len(self.pipelines),
+            rooms=len(self.calls.rooms),
+            participants=len(seats),
+            speakers=sum(seat.pipeline is not None for seat in seats),
             recognizer=dataclasses.asdict(self.recognizer.stats()),
             translation_pending=self.engine.pending,
             media=dataclasses.asdict(self.hub.figures()),
@@ -95,36 +101,7 @@ class AppContext:
             raise _json_error(web.HTTPForbidden, "not_admin", "administrators only")
         return member
 
-    def start_speech(self, room: LiveRoom, participant: Participant) -> SpeakerPipeline:
-        pipeline = SpeakerPipeline(
-            room,
-            participant,
-            self.hub.listen(participant.id),
-            self.recognizer,
-            self.engine,
-            self.missing_models,
-            self.metrics,
+    def start_captions(self, room: LiveRoom, seat: Seat, audio: AsyncIterator[np.ndarray]) -> SpeakerPipeline:
+        return SpeakerPipeline(
+            room, seat, audio, self.recognizer, self.engine, self.missing_models, self.metrics
         )
-        self.pipelines[participant.id] = pipeline
-        return pipeline
-
-    def media_lost(self, participant_ids: list[str]) -> None:
-        """Their media worker died: their peer connections are gone, so tell them to join again."""
-        lost = set(participant_ids)
-        notice = {
-            "type": "error",
-            "code": "media_lost",
-            "message": "the server's media process for this call failed; leave and join again",
-        }
-        for room in self.rooms.rooms:
-            for participant in room.participants.values():
-                if participant.id in lost:
-                    task = asyncio.create_task(participant.send(notice))
-                    self._notices.add(task)
-                    task.add_done_callback(self._notices.discard)
-
-    def room_changed(self, room: LiveRoom) -> None:
-        for participant_id in room.participants:
-            pipeline = self.pipelines.get(participant_id)
-            if pipeline is not None:
-                pipeline.room_changed()

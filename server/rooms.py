@@ -1,80 +1,114 @@
-"""Live rooms: who is in each call, which languages they speak and read, and how to reach them."""
+"""Live rooms and the seats in them: who is in each call, in which languages, and how to reach them.
+
+A `Seat` is one member's time in one call, from `join` until it is vacated. It is the one owner of
+everything that time holds: the connection to the member's page, the media the member publishes, and
+the pipeline that turns their speech into captions (server/calls.py opens and vacates seats).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from protocol import Glossary
-from server.store import Member, RoomKind, RoomRecord
-
-AUTO_LANGUAGE = "auto"  # a participant who lets recognition detect the language of each utterance
+from protocol.errors import CloseCode, ErrorCode
+from protocol.signalling import (
+    AUTO_LANGUAGE,
+    ChineseScript,
+    ParticipantState,
+    RoomState,
+    ServerMessage,
+)
+from server.store import Member, RoomRecord
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+class Connection(Protocol):
+    """How the server reaches a member's page (the signalling WebSocket)."""
+
+    async def send(self, message: ServerMessage) -> None: ...
+
+    async def close(self, code: CloseCode, reason: str = "") -> None: ...
 
 
-class RoomFullError(Exception):
-    pass
+class CaptionPipeline(Protocol):
+    """The seat's speech on its way to captions (server/captioning.py)."""
+
+    def room_changed(self) -> None: ...
+
+    async def finish(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Dismissal:
-    """Why the server ends a participant's connection itself (docs/protocol.md). Clients do not
-    reconnect after `close_code`: a replaced connection would take the seat back from the newer one,
-    and a removed participant or a member whose membership ended would be refused anyway."""
+    """Why the server ends a seat itself (docs/protocol.md): the error sent, then the close code.
+    Clients do not reconnect after these close codes."""
 
-    code: str  # the "error" message's code, sent before the socket closes
+    code: ErrorCode
     message: str
-    close_code: int  # the WebSocket close code
+    close_code: CloseCode
 
 
-REPLACED = Dismissal("replaced", "you joined this room from another connection", 4001)
-MEMBERSHIP_ENDED = Dismissal("membership_ended", "an administrator ended your membership", 4003)
-REMOVED = Dismissal("removed", "the host removed you from this call", 4004)
+REPLACED = Dismissal(ErrorCode.REPLACED, "you joined this room from another connection", CloseCode.REPLACED)
+MEMBERSHIP_ENDED = Dismissal(
+    ErrorCode.MEMBERSHIP_ENDED, "an administrator ended your membership", CloseCode.MEMBERSHIP_ENDED
+)
+REMOVED_BY_HOST = Dismissal(ErrorCode.REMOVED, "the host removed you from this call", CloseCode.REMOVED)
+REMOVED_BY_ADMIN = Dismissal(
+    ErrorCode.REMOVED, "an administrator removed you from this call", CloseCode.REMOVED
+)
+CALL_ENDED = Dismissal(ErrorCode.CALL_ENDED, "the call was ended for everyone", CloseCode.CALL_ENDED)
+SERVER_RESTARTING = Dismissal(
+    ErrorCode.SERVER_RESTARTING,
+    "the server is restarting; the page joins again when it is back",
+    CloseCode.SERVER_RESTARTING,
+)
 
 
-@dataclass
-class Participant:
-    id: str
+@dataclass(eq=False)
+class Seat:
+    id: str  # 128 random bits, hex; unique within the room (and in practice everywhere)
+    room: LiveRoom
     member: Member
-    speaks: str
+    speaks: str  # a language code, or AUTO_LANGUAGE
     captions: str
-    send: Send
-    publishing: list[str] = field(default_factory=list)
-    # Ends this participant's connection: when its member joins the room again from another one, the
-    # host removes them, or their membership ends.
-    dismiss: Callable[[Dismissal], Awaitable[None]] | None = None
+    chinese_script: ChineseScript
+    connection: Connection
+    publishing: tuple[str, ...] = ()  # media kinds published: "audio", "video"
+    pipeline: CaptionPipeline | None = None  # while the published microphone is being captioned
+    vacated: bool = False  # set the moment the seat is left: nothing more is sent to it
 
     @property
     def name(self) -> str:
         return self.member.name
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "speaks": self.speaks,
-            "captions": self.captions,
-            "publishing": list(self.publishing),
-        }
+    def state(self) -> ParticipantState:
+        return ParticipantState(self.id, self.name, self.speaks, self.captions, self.publishing)
+
+    async def send(self, message: ServerMessage) -> None:
+        """Send to this seat's page; a vacated seat gets nothing, and a page that vanished costs the
+        sender nothing (the seat is vacated when its socket's handler ends)."""
+        if self.vacated:
+            return
+        try:
+            await self.connection.send(message)
+        except (ConnectionError, RuntimeError) as error:
+            log.info("message not delivered to participant %s: %s", self.id, type(error).__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class LiveRoom:
+    """A room with someone in it. Opened by its first seat, closed when its last is vacated."""
+
     record: RoomRecord
     capacity: int
     opened_at: float = field(default_factory=time.time)
-    participants: dict[str, Participant] = field(default_factory=dict)
+    seats: dict[str, Seat] = field(default_factory=dict)
     glossary: Glossary = field(init=False)
-    # Members the host removed: kept out until the call ends (the room closes when its last
-    # participant leaves, and this set with it).
-    removed_members: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.glossary = self.record.glossary
@@ -83,65 +117,35 @@ class LiveRoom:
     def id(self) -> str:
         return self.record.id
 
+    @property
+    def full(self) -> bool:
+        return len(self.seats) >= self.capacity
+
     def caption_languages(self) -> set[str]:
-        return {p.captions for p in self.participants.values()}
+        return {seat.captions for seat in self.seats.values()}
 
     def languages(self) -> frozenset[str]:
         """Every language someone here speaks or reads: what detection may choose from."""
-        spoken = {p.speaks for p in self.participants.values() if p.speaks != AUTO_LANGUAGE}
+        spoken = {seat.speaks for seat in self.seats.values() if seat.speaks != AUTO_LANGUAGE}
         return frozenset(spoken | self.caption_languages())
 
-    def participant_of(self, member_id: str) -> Participant | None:
-        return next((p for p in self.participants.values() if p.member.id == member_id), None)
+    def seat_of(self, member_id: str) -> Seat | None:
+        return next((seat for seat in self.seats.values() if seat.member.id == member_id), None)
 
-    def add(self, participant: Participant) -> None:
-        if len(self.participants) >= self.capacity:
-            raise RoomFullError(f"this {self.record.kind.value} is full ({self.capacity} participants)")
-        self.participants[participant.id] = participant
+    def state(self) -> RoomState:
+        record = self.record
+        return RoomState(
+            id=record.id,
+            title=record.title,
+            kind=record.kind.value,
+            created_by=record.created_by,
+            created_at=record.created_at,
+            opened_at=self.opened_at,
+            glossary=tuple(self.glossary.to_list()),
+            participants=tuple(seat.state() for seat in self.seats.values()),
+        )
 
-    def public(self) -> dict[str, Any]:
-        return {
-            **self.record.public(),
-            "glossary": self.glossary.to_list(),
-            "opened_at": self.opened_at,
-            "participants": [p.public() for p in self.participants.values()],
-        }
-
-    async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
-        targets = [p for pid, p in self.participants.items() if pid != exclude]
-        results = await asyncio.gather(*(p.send(message) for p in targets), return_exceptions=True)
-        for participant, result in zip(targets, results, strict=True):
-            if isinstance(result, Exception):
-                log.info("could not reach participant %s: %s", participant.id, type(result).__name__)
-
-
-class RoomRegistry:
-    """The rooms that have someone in them. A room is opened by its first participant and closed
-    when the last one leaves."""
-
-    def __init__(self, max_review_participants: int) -> None:
-        self._rooms: dict[str, LiveRoom] = {}
-        self._max_review = max_review_participants
-
-    def get(self, room_id: str) -> LiveRoom | None:
-        return self._rooms.get(room_id)
-
-    def open(self, record: RoomRecord) -> LiveRoom:
-        room = self._rooms.get(record.id)
-        if room is None:
-            capacity = 2 if record.kind is RoomKind.CONSULTATION else self._max_review
-            room = self._rooms[record.id] = LiveRoom(record, capacity)
-        return room
-
-    def discard_if_empty(self, room: LiveRoom) -> None:
-        if not room.participants and self._rooms.get(room.id) is room:
-            del self._rooms[room.id]
-
-    @property
-    def rooms(self) -> list[LiveRoom]:
-        return list(self._rooms.values())
-
-    def participants_of(self, member_id: str) -> list[Participant]:
-        """The member's seats in every live room."""
-        seats = (room.participant_of(member_id) for room in self._rooms.values())
-        return [seat for seat in seats if seat is not None]
+    async def broadcast(self, message: ServerMessage, *, exclude: Seat | None = None) -> None:
+        await asyncio.gather(
+            *(seat.send(message) for seat in list(self.seats.values()) if seat is not exclude)
+        )

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS rooms (
     created_at REAL NOT NULL,
     glossary TEXT NOT NULL DEFAULT '[]'
 );
+-- Members the host (or an administrator) removed from a room: kept out until the call is ended for
+-- everyone, restarts included.
+CREATE TABLE IF NOT EXISTS room_removals (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    removed_at REAL NOT NULL,
+    PRIMARY KEY (room_id, member_id)
+);
 """
 
 # Columns added after a table was first created, applied to older databases at start-up.
@@ -317,6 +325,32 @@ class Store:
             self._db.commit()
 
         await self._run(update)
+
+    async def add_removal(self, room_id: str, member_id: str) -> None:
+        def insert() -> None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO room_removals (room_id, member_id, removed_at) VALUES (?, ?, ?)",
+                (room_id, member_id, time.time()),
+            )
+            self._db.commit()
+
+        await self._run(insert)
+
+    async def is_removed(self, room_id: str, member_id: str) -> bool:
+        def select() -> bool:
+            row = self._db.execute(
+                "SELECT 1 FROM room_removals WHERE room_id = ? AND member_id = ?", (room_id, member_id)
+            ).fetchone()
+            return row is not None
+
+        return await self._run(select)
+
+    async def clear_removals(self, room_id: str) -> None:
+        def delete() -> None:
+            self._db.execute("DELETE FROM room_removals WHERE room_id = ?", (room_id,))
+            self._db.commit()
+
+        await self._run(delete)
 
     async def rooms_created_by(self, member_id: str) -> list[RoomRecord]:
         def select() -> list[RoomRecord]:

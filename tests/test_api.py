@@ -19,6 +19,7 @@ from aiortc import RTCPeerConnection, VideoStreamTrack
 from asr import RecognizerStats
 from media import enable_loopback_candidates
 from mt import TranslationEngine
+from protocol import PROTOCOL_VERSION
 from server.app import create_app
 from server.config import Config
 from server.context import AppContext
@@ -204,7 +205,7 @@ async def test_signalling_answers_bad_messages_and_keeps_the_session(app_server:
 
     await socket.send_json({"type": "join", "speaks": "ar", "captions": "th"})
     joined = await _receive(socket)
-    assert joined["type"] == "joined" and joined["protocol"] == 1
+    assert joined["type"] == "joined" and joined["protocol"] == PROTOCOL_VERSION
     assert joined["room"]["participants"][0]["speaks"] == "ar"
 
     for message, code in [
@@ -300,7 +301,7 @@ async def test_ending_a_membership_ends_the_members_calls_at_once(app_server: Te
     # The tab that had not joined cannot join now, and nothing else of theirs is let in.
     await not_joined_yet.send_json({"type": "join", "speaks": "fr", "captions": "en"})
     assert (await _receive(not_joined_yet))["code"] == "membership_ended"
-    assert app_server.app[AppContext.KEY].rooms.participants_of(guest_id) == []
+    assert app_server.app[AppContext.KEY].calls.seats_of(guest_id) == []
     assert (await guest.get("/api/me")).status == 401
     assert (await guest.get(f"/api/rooms/{room['id']}")).status == 401
     for socket in (host_socket, not_joined_yet):
@@ -342,21 +343,29 @@ async def test_the_host_removes_a_participant_who_stays_out_until_the_call_ends(
             "type": "participant_left",
             "participant_id": ids["intruder"],
         }
-    # Joining again is refused while the call lasts, and the seat is gone.
+    # Joining again is refused, and the seat is gone.
     again = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
     await again.send_json({"type": "join", "speaks": "en", "captions": "en"})
     assert (await _receive(again))["code"] == "removed"
+    closing = await again.receive(timeout=10)  # refused for good: the socket does not stay open
+    assert closing.type == WSMsgType.CLOSE and closing.data == 4004
     assert (await host.delete(seat)).status == 404
-    await again.close()
 
-    # Once everyone has left, the call is over: a new one starts with nobody kept out.
+    # Everyone leaving does not end the call: only the host ends it, for everyone, which lifts removals.
     for name in ("host", "expert"):
         await sockets[name].close()
-    rooms = app_server.app[AppContext.KEY].rooms
+    calls = app_server.app[AppContext.KEY].calls
     for _ in range(100):
-        if rooms.get(room["id"]) is None:
+        if calls.room(room["id"]) is None:
             break
         await asyncio.sleep(0.05)
+    still_out = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
+    await still_out.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(still_out))["code"] == "removed"
+    response = await expert.post(f"/api/rooms/{room['id']}/end")
+    assert response.status == 403 and await _error_code(response) == "not_host"
+    response = await host.post(f"/api/rooms/{room['id']}/end")
+    assert response.status == 200 and (await response.json()) == {"ended": 0}
     later = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
     await later.send_json({"type": "join", "speaks": "en", "captions": "en"})
     assert (await _receive(later))["type"] == "joined"
@@ -365,19 +374,59 @@ async def test_the_host_removes_a_participant_who_stays_out_until_the_call_ends(
         await client.close()
 
 
+async def test_a_removal_outlasts_a_restart(tmp_path: Path) -> None:
+    """The host removes someone; the server restarts; the host rejoins; the removed member's page,
+    which rejoins by itself, is refused."""
+    config = Config(data_dir=tmp_path, max_message_bytes=4_096, media_workers=1)
+    server = TestServer(api_only_app(config))
+    await server.start_server()
+    host = await _member(server, "host@example.org")
+    guest = await _member(server, "guest@example.org", admin=host)
+    room = (await (await host.post("/api/rooms", json={"kind": "consultation"})).json())["room"]
+    host_socket = await host.ws_connect(f"/ws/rooms/{room['id']}")
+    await host_socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    await _receive(host_socket)
+    guest_socket = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await guest_socket.send_json({"type": "join", "speaks": "fr", "captions": "fr"})
+    guest_id = (await _receive(guest_socket))["participant_id"]
+    response = await host.delete(f"/api/rooms/{room['id']}/participants/{guest_id}")
+    assert response.status == 200
+    cookies = {
+        name: client.session.cookie_jar.filter_cookies(server.make_url("/"))
+        for name, client in (("host", host), ("guest", guest))
+    }
+    for client in (host, guest):
+        await client.close()
+    await server.close()
+
+    restarted = TestServer(api_only_app(config), port=server.port)
+    await restarted.start_server()
+    host, guest = await _client(restarted), await _client(restarted)
+    host.session.cookie_jar.update_cookies(cookies["host"])
+    guest.session.cookie_jar.update_cookies(cookies["guest"])
+    host_socket = await host.ws_connect(f"/ws/rooms/{room['id']}")
+    await host_socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    assert (await _receive(host_socket))["type"] == "joined"
+    guest_socket = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await guest_socket.send_json({"type": "join", "speaks": "fr", "captions": "fr"})
+    assert (await _receive(guest_socket))["code"] == "removed"
+    for client in (host, guest):
+        await client.close()
+    await restarted.close()
+
+
 async def test_a_socket_that_never_joins_leaves_no_room_open(app_server: TestServer) -> None:
     admin = await _member(app_server, "admin@example.org")
     room = (await (await admin.post("/api/rooms", json={"kind": "review"})).json())["room"]
-    rooms = app_server.app[AppContext.KEY].rooms
+    calls = app_server.app[AppContext.KEY].calls
     socket = await admin.ws_connect(f"/ws/rooms/{room['id']}")
-    await socket.send_json({"type": "dance"})
+    await socket.send_json({"type": "publish", "sdp": "v=0"})
     assert (await _receive(socket))["code"] == "not_joined"
+    # Connected but not in the call: no live room (nor a room in /metrics).
+    assert calls.rooms == []
+    metrics = await (await admin.get("/metrics")).text()
+    assert "babelcall_active_rooms 0.0" in metrics
     await socket.close()
-    for _ in range(100):
-        if not rooms.rooms:
-            break
-        await asyncio.sleep(0.05)
-    assert rooms.rooms == []
     await admin.close()
 
 

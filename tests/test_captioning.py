@@ -8,6 +8,7 @@ CTranslate2 model the test builds (random weights: meaningless text, real code p
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,9 +23,11 @@ from mt_models import build_marian_pair, build_multilingual, hold_calls, real_ca
 from asr import Transcript
 from mt import TranslationEngine
 from protocol import CaptionEvent, Glossary, TranslationPath
+from protocol.errors import CloseCode
+from protocol.signalling import ChineseScript, ServerMessage
 from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.metrics import Metrics
-from server.rooms import LiveRoom, Participant
+from server.rooms import LiveRoom, Seat
 from server.store import Member, MemberStatus, RoomKind, RoomRecord
 
 
@@ -89,17 +92,22 @@ def _partial(text: str, stable: int) -> Transcript:
     )
 
 
-def _join(room: LiveRoom, captions: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+class _Inbox(list[dict[str, Any]]):
+    """A participant's page: what the server sent it, as the JSON objects that went over the wire."""
+
+    async def send(self, message: ServerMessage) -> None:
+        self.append(message.to_dict())
+
+    async def close(self, code: CloseCode, reason: str = "") -> None:
+        return None
+
+
+def _join(room: LiveRoom, captions: dict[str, str]) -> dict[str, _Inbox]:
     """One participant per id, speaking English and reading the given language; their inboxes."""
-    inboxes: dict[str, list[dict[str, Any]]] = {}
+    inboxes: dict[str, _Inbox] = {}
     for pid, language in captions.items():
-        inbox: list[dict[str, Any]] = []
-        inboxes[pid] = inbox
-
-        async def send(message: dict[str, Any], _inbox: list[dict[str, Any]] = inbox) -> None:
-            _inbox.append(message)
-
-        room.add(Participant(pid, _member(pid), "en", language, send))
+        inbox = inboxes[pid] = _Inbox()
+        room.seats[pid] = Seat(pid, room, _member(pid), "en", language, ChineseScript.SIMPLIFIED, inbox)
     return inboxes
 
 
@@ -109,7 +117,7 @@ def _pipeline(
     """The pipeline of the participant "speaker", fed by a scripted recogniser."""
     return SpeakerPipeline(
         room,
-        room.participants["speaker"],
+        room.seats["speaker"],
         _no_audio(),
         _ScriptedRecognizer(stream),  # type: ignore[arg-type]
         engine,
@@ -374,3 +382,60 @@ async def test_no_early_translation_where_no_model_would_run() -> None:
     assert final.final and final.path is TranslationPath.UNTRANSLATED and final.text == text
     assert "babelcall_early_translations_total{" not in metrics.render().decode()
     await no_models.aclose()
+
+
+def _final(text: str, language: str = "en") -> Transcript:
+    return Transcript(0, True, text, len(text), language, 0.0, 2.0, None, {"speech_end": time.time()})
+
+
+async def test_a_glossary_term_with_a_turkish_i_costs_no_reader_their_final(
+    engine: TranslationEngine,
+) -> None:
+    """The glossary says "KIRIK"; recognition writes "kırık". Matching once disagreed with the term
+    lookup about Turkish I, and every reader of another language lost the final."""
+    room = LiveRoom(
+        RoomRecord("room-tr", "Review", RoomKind.REVIEW, "host", 0.0, Glossary.from_list(["KIRIK", "İlaç"])),
+        12,
+    )
+    inboxes = _join(room, {"speaker": "tr", "french": "fr", "japanese": "ja"})
+    room.seats["speaker"].speaks = "tr"
+    said = "Kolunda kırık var, ilaç verdik."
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final(said, "tr"))]), engine, Metrics())
+    await pipeline.finish()
+    (spoken,) = [CaptionEvent.from_dict(m) for m in inboxes["speaker"]]
+    assert spoken.text == said and spoken.path is TranslationPath.ORIGINAL
+    for reader in ("french", "japanese"):
+        (final,) = [CaptionEvent.from_dict(m) for m in inboxes[reader]]
+        assert final.final and final.path is TranslationPath.MACHINE, reader
+        # Protected through translation, and written as the glossary writes them.
+        assert "KIRIK" in final.text and "İlaç" in final.text, final.text
+
+
+async def test_one_languages_failed_translation_costs_the_others_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    build_marian_pair(tmp_path / "opus-mt-en-fr", "en", "fr")
+    build_marian_pair(tmp_path / "opus-mt-en-ja", "en", "ja", seed=2)
+    engine = TranslationEngine.from_directory(tmp_path)
+    japanese = next(m for m in engine.models if m.pair == ("en", "ja"))
+
+    def broken(texts: list[str], source: str, target: str) -> list[str]:
+        raise RuntimeError(f"cannot translate {texts!r}")  # as a library error quoting its input would
+
+    replace_calls(monkeypatch, japanese, broken)
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr", "japanese": "ja"})
+    said = "Her haemoglobin is seven point two."
+    caplog.set_level(logging.DEBUG)
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final(said))]), engine, Metrics())
+    await pipeline.finish()
+    await engine.aclose()
+
+    (french,) = [CaptionEvent.from_dict(m) for m in inboxes["french"]]
+    assert french.path is TranslationPath.MACHINE and french.caption_language == "fr"
+    (japanese_final,) = [CaptionEvent.from_dict(m) for m in inboxes["japanese"]]
+    assert japanese_final.final and japanese_final.path is TranslationPath.UNTRANSLATED
+    assert japanese_final.text == said and japanese_final.note is not None
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "failed" in logged  # the operator hears of it...
+    assert "haemoglobin" not in logged  # ...without the words

@@ -167,3 +167,39 @@ async def test_cache_key_holds_model_and_glossary(built: Path, monkeypatch: pyte
 
 def test_placeholder_format() -> None:
     assert placeholder(1) == "[1]"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "protected"),
+    [
+        # Turkish: the glossary's capitals against recognition's dotted and dotless i.
+        ("Kolunda kırık var", "tr", "Kolunda [1] var"),
+        ("ilaç aldı", "tr", "[1] aldı"),
+        ("ıbuprofen 400 mg", "tr", "[1] 400 mg"),
+        ("Parol'ü aldı", "tr", "[1]'ü aldı"),  # a suffix after an apostrophe
+        # Arabic: joined "and"/"the", and short-vowel marks written or not.
+        ("خذ والباراسيتامول الآن", "ar", "خذ وال[1] الآن"),
+        ("خذ البَارَاسِيتَامُول", "ar", "خذ ال[1]"),
+        ("خذ باراسيتامولات", "ar", "خذ باراسيتامولات"),  # another word
+        # Chinese and Thai are written without spaces between words.
+        ("请服用布洛芬两次", "zh", "请服用[1]两次"),
+        ("ให้ยาพาราสองเม็ด", "th", "ให้[1]สองเม็ด"),
+        # Vietnamese: the same letters typed composed or decomposed; the diacritics tell words apart.
+        ("Uống thuốc hạ sốt nhé", "vi", "Uống [1] nhé"),
+        ("Uống thuo\u0302\u0301c ha\u0323 so\u0302\u0301t nhé", "vi", "Uống [1] nhé"),
+        ("Uống thuoc ha sot nhé", "vi", "Uống thuoc ha sot nhé"),
+        # Whole words elsewhere.
+        ("IBUPROFEN twice", "en", "[1] twice"),
+        ("Ibuprofens", "en", "Ibuprofens"),
+    ],
+)
+def test_terms_are_found_as_each_language_writes_them(text: str, language: str, protected: str) -> None:
+    glossary = Glossary.from_list(
+        ["KIRIK", "Ibuprofen", "Parol", "باراسيتامول", "布洛芬", "ยาพารา", "thuốc hạ sốt", "İlaç"]
+    )
+    result = protect(text, glossary, language)
+    assert result.text == protected
+    # Restoring gives the terms as the glossary writes them, never a lost or doubled one.
+    restored = restore(result.text, result, "en")
+    for term in result.terms:
+        assert restored.count(term.term) == result.text.count(placeholder(result.terms.index(term) + 1))

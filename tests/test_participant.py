@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -138,3 +139,61 @@ def test_join_reports_bad_credentials_and_bad_links(server: RunningServer, speec
     result = subprocess.run([*command, nobody_listens], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "cannot reach http://127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_restart_tells_every_page_and_delivers_what_was_already_said_first(
+    whisper_model_path: Path, speech_dir: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while a doctor is mid-sentence: the sentence is captioned, every page is told the
+    server is restarting (close code 1012, after which pages join again), and the server exits
+    instead of waiting half a minute for sockets to time out."""
+    import aiohttp
+    from harness import start_server
+
+    server = start_server(tmp_path, whisper_model_path)
+    speaker = server.member("Dr Ana Ruiz", "ana@example.org")
+    server.member("Dr Listener", "listener@example.org")
+    status, body = speaker.call("POST", "/api/rooms", {"kind": "review", "title": "Case review"})
+    assert status == 201
+    room_url = server.base_url + body["link"]
+    heard: list[dict[str, object]] = []
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(
+            f"{server.base_url}/api/login", json={"email": "listener@example.org", "password": PASSWORD}
+        ) as response:
+            assert response.status == 200
+        socket = await http.ws_connect(room_url.replace("http", "ws", 1).replace("/r/", "/ws/rooms/"))
+        await socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+        talking = asyncio.create_task(
+            join_room(
+                room_url,
+                email="ana@example.org",
+                password=PASSWORD,
+                audio=speech_dir / "en_jfk.flac",
+                speaks="en",
+                captions="en",
+                linger_s=30.0,
+            )
+        )
+        # Mid-sentence: the first words are on screen, the sentence is not over.
+        async for message in socket:
+            heard.append(json.loads(message.data))
+            if heard[-1]["type"] == "caption":
+                break
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        async for message in socket:
+            heard.append(json.loads(message.data))
+        closed = socket.close_code
+        exit_code = await asyncio.to_thread(server.process.wait, 60)
+        stopped_after = time.monotonic() - signalled
+        talking.cancel()
+        await asyncio.gather(talking, return_exceptions=True)
+
+    kinds = [(m["type"], m.get("kind") or m.get("code")) for m in heard]
+    assert ("caption", "final") in kinds, kinds  # what was said before the restart is captioned...
+    assert kinds[-1] == ("error", "server_restarting"), kinds  # ...before the page is told
+    assert kinds.index(("caption", "final")) < len(kinds) - 1
+    assert closed == 1012
+    assert exit_code == 0
+    print(f"server stopped {stopped_after:.1f} s after SIGTERM")  # reported; the budget is 5 s

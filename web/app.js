@@ -2,7 +2,7 @@
 // caption events (protocol/captions.py: CaptionEvent) — field names here must match that type.
 "use strict";
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
 const $ = (selector) => document.querySelector(selector);
 
 const state = {
@@ -30,8 +30,9 @@ const CLOSE_LEFT = 1000;
 const CLOSE_REPLACED = 4001;
 const CLOSE_MEMBERSHIP_ENDED = 4003;
 const CLOSE_REMOVED = 4004;
+const CLOSE_CALL_ENDED = 4005;
 // Errors that end this page's part in the call (docs/protocol.md).
-const CALL_ENDING_ERRORS = new Set(["removed", "membership_ended"]);
+const CALL_ENDING_ERRORS = new Set(["removed", "membership_ended", "call_ended"]);
 // A dropped connection is retried after 1, 2, 4, 8, then every 10 s, for about a minute and a half.
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 10000, 10000, 10000, 10000, 10000, 10000, 10000];
 
@@ -364,7 +365,7 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     if (state.socket !== socket) return; // closed by this page: leaving, or rejoining
-    if ([CLOSE_LEFT, CLOSE_REPLACED, CLOSE_MEMBERSHIP_ENDED, CLOSE_REMOVED].includes(event.code)) {
+    if ([CLOSE_LEFT, CLOSE_REPLACED, CLOSE_MEMBERSHIP_ENDED, CLOSE_REMOVED, CLOSE_CALL_ENDED].includes(event.code)) {
       // The reason is already on screen when dismissed (the server's error came first).
       endCall(event.code === CLOSE_LEFT ? "You left the call." : null);
       return;
@@ -605,7 +606,8 @@ function languageLabel(event) {
 }
 
 function renderCaption(event) {
-  if (event.final) state.finals.set(event.utterance_id, event);
+  const final = event.kind !== "partial";
+  if (final) state.finals.set(event.utterance_id, event);
   let item = state.captionNodes.get(event.utterance_id);
   if (!item) {
     item = document.createElement("li");
@@ -623,8 +625,8 @@ function renderCaption(event) {
     $("#captions").append(item);
     state.captionNodes.set(event.utterance_id, item);
   }
-  item.classList.toggle("final", event.final);
-  item.classList.toggle("partial", !event.final);
+  item.classList.toggle("final", final);
+  item.classList.toggle("partial", !final);
   item.dataset.path = event.path;
   item.querySelector(".speaker").textContent = event.speaker_name;
   item.querySelector(".lang").title = PATH_LABELS[event.path] || event.path;

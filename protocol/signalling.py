@@ -1,0 +1,333 @@
+"""The signalling messages on a room's WebSocket, one dataclass each (docs/protocol.md, section 2).
+
+Client messages are parsed and validated here, once (`parse_client_message`): the server gets a typed
+message or a ProtocolError with the code to answer. Server messages are built from these types and
+parsed back by clients that speak Python (the headless participant, tests, benchmarks) with
+`parse_server_message`. Caption events are `protocol.captions.CaptionEvent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from protocol.captions import CaptionEvent
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.languages import LANGUAGES, UnknownLanguageError, language
+from protocol.wire import parse_json_object
+
+AUTO_LANGUAGE = "auto"  # `speaks`: detect the language of each utterance among the room's languages
+MAX_SDP_CHARS = 32_768
+
+
+class ChineseScript(StrEnum):
+    """How a reader of Chinese captions wants them written."""
+
+    SIMPLIFIED = "simplified"
+    TRADITIONAL = "traditional"
+
+
+class _Message:
+    """A message of either direction: its JSON object is its fields plus its "type"."""
+
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+@dataclass(frozen=True)
+class Join(_Message):
+    type: ClassVar[str] = "join"
+    speaks: str  # a language code, or AUTO_LANGUAGE
+    captions: str
+    chinese_script: ChineseScript = ChineseScript.SIMPLIFIED
+
+
+@dataclass(frozen=True)
+class Publish(_Message):
+    type: ClassVar[str] = "publish"
+    sdp: str  # a sendonly offer carrying the microphone and/or camera
+
+
+@dataclass(frozen=True)
+class Subscribe(_Message):
+    type: ClassVar[str] = "subscribe"
+    publisher_id: str
+    sdp: str  # a recvonly offer
+
+
+@dataclass(frozen=True)
+class Languages(_Message):
+    """Change the caption language (and Chinese script) mid-call; the spoken language is fixed."""
+
+    type: ClassVar[str] = "languages"
+    captions: str
+    chinese_script: ChineseScript = ChineseScript.SIMPLIFIED
+
+
+@dataclass(frozen=True)
+class Leave(_Message):
+    type: ClassVar[str] = "leave"
+
+
+ClientMessage = Join | Publish | Subscribe | Languages | Leave
+
+
+def parse_client_message(raw: str | bytes, *, max_bytes: int) -> ClientMessage:
+    """The typed message in `raw`, or ProtocolError with the code to answer (docs/protocol.md)."""
+    data = parse_json_object(raw, max_bytes=max_bytes)
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, 'a message is a JSON object with a string "type"')
+    if kind == Join.type:
+        return Join(
+            speaks=_language(data, "speaks", allow_auto=True),
+            captions=_language(data, "captions"),
+            chinese_script=_chinese_script(data),
+        )
+    if kind == Publish.type:
+        return Publish(sdp=_sdp(data))
+    if kind == Subscribe.type:
+        return Subscribe(publisher_id=_text(data, "publisher_id", max_chars=64), sdp=_sdp(data))
+    if kind == Languages.type:
+        if "speaks" in data:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "to change the spoken language, leave and join again")
+        return Languages(captions=_language(data, "captions"), chinese_script=_chinese_script(data))
+    if kind == Leave.type:
+        return Leave()
+    raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+
+
+def _text(data: dict[str, Any], name: str, *, max_chars: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f'"{name}" must be a non-empty string')
+    if len(value) > max_chars:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f'"{name}" is longer than {max_chars} characters')
+    return value
+
+
+def _language(data: dict[str, Any], name: str, *, allow_auto: bool = False) -> str:
+    value = data.get(name)
+    if allow_auto and value == AUTO_LANGUAGE:
+        return AUTO_LANGUAGE
+    try:
+        return language(value).code
+    except UnknownLanguageError:
+        shown = repr(value[:20]) if isinstance(value, str) else type(value).__name__
+        supported = " ".join(sorted(LANGUAGES))
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_LANGUAGE, f"{name}: unknown language {shown}; supported: {supported}"
+        ) from None
+
+
+def _chinese_script(data: dict[str, Any]) -> ChineseScript:
+    value = data.get("chinese_script", ChineseScript.SIMPLIFIED.value)
+    try:
+        return ChineseScript(value)
+    except ValueError:
+        choices = ", ".join(script.value for script in ChineseScript)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f'"chinese_script" is one of {choices}') from None
+
+
+def _sdp(data: dict[str, Any]) -> str:
+    sdp = data.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ProtocolError(ErrorCode.BAD_SDP, '"sdp" must be an SDP offer starting with "v=0"')
+    if len(sdp) > MAX_SDP_CHARS:
+        raise ProtocolError(ErrorCode.BAD_SDP, f"SDP longer than {MAX_SDP_CHARS} characters")
+    return sdp
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+@dataclass(frozen=True)
+class ParticipantState:
+    """Someone in the call, as every participant sees them."""
+
+    id: str
+    name: str
+    speaks: str
+    captions: str
+    publishing: tuple[str, ...] = ()  # the media kinds they send: "audio", "video"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParticipantState:
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            speaks=str(data["speaks"]),
+            captions=str(data["captions"]),
+            publishing=tuple(str(kind) for kind in data.get("publishing", ())),
+        )
+
+
+@dataclass(frozen=True)
+class RoomState:
+    id: str
+    title: str
+    kind: str  # "consultation" or "review"
+    created_by: str  # the host's member id
+    created_at: float
+    opened_at: float  # captions' start_s and end_s count from here
+    glossary: tuple[dict[str, Any], ...]  # protocol.Glossary.to_list()
+    participants: tuple[ParticipantState, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoomState:
+        return cls(
+            id=str(data["id"]),
+            title=str(data["title"]),
+            kind=str(data["kind"]),
+            created_by=str(data["created_by"]),
+            created_at=float(data["created_at"]),
+            opened_at=float(data["opened_at"]),
+            glossary=tuple(data.get("glossary", ())),
+            participants=tuple(ParticipantState.from_dict(p) for p in data.get("participants", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Joined(_Message):
+    type: ClassVar[str] = "joined"
+    participant_id: str
+    room: RoomState
+    protocol: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Joined:
+        return cls(str(data["participant_id"]), RoomState.from_dict(data["room"]), int(data["protocol"]))
+
+
+@dataclass(frozen=True)
+class Published(_Message):
+    type: ClassVar[str] = "published"
+    sdp: str
+    kinds: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Published:
+        return cls(str(data["sdp"]), tuple(str(kind) for kind in data["kinds"]))
+
+
+@dataclass(frozen=True)
+class Subscribed(_Message):
+    type: ClassVar[str] = "subscribed"
+    publisher_id: str
+    sdp: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Subscribed:
+        return cls(str(data["publisher_id"]), str(data["sdp"]))
+
+
+@dataclass(frozen=True)
+class _ParticipantMessage(_Message):
+    participant: ParticipantState
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        return cls(ParticipantState.from_dict(data["participant"]))
+
+
+@dataclass(frozen=True)
+class ParticipantJoined(_ParticipantMessage):
+    type: ClassVar[str] = "participant_joined"
+
+
+@dataclass(frozen=True)
+class ParticipantPublished(_ParticipantMessage):
+    type: ClassVar[str] = "participant_published"
+
+
+@dataclass(frozen=True)
+class ParticipantUpdated(_ParticipantMessage):
+    type: ClassVar[str] = "participant_updated"
+
+
+@dataclass(frozen=True)
+class ParticipantLeft(_Message):
+    type: ClassVar[str] = "participant_left"
+    participant_id: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParticipantLeft:
+        return cls(str(data["participant_id"]))
+
+
+@dataclass(frozen=True)
+class GlossaryUpdated(_Message):
+    type: ClassVar[str] = "glossary_updated"
+    terms: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GlossaryUpdated:
+        return cls(tuple(data.get("terms", ())))
+
+
+@dataclass(frozen=True)
+class Error(_Message):
+    type: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Error:
+        try:
+            code = ErrorCode(data["code"])
+        except ValueError:
+            code = ErrorCode.INTERNAL_ERROR  # a newer server's code: the message still says what happened
+        return cls(code, str(data.get("message", "")))
+
+
+ServerMessage = (
+    Joined
+    | Published
+    | Subscribed
+    | ParticipantJoined
+    | ParticipantPublished
+    | ParticipantUpdated
+    | ParticipantLeft
+    | GlossaryUpdated
+    | Error
+    | CaptionEvent
+)
+
+_SERVER_MESSAGES: dict[str, Any] = {
+    kind.type: kind
+    for kind in (
+        Joined,
+        Published,
+        Subscribed,
+        ParticipantJoined,
+        ParticipantPublished,
+        ParticipantUpdated,
+        ParticipantLeft,
+        GlossaryUpdated,
+        Error,
+    )
+}
+
+
+def parse_server_message(data: dict[str, Any]) -> ServerMessage | None:
+    """A server message as its type; None for a type this client does not know (a newer server may
+    add some: clients ignore them). ValueError when a known message lacks its fields."""
+    kind = data.get("type")
+    if kind == "caption":
+        return CaptionEvent.from_dict(data)
+    message_type = _SERVER_MESSAGES.get(kind) if isinstance(kind, str) else None
+    if message_type is None:
+        return None
+    try:
+        return message_type.from_dict(data)  # type: ignore[no-any-return]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{kind} message lacks or mistypes a field: {error}") from None
