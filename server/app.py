@@ -120,6 +120,7 @@ def create_app(
         loop_probe = asyncio.create_task(context.metrics.probe_event_loop(), name="event-loop-probe")
         yield
         loop_probe.cancel()
+        await context.chat.aclose()
         await context.hub.close()
         await loaded_recognizer.aclose()
         await loaded_engine.aclose()

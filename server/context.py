@@ -15,6 +15,7 @@ from media import MediaHub
 from mt import TranslationEngine
 from server.calls import Calls
 from server.captioning import MissingModelReporter, SpeakerPipeline
+from server.chat import ChatRelay
 from server.config import Config
 from server.metrics import LiveFigures, Metrics
 from server.rooms import LiveRoom, Seat
@@ -40,6 +41,7 @@ class AppContext:
     recognizer: SpeechRecognizer
     engine: TranslationEngine
     calls: Calls = field(init=False)
+    chat: ChatRelay = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
     signin_limits: SignInLimiter = field(init=False)
@@ -57,6 +59,7 @@ class AppContext:
             start_captions=self.start_captions,
             max_review_participants=self.config.max_review_participants,
         )
+        self.chat = ChatRelay(self.engine)
         self.metrics.watch(self.live_figures)
 
     def live_figures(self) -> LiveFigures:
