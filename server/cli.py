@@ -41,11 +41,11 @@ def _serve(args: argparse.Namespace) -> int:
     _one_blas_thread()
     app = create_app(config)
 
-    async def announce(app: web.Application) -> None:
+    def announce(_: str) -> None:
+        # run_app calls this once the port is bound (on_startup would run before: too early to connect).
         print(f"BabelCall is ready: {config.url}", flush=True)
 
-    app.on_startup.append(announce)
-    web.run_app(app, host=config.host, port=config.port, ssl_context=tls, print=None, access_log=None)
+    web.run_app(app, host=config.host, port=config.port, ssl_context=tls, print=announce, access_log=None)
     return 0
 
 
