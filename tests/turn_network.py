@@ -1,8 +1,8 @@
 """A real TURN server (Debian's coturn) and the network namespaces the relay tests build around it.
 
 Tests run in a private user and network namespace (scripts/test.sh), where they are root: they can
-make child network namespaces, each held open by a sleeping `unshare -n` process and entered with
-`nsenter`, and join them with veth pairs. Nothing here is reachable from outside the test's namespace.
+make child network namespaces, each held open by an `unshare -n` process and entered with `nsenter`,
+and join them with veth pairs. Nothing here is reachable from outside the test's namespace.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ def _wait_for(condition: str, check: Callable[[], bool], timeout_s: float = 60.0
 
 
 class Namespace:
-    """A child network namespace with only `lo` (up), alive while its holding process sleeps."""
+    """A child network namespace with only `lo` (up), alive while its holding process runs."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._holder = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
+        # `cat` reads a pipe from this process, so it ends (and leaves no holder behind) if the test dies.
+        self._holder = subprocess.Popen(
+            ["unshare", "-n", "cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
         own = os.readlink("/proc/self/ns/net")
         # unshare(2) runs just after the process starts: until then it still shares our network.
         _wait_for(f"namespace {name}", lambda: os.readlink(f"/proc/{self.pid}/ns/net") != own)
@@ -58,6 +61,8 @@ class Namespace:
         # The namespace, and every veth end in it, goes with its last process.
         self._holder.kill()
         self._holder.wait()
+        if self._holder.stdin is not None:
+            self._holder.stdin.close()
 
 
 def connect(
