@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-import trustme
 from conftest import require_network_namespaces, require_turn_server
 from harness import (
     PASSWORD,
@@ -36,6 +35,7 @@ from harness import (
     stop_server,
     write_wav,
 )
+from test_tls import write_certificate
 from turn_network import Namespace, TurnServer, connect, start_forwarder, start_turn_server
 
 from protocol import CaptionEvent
@@ -72,12 +72,7 @@ def networks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HospitalNetwo
         assert relay.run("cat", "/proc/sys/net/ipv4/ip_forward").strip() == "0"
         no_route = subprocess.run(clinic.command("ip", "route", "get", SERVER_ADDRESS), capture_output=True)
         assert no_route.returncode != 0, "the clinic must have no route to BabelCall's addresses"
-        authority = trustme.CA()
-        issued = authority.issue_cert(RELAY_CLINIC_SIDE)
-        chain, key, ca = directory / "turn-cert.pem", directory / "turn-key.pem", directory / "ca.pem"
-        chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-        issued.private_key_pem.write_to_path(str(key))
-        authority.cert_pem.write_to_path(str(ca))
+        chain, key, ca = write_certificate(directory, RELAY_CLINIC_SIDE)
         turn = start_turn_server(
             directory,
             TURN_SECRET,
