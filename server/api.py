@@ -18,6 +18,7 @@ from aiohttp import web
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
 from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
+from server.turn import ice_servers_for
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,18 @@ async def info(request: web.Request) -> web.Response:
                 for lang in LANGUAGES.values()
             ],
             "translation_models": context.engine.model_names,
-            "ice_servers": list(context.config.ice_servers),
         }
     )
+
+
+@routes.get("/api/ice")
+async def ice_servers(request: web.Request) -> web.Response:
+    """STUN and TURN servers for the member's peer connections; TURN credentials expire (server/turn.py),
+    so clients ask again before each join."""
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    servers = ice_servers_for(context.config, member.id)
+    return web.json_response({"ice_servers": [server.to_dict() for server in servers]})
 
 
 @routes.get("/metrics")
