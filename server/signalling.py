@@ -18,8 +18,10 @@ from aiohttp import WSMsgType, web
 
 from media import MediaHub, MediaUnavailableError, NegotiationError
 from protocol import PROTOCOL_VERSION, UnknownLanguageError, language
+from protocol.errors import ErrorCode
 from server.captioning import SpeakerPipeline
 from server.context import AppContext
+from server.errors import ApiError
 from server.rooms import (
     AUTO_LANGUAGE,
     MEMBERSHIP_ENDED,
@@ -222,9 +224,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     member = context.require_member(request)
     record = await context.store.room(request.match_info["room_id"])
     if record is None:
-        raise web.HTTPNotFound(
-            text='{"error": {"code": "no_room", "message": "no such room"}}', content_type="application/json"
-        )
+        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
     # aiohttp closes the socket on frames over max_msg_size; allow some room above our own limit so an
     # oversized message gets a polite error instead of a dropped call.
     socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * context.config.max_message_bytes)
