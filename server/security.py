@@ -69,7 +69,7 @@ def normalise_origin(text: str) -> str | None:
     return f"{origin.scheme}://{(host or '').lower()}{port}"
 
 
-def own_origins(request: web.Request, config: Config) -> set[str]:
+def _own_origins(request: web.Request, config: Config) -> set[str]:
     schemes = {request.scheme} | ({"https"} if config.cookie_secure else set())
     return {origin for scheme in schemes if (origin := normalise_origin(f"{scheme}://{request.host}"))}
 
@@ -83,7 +83,7 @@ def _check_origin(request: web.Request, config: Config) -> None:
     if sent is None:
         return
     origin = normalise_origin(sent)
-    allowed = own_origins(request, config) | set(config.allowed_origins)
+    allowed = _own_origins(request, config) | set(config.allowed_origins)
     if origin is None or origin not in allowed:
         raise ApiError(
             403,
