@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     SERVER_RESTARTING = "server_restarting"
     # The server's own failure (REST 500): never carries exception text
     INTERNAL_ERROR = "internal_error"
+    SERVER_BUSY = "server_busy"  # REST 503, with Retry-After: too many sign-ins waiting for their check
 
 
 class ProtocolError(ValueError):

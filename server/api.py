@@ -1,13 +1,14 @@
-"""REST endpoints: applying for membership, signing in, administration, rooms.
+"""REST endpoints: setting up the server, applying for membership, signing in, administration, rooms.
 
 Every endpoint that reveals a member or a room checks who is asking (`AppContext.require_*`).
-Errors are JSON: {"error": {"code": ..., "message": ...}}.
+Errors are JSON, {"error": {"code": ..., "message": ...}}, raised as `server.errors.ApiError`.
+Bodies are JSON objects read by `protocol.wire.parse_json_object` (bounded in size, depth and number
+length); text people type goes through `protocol.text.clean_text`.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import re
@@ -16,7 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
+from protocol.errors import ErrorCode
+from protocol.text import TextError, clean_text
+from protocol.wire import WireError, parse_json_object
 from server.context import MEMBER_KEY, AppContext
+from server.errors import ApiError, Handler
+from server.passwords import HashingBusy
 from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
 from server.turn import ice_servers_for
 
@@ -24,90 +30,129 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "babelcall_session"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MIN_PASSWORD = 10
+MIN_PASSWORD_CHARS = 10
+# Far above any passphrase; argon2 reads every byte of what it is given.
+MAX_PASSWORD_CHARS = 1_024
+MAX_NAME_CHARS = 80
+MAX_EMAIL_CHARS = 254
+MAX_TEXT_CHARS = 200  # organisations, room titles
 
 routes = web.RouteTableDef()
 
 
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-class ApiError(Exception):
-    """Raised by a handler; the json_errors middleware answers it as {"error": {code, message}}."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class BadRequest(ApiError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(400, code, message)
+def bad_request(code: ErrorCode, message: str) -> ApiError:
+    return ApiError(400, code, message)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (its content type was checked by `security.protection`)."""
     context: AppContext = request.app[AppContext.KEY]
-    if request.content_length is not None and request.content_length > context.config.max_message_bytes:
-        raise BadRequest("too_large", f"request body over {context.config.max_message_bytes} bytes")
-    raw = await request.content.read(context.config.max_message_bytes + 1)
-    if len(raw) > context.config.max_message_bytes:
-        raise BadRequest("too_large", f"request body over {context.config.max_message_bytes} bytes")
+    limit = context.config.max_message_bytes
+    too_large = bad_request(ErrorCode.TOO_LARGE, f"request body over {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        raw += chunk
+        if len(raw) > limit:
+            raise too_large
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadRequest("bad_json", "the body must be a JSON object") from err
-    if not isinstance(data, dict):
-        raise BadRequest("bad_json", "the body must be a JSON object")
-    return data
+        return parse_json_object(bytes(raw), max_bytes=limit)
+    except WireError as error:
+        if error.code is ErrorCode.BAD_MESSAGE:  # JSON, but not an object
+            raise bad_request(ErrorCode.BAD_JSON, "the body must be a JSON object") from None
+        raise bad_request(error.code, error.message) from None
 
 
-def _text(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise BadRequest("bad_field", f"{name} must be a string")
-    value = value.strip()
-    if required and not value:
-        raise BadRequest("missing_field", f"{name} is required")
-    if len(value) > max_len:
-        raise BadRequest("bad_field", f"{name} is longer than {max_len} characters")
-    return value
+def _field_error(error: TextError) -> ApiError:
+    return bad_request(ErrorCode.MISSING_FIELD if error.missing else ErrorCode.BAD_FIELD, str(error))
+
+
+def _text(data: dict[str, Any], name: str, *, max_chars: int = MAX_TEXT_CHARS, required: bool = True) -> str:
+    try:
+        return clean_text(data.get(name), field=name, max_chars=max_chars, required=required)
+    except TextError as error:
+        raise _field_error(error) from None
+
+
+def email_address(value: object, *, field: str = "email") -> str:
+    """`value` as an email address (lower case), or TextError."""
+    email = clean_text(value, field=field, max_chars=MAX_EMAIL_CHARS).lower()
+    if not _EMAIL.match(email):
+        raise TextError(field, "is not an email address")
+    return email
+
+
+def _email(data: dict[str, Any]) -> str:
+    try:
+        return email_address(data.get("email"))
+    except TextError as error:
+        raise _field_error(error) from None
+
+
+def _password(data: dict[str, Any], *, new: bool) -> str:
+    """The password in the body: any text (a new one at least MIN_PASSWORD_CHARS long)."""
+    password = data.get("password")
+    if password is None or password == "":
+        raise bad_request(ErrorCode.MISSING_FIELD, "password: is required")
+    if not isinstance(password, str):
+        raise bad_request(ErrorCode.BAD_FIELD, "password: must be a string")
+    if new and len(password) < MIN_PASSWORD_CHARS:
+        raise bad_request(
+            ErrorCode.BAD_FIELD, f"password: must have at least {MIN_PASSWORD_CHARS} characters"
+        )
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise bad_request(ErrorCode.BAD_FIELD, f"password: is longer than {MAX_PASSWORD_CHARS} characters")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): not text anyone can type
+        raise bad_request(ErrorCode.BAD_FIELD, "password: is not valid Unicode") from None
+    return password
+
+
+def _too_many_attempts(wait_s: float, what: str) -> ApiError:
+    return ApiError(
+        429,
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        f"too many {what}: try again in {math.ceil(wait_s / 60)} min",
+        headers={"Retry-After": str(math.ceil(wait_s))},
+    )
+
+
+async def _hash(context: AppContext, password: str) -> str:
+    try:
+        return await context.passwords.hash(password)
+    except HashingBusy:
+        raise _busy() from None
+
+
+def _busy() -> ApiError:
+    return ApiError(
+        503, ErrorCode.SERVER_BUSY, "too many sign-ins at once: try again", headers={"Retry-After": "1"}
+    )
+
+
+def _signed_in(context: AppContext, member: Member, token: str, status: int = 200) -> web.Response:
+    response = web.json_response({"member": member.public()}, status=status)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=context.config.session_days * 86_400,
+        httponly=True,
+        samesite="Strict",
+        secure=context.config.secure_cookies,
+        path="/",
+    )
+    return response
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return error(err.status, err.code, err.message)
-
-
-@web.middleware
-async def identify_member(request: web.Request, handler: Any) -> web.StreamResponse:
+async def identify_member(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         context: AppContext = request.app[AppContext.KEY]
         request[MEMBER_KEY] = await context.store.session_member(token)
     return await handler(request)
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    # Room links are capabilities: never leak them to other sites through the Referer header.
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
-        "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-    )
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 @routes.get("/api/info")
@@ -138,9 +183,18 @@ async def ice_servers(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
-    token = context.config.metrics_token
-    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
-        return error(401, "not_authorised", "metrics need the configured bearer token")
+    config = context.config
+    if config.metrics_token:
+        expected = f"Bearer {config.metrics_token}"
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected.encode()):
+            raise ApiError(401, ErrorCode.NOT_AUTHORISED, "metrics need the configured bearer token")
+    elif not (config.loopback_only or config.metrics_public):
+        # Reachable from other machines: the figures (rooms, participants) are not for everyone.
+        raise ApiError(
+            401,
+            ErrorCode.NOT_AUTHORISED,
+            "this server listens beyond loopback: metrics need metrics_token (or metrics_public = true)",
+        )
     return web.Response(body=context.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
@@ -149,64 +203,97 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@routes.post("/api/setup")
+async def setup(request: web.Request) -> web.Response:
+    """The newcomer with the setup link `babelcall serve` printed creates the first administrator."""
+    context: AppContext = request.app[AppContext.KEY]
+    data = await _body(request)
+    token = data.get("token")
+    if not isinstance(token, str) or not token:
+        raise bad_request(ErrorCode.MISSING_FIELD, "token: the setup link's token is required")
+    name = _text(data, "name", max_chars=MAX_NAME_CHARS)
+    organisation = _text(data, "organisation", required=False)
+    email = _email(data)
+    password = _password(data, new=True)
+    refused = ApiError(
+        403,
+        ErrorCode.BAD_SETUP_TOKEN,
+        "this setup link is used, expired or unknown: sign in, or restart the server for a new link",
+    )
+    if not await context.store.setup_token_valid(token):  # before spending a hash on it
+        raise refused
+    try:
+        member = await context.store.complete_setup(
+            token,
+            email=email,
+            name=name,
+            organisation=organisation,
+            password_hash=await _hash(context, password),
+        )
+    except EmailTakenError:
+        raise ApiError(409, ErrorCode.EMAIL_TAKEN, "an application with this email exists") from None
+    if member is None:
+        raise refused
+    context.setup_token = None
+    log.info("administrator %s created with the setup link", member.id)
+    return _signed_in(
+        context, member, await context.store.start_session(member.id, context.config.session_days), 201
+    )
+
+
 @routes.post("/api/apply")
 async def apply(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
+    address = request.remote or ""
+    wait_s = context.application_limits.retry_after(address=address)
+    if wait_s is not None:
+        log.warning("application refused: too many from %s", address)
+        raise _too_many_attempts(wait_s, "applications from this address")
     data = await _body(request)
-    email = _text(data, "email").lower()
-    if not _EMAIL.match(email):
-        raise BadRequest("bad_field", "email is not an email address")
-    password = data.get("password")
-    if not isinstance(password, str) or len(password) < _MIN_PASSWORD:
-        raise BadRequest("bad_field", f"password must have at least {_MIN_PASSWORD} characters")
+    name = _text(data, "name", max_chars=MAX_NAME_CHARS)
+    organisation = _text(data, "organisation", required=False)
+    email = _email(data)
+    password = _password(data, new=True)
+    context.application_limits.count(address=address)
     try:
-        member = await context.store.apply(
-            email=email,
-            name=_text(data, "name", max_len=80),
-            organisation=_text(data, "organisation", required=False),
-            password=password,
+        member = await context.store.create_member(
+            email=email, name=name, organisation=organisation, password_hash=await _hash(context, password)
         )
     except EmailTakenError:
-        return error(409, "email_taken", "an application with this email exists")
+        raise ApiError(409, ErrorCode.EMAIL_TAKEN, "an application with this email exists") from None
+    log.info("application %s received", member.id)
     return web.json_response({"member": member.public()}, status=201)
 
 
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
+    """Every failure answers the same, whether the email is unknown, the password wrong, or the
+    application rejected (with the right password): only the password's owner may learn more."""
     context: AppContext = request.app[AppContext.KEY]
     data = await _body(request)
-    password = data.get("password")
-    if not isinstance(password, str):
-        raise BadRequest("missing_field", "password is required")
-    email = _text(data, "email").lower()
+    email = _email(data)
+    password = _password(data, new=False)
     address = request.remote or ""
-    wait_s = context.signin_limits.retry_after(email, address)
+    wait_s = context.signin_limits.retry_after(email=email, address=address)
     if wait_s is not None:
         log.warning("sign-in refused after repeated failures (from %s)", address)
-        response = error(
-            429, "too_many_attempts", f"too many failed sign-ins: try again in {math.ceil(wait_s / 60)} min"
-        )
-        response.headers["Retry-After"] = str(math.ceil(wait_s))
-        return response
-    member = await context.store.authenticate(email, password)
-    if member is None:
-        context.signin_limits.failed(email, address)
-        return error(401, "bad_credentials", "wrong email or password")
-    context.signin_limits.succeeded(email)
-    if member.status is MemberStatus.REJECTED:
-        return error(403, "not_approved", "this application was not approved")
+        raise _too_many_attempts(wait_s, "failed sign-ins")
+    found = await context.store.credentials(email)
+    try:
+        verdict = await context.passwords.verify(found[1] if found else None, password)
+    except HashingBusy:
+        raise _busy() from None
+    if found is None or not verdict.correct or found[0].status is MemberStatus.REJECTED:
+        context.signin_limits.count(email=email, address=address)
+        raise ApiError(401, ErrorCode.BAD_CREDENTIALS, "wrong email or password")
+    member = found[0]
+    context.signin_limits.forget(email=email)
+    if verdict.stale:
+        # Hashed by an older scheme (scrypt) or with older parameters: the password is at hand now.
+        await context.store.set_password_hash(member.id, await _hash(context, password))
+        log.info("password hash of member %s renewed", member.id)
     token = await context.store.start_session(member.id, context.config.session_days)
-    response = web.json_response({"member": member.public()})
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=context.config.session_days * 86_400,
-        httponly=True,
-        samesite="Strict",
-        secure=context.config.secure_cookies,
-        path="/",
-    )
-    return response
+    return _signed_in(context, member, token)
 
 
 @routes.post("/api/logout")
@@ -224,7 +311,7 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     member = request.get(MEMBER_KEY)
     if member is None:
-        return error(401, "not_signed_in", "sign in first")
+        raise ApiError(401, ErrorCode.NOT_SIGNED_IN, "sign in first")
     return web.json_response({"member": member.public()})
 
 
@@ -236,7 +323,9 @@ async def list_members(request: web.Request) -> web.Response:
     try:
         status = MemberStatus(status_name) if status_name else None
     except ValueError:
-        raise BadRequest("bad_field", f"status must be one of {[s.value for s in MemberStatus]}") from None
+        raise bad_request(
+            ErrorCode.BAD_FIELD, f"status: must be one of {[s.value for s in MemberStatus]}"
+        ) from None
     return web.json_response({"members": [m.public() for m in await context.store.members(status)]})
 
 
@@ -246,11 +335,11 @@ async def decide(request: web.Request) -> web.Response:
     admin = context.require_admin(request)
     member_id = request.match_info["member_id"]
     if member_id == admin.id:
-        raise BadRequest("bad_field", "administrators cannot change their own membership")
+        raise bad_request(ErrorCode.BAD_FIELD, "administrators cannot change their own membership")
     status = MemberStatus.APPROVED if request.match_info["decision"] == "approve" else MemberStatus.REJECTED
     member = await context.store.decide(member_id, status)
     if member is None:
-        return error(404, "no_member", "no such member")
+        raise ApiError(404, ErrorCode.NO_MEMBER, "no such member")
     log.info("member %s %s by administrator %s", member.id, status.value, admin.id)
     if status is not MemberStatus.APPROVED:
         # Their sign-in sessions are gone with the decision; calls they are in end now, not when
@@ -264,10 +353,10 @@ async def create_room(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
     member = context.require_member(request)
     data = await _body(request)
-    try:
-        kind = RoomKind(data.get("kind", RoomKind.CONSULTATION.value))
-    except ValueError:
-        raise BadRequest("bad_field", f"kind must be one of {[k.value for k in RoomKind]}") from None
+    kind_name = data.get("kind", RoomKind.CONSULTATION.value)
+    if not isinstance(kind_name, str) or kind_name not in {k.value for k in RoomKind}:
+        raise bad_request(ErrorCode.BAD_FIELD, f"kind: must be one of {[k.value for k in RoomKind]}")
+    kind = RoomKind(kind_name)
     title = _text(data, "title", required=False) or (
         "Consultation" if kind is RoomKind.CONSULTATION else "Case review"
     )
@@ -299,7 +388,7 @@ async def get_glossary(request: web.Request) -> web.Response:
     else:
         record = await context.store.room(room_id)
         if record is None:
-            return error(404, "no_room", "no such room")
+            raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
         glossary = record.glossary
     return web.json_response({"terms": glossary.to_list()})
 
@@ -310,9 +399,9 @@ async def _room_of_its_host(request: web.Request, action: str) -> tuple[Member, 
     member = context.require_member(request)
     record = await context.store.room(request.match_info["room_id"])
     if record is None:
-        raise ApiError(404, "no_room", "no such room")
+        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
     if member.id != record.created_by and not member.is_admin:
-        raise ApiError(403, "not_host", f"only the room's host or an administrator {action}")
+        raise ApiError(403, ErrorCode.NOT_HOST, f"only the room's host or an administrator {action}")
     return member, record
 
 
@@ -325,7 +414,7 @@ async def put_glossary(request: web.Request) -> web.Response:
     try:
         glossary = Glossary.from_list(data.get("terms"))
     except (GlossaryError, UnknownLanguageError) as err:
-        raise BadRequest("bad_field", f"terms: {err}") from None
+        raise bad_request(ErrorCode.BAD_FIELD, f"terms: {err}") from None
     await context.store.set_glossary(record.id, glossary)
     live = context.calls.room(record.id)
     if live is not None:
@@ -342,9 +431,9 @@ async def remove_participant(request: web.Request) -> web.Response:
     live = context.calls.room(record.id)
     seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
     if live is None or seat is None:
-        return error(404, "no_participant", "no such participant in this call")
+        raise ApiError(404, ErrorCode.NO_PARTICIPANT, "no such participant in this call")
     if seat.member.id == member.id:
-        raise BadRequest("bad_field", "to leave the call, leave it")
+        raise bad_request(ErrorCode.BAD_FIELD, "to leave the call, leave it")
     await context.calls.remove(live, seat, by=member)
     log.info("participant %s removed from room %s", seat.id, record.id)
     return web.json_response({"removed": seat.id})
@@ -358,7 +447,7 @@ async def ask_to_mute(request: web.Request) -> web.Response:
     live = context.calls.room(record.id)
     seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
     if seat is None:
-        return error(404, "no_participant", "no such participant in this call")
+        raise ApiError(404, ErrorCode.NO_PARTICIPANT, "no such participant in this call")
     await context.calls.ask_to_mute(seat, by=member)
     return web.json_response({"asked": seat.id})
 
@@ -395,5 +484,5 @@ async def room_details(request: web.Request) -> web.Response:
         return web.json_response({"room": live.state().to_dict()})
     record = await context.store.room(room_id)
     if record is None:
-        return error(404, "no_room", "no such room")
+        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
     return web.json_response({"room": {**record.public(), "participants": []}})

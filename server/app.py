@@ -12,15 +12,18 @@ from asr import RecognizerConfig, SpeechRecognizer
 from media import MediaHub, MediaSettings, WorkerSettings
 from models import resolve_whisper_model
 from mt import TranslationEngine
-from server import api
+from server import api, errors, security
 from server.config import Config
 from server.context import AppContext
+from server.passwords import PasswordWork
 from server.signalling import room_socket
 from server.store import Store
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# How long the setup link printed at start-up stays usable; a restart prints a new one.
+SETUP_LINK_VALID_S = 3600
 
 
 def load_recognizer(config: Config) -> SpeechRecognizer:
@@ -82,20 +85,30 @@ async def _page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def _setup_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "setup.html", headers={"Cache-Control": "no-store"})
+
+
 async def _favicon(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
 
 def create_app(
-    config: Config, *, recognizer: SpeechRecognizer | None = None, engine: TranslationEngine | None = None
+    config: Config,
+    *,
+    recognizer: SpeechRecognizer | None = None,
+    engine: TranslationEngine | None = None,
+    passwords: PasswordWork | None = None,
 ) -> web.Application:
     """Build the application. Engines not given are loaded at start-up from the configuration."""
     app = web.Application(
-        middlewares=[api.json_errors, api.security_headers, api.identify_member],
+        middlewares=[errors.errors, security.protection(config), api.identify_member],
         client_max_size=config.max_message_bytes,
     )
+    app.on_response_prepare.append(security.header_setter(config))
     app.add_routes(api.routes)
     app.router.add_get("/ws/rooms/{room_id}", room_socket)
+    app.router.add_get("/setup", _setup_page)
     app.router.add_get("/", _page)
     app.router.add_get("/r/{room_id}", _page)
     app.router.add_get("/admin", _page)
@@ -109,13 +122,18 @@ def create_app(
         loaded_engine = engine or await asyncio.to_thread(load_engine, config)
         hub = MediaHub(media_settings(config))
         await hub.start()
+        password_work = passwords or PasswordWork()
+        await password_work.start()
         context = AppContext(
             config=config,
             store=store,
             hub=hub,
             recognizer=loaded_recognizer,
             engine=loaded_engine,
+            passwords=password_work,
         )
+        if not await store.has_admin():
+            context.setup_token = await store.new_setup_token(SETUP_LINK_VALID_S)
         app[AppContext.KEY] = context
         loop_probe = asyncio.create_task(context.metrics.probe_event_loop(), name="event-loop-probe")
         yield
@@ -124,6 +142,7 @@ def create_app(
         await context.hub.close()
         await loaded_recognizer.aclose()
         await loaded_engine.aclose()
+        await password_work.close()
         await store.close()
 
     async def tell_everyone_we_stop(app: web.Application) -> None:

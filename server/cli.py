@@ -1,4 +1,5 @@
-"""The `babelcall` command: `serve` runs the server, `join` runs a headless participant.
+"""The `babelcall` command: `serve` runs the server, `join` runs a headless participant, `admin create`
+makes an administrator (for scripted installs; a new server's first start prints a setup link).
 
 `join` prints one caption event (protocol.CaptionEvent) per line as JSON on stdout; everything else
 goes to stderr, so its output can be piped straight into other tools.
@@ -43,6 +44,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     def announce(_: str) -> None:
         # run_app calls this once the port is bound (on_startup would run before: too early to connect).
+        from server.context import AppContext
+
+        setup_token = app[AppContext.KEY].setup_token
+        if setup_token is not None:
+            # On the console, never in the log: it makes whoever holds it this server's administrator.
+            print(
+                "No administrator yet. Open this one-time link to create the administrator's account "
+                f"(valid for an hour; a restart prints a new one):\n\n    {config.url}setup#{setup_token}\n\n"
+                "(or run `babelcall admin create`)",
+                flush=True,
+            )
         print(f"BabelCall is ready: {config.url}", flush=True)
 
     # On SIGTERM the calls are told and closed first (server/calls.py: Calls.shutdown); what is left
@@ -106,6 +118,67 @@ def _join(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_create(args: argparse.Namespace) -> int:
+    from protocol.text import TextError, clean_text
+    from server.api import MAX_NAME_CHARS, MAX_TEXT_CHARS, MIN_PASSWORD_CHARS, email_address
+    from server.config import ConfigError, load_config
+    from server.passwords import PasswordWork
+    from server.store import EmailTakenError, MemberStatus, Store
+
+    try:
+        config = load_config(args.config)
+        name = clean_text(args.name, field="--name", max_chars=MAX_NAME_CHARS)
+        organisation = clean_text(
+            args.organisation, field="--organisation", max_chars=MAX_TEXT_CHARS, required=False
+        )
+        email = email_address(args.email, field="--email")
+    except (ConfigError, TextError) as error:
+        print(f"babelcall admin create: {error}", file=sys.stderr)
+        return 2
+    password = os.environ.get(args.password_env)
+    if not password:
+        if not sys.stdin.isatty():
+            print(
+                f"babelcall admin create: set ${args.password_env} to the password, or run it in a terminal",
+                file=sys.stderr,
+            )
+            return 2
+        import getpass
+
+        password = getpass.getpass("Password for the administrator: ")
+        if getpass.getpass("The same again: ") != password:
+            print("babelcall admin create: the passwords differ", file=sys.stderr)
+            return 2
+    if len(password) < MIN_PASSWORD_CHARS:
+        print(f"babelcall admin create: the password needs {MIN_PASSWORD_CHARS}+ characters", file=sys.stderr)
+        return 2
+
+    async def create() -> str:
+        store, passwords = Store(config.database_path), PasswordWork()
+        await store.open()
+        try:
+            member = await store.create_member(
+                email=email,
+                name=name,
+                organisation=organisation,
+                password_hash=await passwords.hash(password),
+                status=MemberStatus.APPROVED,
+                is_admin=True,
+            )
+            return member.id
+        finally:
+            await passwords.close()
+            await store.close()
+
+    try:
+        member_id = asyncio.run(create())
+    except EmailTakenError:
+        print(f"babelcall admin create: {email} is a member already", file=sys.stderr)
+        return 1
+    print(f"administrator {email} created (member {member_id}) in {config.database_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babelcall", description="Real-time translated video consultations")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -141,6 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="subscribe to the others' audio and video as a browser does (received, counted, dropped)",
     )
     join.set_defaults(run=_join)
+
+    admin = commands.add_parser("admin", help="manage administrators")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser(
+        "create", help="make an approved administrator (the password from $BABELCALL_PASSWORD, else asked)"
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--organisation", default="")
+    create.add_argument(
+        "--password-env", default="BABELCALL_PASSWORD", help="environment variable holding the password"
+    )
+    create.add_argument("--config", type=Path, help="TOML configuration file (else $BABELCALL_CONFIG)")
+    create.set_defaults(run=_admin_create)
     models_cli.add_parser(commands)
     return parser
 

@@ -7,6 +7,7 @@ built-in Whisper base model, no translation model. `describe()` is what start-up
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import ssl
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from models import data_dir
+from server.security import normalise_origin
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,9 @@ class Config:
     max_review_participants: int = 12
     max_message_bytes: int = 65_536  # one WebSocket message (an SDP offer is ~5 kB)
     metrics_token: str = ""  # when set, GET /metrics needs "Authorization: Bearer <token>"
+    # Without a token, /metrics answers only on a server bound to a loopback address, unless this says
+    # that anyone who can reach the server may read it.
+    metrics_public: bool = False
     session_days: int = 14
     # Failed sign-ins allowed within signin_window_s, per account and per client address, before
     # further tries are refused until the oldest expires; 0 turns a limit off (behind a proxy every
@@ -72,11 +77,29 @@ class Config:
     signin_failures_per_email: int = 5
     signin_failures_per_address: int = 50
     signin_window_s: float = 900.0
+    # Applications for membership accepted per client address within applications_window_s (0: no
+    # limit); each one costs a password hash.
+    applications_per_address: int = 10
+    applications_window_s: float = 3600.0
+    # Origins (scheme://host[:port]) whose pages may make state-changing requests and open WebSockets,
+    # besides the server's own; for a proxy in front that rewrites the Host header (server/security.py).
+    allowed_origins: tuple[str, ...] = ()
     cookie_secure: bool = False  # set true behind an HTTPS proxy; implied by tls_cert
     # HTTPS served directly (PEM files): browsers give a page the microphone and camera only on
     # https:// or on localhost, so participants on other machines need one or an HTTPS proxy in front.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        origins = []
+        for text in self.allowed_origins:
+            origin = normalise_origin(text)
+            if origin is None:
+                raise ConfigError(
+                    f"allowed_origins: {text!r} is not an origin like https://babelcall.example.org"
+                )
+            origins.append(origin)
+        object.__setattr__(self, "allowed_origins", tuple(origins))
 
     @property
     def database_path(self) -> Path:
@@ -95,6 +118,16 @@ class Config:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls_cert else 'http'}://{self.host}:{self.port}/"
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the server listens on a loopback address only, unreachable from other machines."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve to any address
+            return False
 
     @property
     def secure_cookies(self) -> bool:

@@ -13,22 +13,19 @@ from aiohttp import web
 from asr import SpeechRecognizer
 from media import MediaHub
 from mt import TranslationEngine
+from protocol.errors import ErrorCode
 from server.calls import Calls
 from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.chat import ChatRelay
 from server.config import Config
+from server.errors import ApiError
 from server.metrics import LiveFigures, Metrics
+from server.passwords import PasswordWork
 from server.rooms import LiveRoom, Seat
-from server.signin_limits import SignInLimiter
+from server.signin_limits import AttemptLimiter
 from server.store import Member, MemberStatus, Store
 
 MEMBER_KEY: web.RequestKey[Member | None] = web.RequestKey("member")
-
-
-def _json_error(cls: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
-    return cls(
-        text=f'{{"error": {{"code": "{code}", "message": "{message}"}}}}', content_type="application/json"
-    )
 
 
 @dataclass
@@ -40,17 +37,26 @@ class AppContext:
     hub: MediaHub
     recognizer: SpeechRecognizer
     engine: TranslationEngine
+    passwords: PasswordWork
     calls: Calls = field(init=False)
     chat: ChatRelay = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
-    signin_limits: SignInLimiter = field(init=False)
+    signin_limits: AttemptLimiter = field(init=False)  # failed sign-ins
+    application_limits: AttemptLimiter = field(init=False)
+    # The one-time setup link's token while no administrator exists: `babelcall serve` prints it.
+    setup_token: str | None = None
 
     def __post_init__(self) -> None:
-        self.signin_limits = SignInLimiter(
-            self.config.signin_failures_per_email,
-            self.config.signin_failures_per_address,
+        self.signin_limits = AttemptLimiter(
+            {
+                "email": self.config.signin_failures_per_email,
+                "address": self.config.signin_failures_per_address,
+            },
             self.config.signin_window_s,
+        )
+        self.application_limits = AttemptLimiter(
+            {"address": self.config.applications_per_address}, self.config.applications_window_s
         )
         self.missing_models = MissingModelReporter(self.engine)
         self.calls = Calls(
@@ -89,11 +95,11 @@ class AppContext:
         """The signed-in, approved member making this request, or a 401/403."""
         member: Member | None = request.get(MEMBER_KEY)
         if member is None:
-            raise _json_error(web.HTTPUnauthorized, "not_signed_in", "sign in first")
+            raise ApiError(401, ErrorCode.NOT_SIGNED_IN, "sign in first")
         if member.status is not MemberStatus.APPROVED:
-            raise _json_error(
-                web.HTTPForbidden,
-                "not_approved",
+            raise ApiError(
+                403,
+                ErrorCode.NOT_APPROVED,
                 f"membership {member.status.value}: an administrator must approve it",
             )
         return member
@@ -101,7 +107,7 @@ class AppContext:
     def require_admin(self, request: web.Request) -> Member:
         member = self.require_member(request)
         if not member.is_admin:
-            raise _json_error(web.HTTPForbidden, "not_admin", "administrators only")
+            raise ApiError(403, ErrorCode.NOT_ADMIN, "administrators only")
         return member
 
     def start_captions(self, room: LiveRoom, seat: Seat, audio: AsyncIterator[np.ndarray]) -> SpeakerPipeline:

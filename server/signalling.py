@@ -32,6 +32,7 @@ from protocol.signalling import (
 from server.calls import Calls, Refused
 from server.chat import ChatRelay
 from server.context import AppContext
+from server.errors import ApiError
 from server.rooms import Seat
 from server.store import Member, RoomRecord
 
@@ -120,9 +121,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     member = context.require_member(request)
     record = await context.store.room(request.match_info["room_id"])
     if record is None:
-        raise web.HTTPNotFound(
-            text='{"error": {"code": "no_room", "message": "no such room"}}', content_type="application/json"
-        )
+        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
     limit = context.config.max_message_bytes
     # aiohttp closes the socket on frames over max_msg_size; allow some room above our own limit so an
     # oversized message gets a polite error instead of a dropped call.

@@ -1,14 +1,15 @@
-"""Persistent state in SQLite: members (applications and approvals), sign-in sessions and rooms.
+"""Persistent state in SQLite: members (applications and approvals), sign-in sessions, rooms and the
+one-time setup link.
 
 sqlite3 calls block, so every query runs on one dedicated thread; the event loop only awaits.
-Transcripts and captions are deliberately not stored.
+Transcripts and captions are deliberately not stored, nor are passwords (only their hashes, made by
+server/passwords.py), session tokens or setup tokens (only a SHA-256 of each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import secrets
 import sqlite3
@@ -57,6 +58,10 @@ CREATE TABLE IF NOT EXISTS room_removals (
     member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
     removed_at REAL NOT NULL,
     PRIMARY KEY (room_id, member_id)
+);
+CREATE TABLE IF NOT EXISTS setup_tokens (
+    token_hash TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
 );
 """
 
@@ -125,26 +130,9 @@ class EmailTakenError(ValueError):
     pass
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
 def _token_hash(token: str) -> str:
-    # Only a hash of each session token is stored, so a copied database cannot sign anyone in.
-    return hashlib.sha256(token.encode()).hexdigest()
+    # Only a hash of each session or setup token is stored, so a copied database cannot sign anyone in.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Store:
@@ -190,38 +178,58 @@ class Store:
 
     # Members -----------------------------------------------------------------------------------
 
-    async def apply(self, *, email: str, name: str, organisation: str, password: str) -> Member:
-        """Record an application. The very first member becomes the approved administrator, so a new
-        installation can be bootstrapped from its own sign-up page."""
-        password_hash = await asyncio.to_thread(hash_password, password)
+    async def create_member(
+        self,
+        *,
+        email: str,
+        name: str,
+        organisation: str,
+        password_hash: str,
+        status: MemberStatus = MemberStatus.PENDING,
+        is_admin: bool = False,
+    ) -> Member:
+        """Record an application (pending), or an approved member such as an administrator; raises
+        EmailTakenError if the email has one already."""
 
         def insert() -> Member:
-            db = self._db
-            first = db.execute("SELECT COUNT(*) FROM members").fetchone()[0] == 0
-            member_id = secrets.token_hex(8)
-            now = time.time()
-            try:
-                db.execute(
-                    "INSERT INTO members (id, email, name, organisation, password_hash, status, is_admin,"
-                    " created_at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        member_id,
-                        email,
-                        name,
-                        organisation,
-                        password_hash,
-                        MemberStatus.APPROVED if first else MemberStatus.PENDING,
-                        int(first),
-                        now,
-                        now if first else None,
-                    ),
-                )
-            except sqlite3.IntegrityError as error:
-                raise EmailTakenError(email) from error
-            db.commit()
-            return self._member_by("id", member_id)  # type: ignore[return-value]
+            member = self._insert_member(email, name, organisation, password_hash, status, is_admin)
+            self._db.commit()
+            return member
 
         return await self._run(insert)
+
+    def _insert_member(
+        self,
+        email: str,
+        name: str,
+        organisation: str,
+        password_hash: str,
+        status: MemberStatus,
+        is_admin: bool,
+    ) -> Member:
+        db = self._db
+        member_id = secrets.token_hex(8)
+        now = time.time()
+        try:
+            db.execute(
+                "INSERT INTO members (id, email, name, organisation, password_hash, status, is_admin,"
+                " created_at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    member_id,
+                    email,
+                    name,
+                    organisation,
+                    password_hash,
+                    status.value,
+                    int(is_admin),
+                    now,
+                    None if status is MemberStatus.PENDING else now,
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            db.rollback()
+            raise EmailTakenError(email) from error
+        return self._member_by("id", member_id)  # type: ignore[return-value]
 
     def _member_by(self, column: str, value: str) -> Member | None:
         assert column in {"id", "email"}
@@ -231,16 +239,30 @@ class Store:
     async def member(self, member_id: str) -> Member | None:
         return await self._run(lambda: self._member_by("id", member_id))
 
-    async def authenticate(self, email: str, password: str) -> Member | None:
-        row = await self._run(
-            lambda: self._db.execute("SELECT * FROM members WHERE email = ?", (email,)).fetchone()
-        )
-        if row is None:
-            # Spend the same time as a real check so response times do not reveal which emails exist.
-            await asyncio.to_thread(verify_password, password, hash_password("x"))
-            return None
-        ok = await asyncio.to_thread(verify_password, password, row["password_hash"])
-        return _member(row) if ok else None
+    async def credentials(self, email: str) -> tuple[Member, str] | None:
+        """The member with this email and their password hash, or None."""
+
+        def select() -> tuple[Member, str] | None:
+            row = self._db.execute("SELECT * FROM members WHERE email = ?", (email,)).fetchone()
+            return (_member(row), row["password_hash"]) if row else None
+
+        return await self._run(select)
+
+    async def set_password_hash(self, member_id: str, password_hash: str) -> None:
+        def update() -> None:
+            self._db.execute("UPDATE members SET password_hash = ? WHERE id = ?", (password_hash, member_id))
+            self._db.commit()
+
+        await self._run(update)
+
+    def _has_admin(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM members WHERE is_admin = 1 AND status = ? LIMIT 1", (MemberStatus.APPROVED.value,)
+        ).fetchone()
+        return row is not None
+
+    async def has_admin(self) -> bool:
+        return await self._run(self._has_admin)
 
     async def members(self, status: MemberStatus | None = None) -> list[Member]:
         def select() -> list[Member]:
@@ -299,6 +321,52 @@ class Store:
             self._db.commit()
 
         await self._run(delete)
+
+    # The setup link -----------------------------------------------------------------------------
+
+    async def new_setup_token(self, valid_s: float) -> str:
+        """A token for creating the first administrator; it replaces any earlier one."""
+        token = secrets.token_urlsafe(32)
+
+        def replace() -> None:
+            self._db.execute("DELETE FROM setup_tokens")
+            self._db.execute(
+                "INSERT INTO setup_tokens (token_hash, expires_at) VALUES (?, ?)",
+                (_token_hash(token), time.time() + valid_s),
+            )
+            self._db.commit()
+
+        await self._run(replace)
+        return token
+
+    def _setup_token_valid(self, token: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM setup_tokens WHERE token_hash = ? AND expires_at > ?",
+            (_token_hash(token), time.time()),
+        ).fetchone()
+        return row is not None
+
+    async def setup_token_valid(self, token: str) -> bool:
+        return await self._run(lambda: self._setup_token_valid(token))
+
+    async def complete_setup(
+        self, token: str, *, email: str, name: str, organisation: str, password_hash: str
+    ) -> Member | None:
+        """The first administrator, made with a valid setup token, which is used up; None if the token
+        is unknown, expired or used, or an administrator exists already (made by `babelcall admin
+        create` meanwhile); EmailTakenError if the email has an application already."""
+
+        def create() -> Member | None:
+            if not self._setup_token_valid(token) or self._has_admin():
+                return None
+            member = self._insert_member(
+                email, name, organisation, password_hash, MemberStatus.APPROVED, True
+            )
+            self._db.execute("DELETE FROM setup_tokens")
+            self._db.commit()
+            return member
+
+        return await self._run(create)
 
     # Rooms -------------------------------------------------------------------------------------
 
@@ -399,5 +467,5 @@ def _room(row: sqlite3.Row) -> RoomRecord:
         RoomKind(row["kind"]),
         row["created_by"],
         row["created_at"],
-        Glossary.from_list(json.loads(row["glossary"])),
+        Glossary.from_stored(json.loads(row["glossary"])),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,24 +34,44 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    admin: RestClient | None = None  # the first member, who administers this server
+    admin: RestClient | None = None  # made by `babelcall admin create` before the first start
     env: dict[str, str] = field(default_factory=dict)  # the process's environment, for restart_server
 
     def member(self, name: str, email: str) -> RestClient:
-        """Apply, get approved by the administrator (the first applicant approves itself), sign in."""
+        """Apply, get approved by the administrator, sign in."""
         client = RestClient(self.base_url)
         status, body = client.call("POST", "/api/apply", {"name": name, "email": email, "password": PASSWORD})
         assert status == 201, body
-        if body["member"]["status"] == "pending":
-            assert self.admin is not None
-            status, decided = self.admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
-            assert status == 200, decided
+        assert self.admin is not None
+        status, decided = self.admin.call("POST", f"/api/admin/members/{body['member']['id']}/approve")
+        assert status == 200, decided
         status, body = client.call("POST", "/api/login", {"email": email, "password": PASSWORD})
         assert status == 200, body
         return client
 
+    def setup_links(self) -> list[str]:
+        """The one-time setup links the server printed, oldest first."""
+        return re.findall(r"(https?://\S+/setup#\S+)", self.log())
 
-def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> RunningServer:
+
+ADMIN_EMAIL = "admin@example.org"
+
+
+def create_admin(env: dict[str, str], email: str = ADMIN_EMAIL, name: str = "Site Administrator") -> None:
+    """`babelcall admin create`, as a scripted install runs it, with the password in the environment."""
+    created = subprocess.run(
+        [sys.executable, "-m", "server", "admin", "create", "--email", email, "--name", name],
+        env={**env, "BABELCALL_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+
+
+def start_server(
+    data_dir: Path, whisper_model: Path, *, with_admin: bool = True, **settings: str
+) -> RunningServer:
     port = free_port()
     env = {
         **os.environ,
@@ -61,9 +82,14 @@ def start_server(data_dir: Path, whisper_model: Path, **settings: str) -> Runnin
     }
     scheme = "https" if "tls_cert" in settings else "http"
     log_path = data_dir / "server.log"
+    if with_admin:
+        create_admin(env)
     server = RunningServer(f"{scheme}://127.0.0.1:{port}", _launch(env, log_path), log_path, env=env)
     _wait_until_ready(server)
-    server.admin = server.member("Site Administrator", "admin@example.org")
+    if with_admin:
+        server.admin = RestClient(server.base_url)
+        status, body = server.admin.call("POST", "/api/login", {"email": ADMIN_EMAIL, "password": PASSWORD})
+        assert status == 200, body
     return server
 
 

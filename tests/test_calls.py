@@ -25,7 +25,8 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from mt_models import build_marian_pair, build_multilingual, replace_calls
-from test_api import _member, _receive
+from rest_app import admin_client, cheap_passwords, member_client
+from test_api import _receive
 
 from asr import RecognizerStats, Transcript
 from media import FileAudioTrack, enable_loopback_candidates
@@ -99,7 +100,12 @@ class _EchoRecognizer:
 
 async def _start(tmp_path: Path, recognizer: _EchoRecognizer, engine: TranslationEngine) -> TestServer:
     config = Config(data_dir=tmp_path, max_message_bytes=65_536, media_workers=1)
-    app: web.Application = create_app(config, recognizer=recognizer, engine=engine)  # type: ignore[arg-type]
+    app: web.Application = create_app(
+        config,
+        recognizer=recognizer,  # type: ignore[arg-type]
+        engine=engine,
+        passwords=cheap_passwords(),
+    )
     server = TestServer(app)
     await server.start_server()
     enable_loopback_candidates()
@@ -154,8 +160,8 @@ async def test_a_removed_speaker_gets_nothing_after_the_removal_is_acknowledged(
     echo_server: tuple[TestServer, _EchoRecognizer], tmp_path: Path
 ) -> None:
     server, recognizer = echo_server
-    host = await _member(server, "host@example.org")
-    speaker = await _member(server, "speaker@example.org", admin=host)
+    host = await admin_client(server, "host@example.org")
+    speaker = await member_client(server, "speaker@example.org", admin=host)
     room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
     host_socket, _ = await _join(host, room["id"])
     camera = await _publish(host_socket, VideoStreamTrack())
@@ -237,7 +243,7 @@ async def test_publishing_again_after_media_lost_brings_captions_back_and_leaks_
     caplog.set_level(logging.INFO)
     server, recognizer = echo_server
     context = server.app[AppContext.KEY]
-    member = await _member(server, "doctor@example.org")
+    member = await admin_client(server, "doctor@example.org")
     room = (await (await member.post("/api/rooms", json={"kind": "review"})).json())["room"]
     socket, _ = await _join(member, room["id"])
     tone = _tone(tmp_path / "tone.wav", 120)
@@ -305,13 +311,13 @@ async def test_no_log_record_carries_a_spoken_word_even_when_things_fail(
     recognizer = _EchoRecognizer(said)
     server = await _start(tmp_path / "data", recognizer, engine)
     context = server.app[AppContext.KEY]
-    host = await _member(server, "host@example.org")
+    host = await admin_client(server, "host@example.org")
     room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
     response = await host.put(f"/api/rooms/{room['id']}/glossary", json={"terms": ["KIRIK"]})
     assert response.status == 200
     readers = {}
     for language in ("fr", "ja", "en"):
-        client = await _member(server, f"reader-{language}@example.org", admin=host)
+        client = await member_client(server, f"reader-{language}@example.org", admin=host)
         socket = await client.ws_connect(f"/ws/rooms/{room['id']}")
         await socket.send_json({"type": "join", "speaks": "fr", "captions": language})
         await _next_of(socket, "joined")
@@ -366,8 +372,8 @@ async def test_a_shared_screen_reaches_the_others_and_stops_when_sharing_stops(
     echo_server: tuple[TestServer, _EchoRecognizer],
 ) -> None:
     server, recognizer = echo_server
-    host = await _member(server, "host@example.org")
-    expert = await _member(server, "expert@example.org", admin=host)
+    host = await admin_client(server, "host@example.org")
+    expert = await member_client(server, "expert@example.org", admin=host)
     room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
     host_socket, host_id = await _join(host, room["id"])
     expert_socket, _ = await _join(expert, room["id"])
@@ -442,13 +448,15 @@ async def test_chat_is_translated_for_each_reader_with_the_glossary_kept(
     build_marian_pair(models / "opus-mt-en-fr", "en", "fr")
     engine = TranslationEngine.from_directory(models)
     server = await _start(tmp_path / "data", _EchoRecognizer(), engine)
-    host = await _member(server, "host@example.org")
+    host = await admin_client(server, "host@example.org")
     room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
     response = await host.put(f"/api/rooms/{room['id']}/glossary", json={"terms": ["Metoprolol"]})
     assert response.status == 200
     sockets = {}
     for language in ("en", "fr", "th"):
-        client = host if language == "en" else await _member(server, f"{language}@example.org", admin=host)
+        client = (
+            host if language == "en" else await member_client(server, f"{language}@example.org", admin=host)
+        )
         socket = await client.ws_connect(f"/ws/rooms/{room['id']}")
         await socket.send_json({"type": "join", "speaks": language, "captions": language})
         await _next_of(socket, "joined")
@@ -481,8 +489,8 @@ async def test_the_host_asks_to_mute_lists_live_rooms_and_deletes_one(
     echo_server: tuple[TestServer, _EchoRecognizer],
 ) -> None:
     server, _ = echo_server
-    host = await _member(server, "host@example.org")
-    guest = await _member(server, "guest@example.org", admin=host)
+    host = await admin_client(server, "host@example.org")
+    guest = await member_client(server, "guest@example.org", admin=host)
     live_room = (
         await (await host.post("/api/rooms", json={"kind": "review", "title": "Tumour board"})).json()
     )["room"]
@@ -497,7 +505,7 @@ async def test_the_host_asks_to_mute_lists_live_rooms_and_deletes_one(
     mute = f"/api/rooms/{live_room['id']}/participants/{guest_id}/mute"
     assert (await guest.post(mute)).status == 403
     assert (await host.post(mute)).status == 200
-    assert (await _next_of(guest_socket, "mute_requested"))["by_name"] == "host"
+    assert (await _next_of(guest_socket, "mute_requested"))["by_name"] == "Administrator"
 
     assert (await guest.delete(f"/api/rooms/{live_room['id']}")).status == 403
     assert (await host.delete(f"/api/rooms/{live_room['id']}")).status == 200

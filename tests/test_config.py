@@ -87,3 +87,14 @@ def test_tls_needs_both_files_and_says_which_cannot_be_used(tmp_path: Path) -> N
         config.tls_context()
     plain = load_config(environ={})
     assert plain.tls_context() is None and not plain.secure_cookies and plain.url.startswith("http://")
+
+
+def test_allowed_origins_from_the_environment_are_checked_and_normalised() -> None:
+    config = load_config(
+        environ={"BABELCALL_ALLOWED_ORIGINS": "https://BabelCall.example.org, http://10.0.0.5:8080/"}
+    )
+    assert config.allowed_origins == ("https://babelcall.example.org", "http://10.0.0.5:8080")
+    with pytest.raises(ConfigError, match=r"allowed_origins: 'babelcall\.example\.org' is not an origin"):
+        load_config(environ={"BABELCALL_ALLOWED_ORIGINS": "babelcall.example.org"})
+    assert load_config(environ={"BABELCALL_METRICS_PUBLIC": "yes"}).metrics_public
+    assert not Config(host="0.0.0.0").loopback_only and Config(host="127.0.0.2").loopback_only
