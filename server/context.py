@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from server.calls import Calls
 from server.captioning import MissingModelReporter, SpeakerPipeline
 from server.config import Config
 from server.metrics import LiveFigures, Metrics
+from server.records import RecordCipher, RecordKeeper
 from server.rooms import LiveRoom, Seat
 from server.signin_limits import SignInLimiter
 from server.store import Member, MemberStatus, Store
@@ -39,6 +41,10 @@ class AppContext:
     hub: MediaHub
     recognizer: SpeechRecognizer
     engine: TranslationEngine
+    record_cipher: RecordCipher
+    # What consultation records stamp and retention counts by (tests move it forward).
+    clock: Callable[[], float] = time.time
+    records: RecordKeeper = field(init=False)
     calls: Calls = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
@@ -51,10 +57,17 @@ class AppContext:
             self.config.signin_window_s,
         )
         self.missing_models = MissingModelReporter(self.engine)
+        self.records = RecordKeeper(
+            self.store,
+            self.record_cipher,
+            retention_days=self.config.record_retention_days,
+            clock=self.clock,
+        )
         self.calls = Calls(
             store=self.store,
             hub=self.hub,
             start_captions=self.start_captions,
+            records=self.records,
             max_review_participants=self.config.max_review_participants,
         )
         self.metrics.watch(self.live_figures)
@@ -103,5 +116,12 @@ class AppContext:
 
     def start_captions(self, room: LiveRoom, seat: Seat, audio: AsyncIterator[np.ndarray]) -> SpeakerPipeline:
         return SpeakerPipeline(
-            room, seat, audio, self.recognizer, self.engine, self.missing_models, self.metrics
+            room,
+            seat,
+            audio,
+            self.recognizer,
+            self.engine,
+            self.missing_models,
+            self.metrics,
+            recorder=self.records,
         )

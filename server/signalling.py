@@ -23,6 +23,7 @@ from protocol.signalling import (
     Languages,
     Leave,
     Publish,
+    RecordConsent,
     ServerMessage,
     Subscribe,
     parse_client_message,
@@ -95,6 +96,8 @@ class _Session:
             await self._calls.subscribe(seat, message.publisher_id, message.sdp)
         elif isinstance(message, Languages):
             await self._calls.change_languages(seat, message)
+        elif isinstance(message, RecordConsent):
+            await self._calls.record_consent(seat, message.agree)
         elif isinstance(message, Leave):
             await self._calls.vacate(seat)
             await self._socket.close(CloseCode.LEFT)
