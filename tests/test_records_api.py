@@ -27,6 +27,15 @@ from test_records import _Page
 from mt import TranslationEngine
 from protocol import CaptionEvent, TranslationPath
 from protocol.captions import CaptionKind
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.signalling import (
+    ConsentAnswer,
+    RecordConsent,
+    RecordState,
+    RecordStatus,
+    parse_client_message,
+    parse_server_message,
+)
 from server.app import create_app
 from server.cli import main
 from server.config import Config
@@ -515,3 +524,32 @@ def test_babelcall_records_lists_exports_and_deletes(
             "SELECT event, actor, detail FROM record_audit WHERE record_id = ? ORDER BY id", (record_id,)
         )
         assert list(trail)[-2:] == [("exported", "cli", "srt ar"), ("deleted", "cli", "")]
+
+
+def test_record_messages_survive_the_wire_and_bad_answers_are_refused() -> None:
+    assert parse_client_message(
+        '{"type": "record_consent", "agree": false}', max_bytes=1024
+    ) == RecordConsent(False)
+    for bad in ('{"type": "record_consent"}', '{"type": "record_consent", "agree": "yes"}'):
+        with pytest.raises(ProtocolError) as refused:
+            parse_client_message(bad, max_bytes=1024)
+        assert refused.value.code is ErrorCode.BAD_MESSAGE
+    state = RecordState(
+        RecordStatus.PAUSED, "r" * 32, "host", 1_800_000_000.0, {"a" * 32: ConsentAnswer.DECLINED}
+    )
+    assert parse_server_message(json.loads(json.dumps(state.to_dict()))) == state
+    assert parse_server_message({"type": "record_state", "state": "off"}) == RecordState(RecordStatus.OFF)
+
+
+async def test_an_answer_without_a_record_is_refused_and_the_call_goes_on(server: TestServer) -> None:
+    host = await _member(server, "host@example.org")
+    room = (await (await host.post("/api/rooms", json={"kind": "consultation"})).json())["room"]
+    page = await _Page.join(host, room["id"], "en")
+    mark = page.mark()
+    await page.consent(True)
+    refused = await page.wait_for(lambda m: m["type"] == "error", after=mark)
+    assert refused["code"] == "no_record"
+    await page.socket.send_json({"type": "languages", "captions": "fr"})
+    await page.wait_for(lambda m: m["type"] == "participant_updated", after=mark)
+    await page.leave()
+    await host.close()
