@@ -380,12 +380,9 @@ class RecordKeeper:
         if live is not None:
             return live
         now = time.monotonic()
-        for record_id, (ended, until) in list(self._ended.items()):
-            if until < now:
-                del self._ended[record_id]
-            elif ended.room is room:
-                return ended
-        return None
+        return next(
+            (ended for ended, until in self._ended.values() if ended.room is room and until >= now), None
+        )
 
     async def _changed(self, live: _LiveRecord) -> None:
         """Who is present or what they answered changed: the record's status follows, and everyone in
@@ -405,7 +402,9 @@ class RecordKeeper:
             return
         del self._live[live.room.id]
         live.end(time.time())
-        self._ended[live.id] = (live, time.monotonic() + LATE_FINALS_S)
+        now = time.monotonic()
+        self._ended = {key: value for key, value in self._ended.items() if value[1] >= now}
+        self._ended[live.id] = (live, now + LATE_FINALS_S)
         await self._store.end_record(live.id, self._clock())
         await self._audit(live.id, actor, AuditEvent.STOPPED)
         log.info("record %s in room %s stopped", live.id, live.room.id)
