@@ -269,10 +269,6 @@ class RecordKeeper:
 
     # ------------------------------------------------------------ live calls
 
-    def state(self, room: LiveRoom) -> RecordState:
-        live = self._live.get(room.id)
-        return live.state() if live is not None and live.room is room else RecordState(RecordStatus.OFF)
-
     async def start(self, room: LiveRoom, by: Member) -> StoredRecord:
         """Start recording the call in `room`: everyone is asked. ProtocolError(record_running) when it
         already is, ProtocolError(no_call) when nobody is in it."""
