@@ -145,19 +145,25 @@ class MediaHub:
         """`listener(participant_ids)` runs when a worker dies with those participants' calls in it."""
         self._lost_listeners.append(listener)
 
-    async def publish(self, room_id: str, participant_id: str, offer_sdp: str) -> tuple[str, list[str]]:
-        """Accept a participant's camera and microphone; return the SDP answer and the kinds published.
-        A published microphone's audio is then available from `listen`."""
+    async def publish(
+        self, room_id: str, participant_id: str, offer_sdp: str, *, listen: bool = True
+    ) -> tuple[str, list[str]]:
+        """Accept a publication (a participant's camera and microphone, or a shared screen under an id
+        of its own); return the SDP answer and the kinds published. With `listen`, a published
+        microphone's audio is then available from `listen()`."""
         # Ready before the request: the worker's first audio batch can follow its reply immediately.
-        buffer = _AudioBuffer(round(self._settings.max_buffered_audio_s * SAMPLE_RATE))
-        self._audio[participant_id] = buffer
+        buffer = _AudioBuffer(round(self._settings.max_buffered_audio_s * SAMPLE_RATE)) if listen else None
+        if buffer is not None:
+            self._audio[participant_id] = buffer
         published_audio = False
         try:
-            reply = await self._request(room_id, participant_id, {"op": "publish", "sdp": offer_sdp})
+            reply = await self._request(
+                room_id, participant_id, {"op": "publish", "sdp": offer_sdp, "tap": listen}
+            )
             kinds = [str(kind) for kind in reply["kinds"]]
             published_audio = "audio" in kinds
         finally:
-            if not published_audio and self._audio.get(participant_id) is buffer:
+            if buffer is not None and not published_audio and self._audio.get(participant_id) is buffer:
                 del self._audio[participant_id]
         return str(reply["sdp"]), kinds
 

@@ -41,6 +41,9 @@ class Publication:
 class _Participant:
     publication: Publication | None = None
     connections: list[RTCPeerConnection] = field(default_factory=list)
+    # This participant's receive-only connections, by the publisher they receive: closed when that
+    # publication ends, so the subscriber's tracks end too instead of going silent.
+    subscriptions: dict[str, list[RTCPeerConnection]] = field(default_factory=dict)
     drains: list[asyncio.Task[None]] = field(default_factory=list)
     # Its microphone and camera, each encoded once for every subscriber (media/shared_encoding.py).
     shared: dict[str, SharedEncoding] = field(default_factory=dict)
@@ -122,6 +125,7 @@ class PeerConnections:
         except Exception as error:
             await self._discard(entry, pc)
             raise NegotiationError(f"cannot use the offer: {error}") from error
+        entry.subscriptions.setdefault(publisher_id, []).append(pc)
         return pc.localDescription.sdp
 
     def _copy_for_subscriber(
@@ -148,7 +152,12 @@ class PeerConnections:
             shared.stop()
         for track in entry.outgoing:
             track.stop()
-        await asyncio.gather(*(pc.close() for pc in entry.connections), return_exceptions=True)
+        receiving = [
+            pc for other in self._participants.values() for pc in other.subscriptions.pop(participant_id, [])
+        ]
+        for other in self._participants.values():
+            other.connections = [pc for pc in other.connections if pc not in receiving]
+        await asyncio.gather(*(pc.close() for pc in [*entry.connections, *receiving]), return_exceptions=True)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.remove(pid) for pid in list(self._participants)))

@@ -9,7 +9,8 @@ decoded 16 kHz audio, a few batches a second.
 Requests, each with an "id" echoed in its reply ({"id", "ok": true, ...} or {"id", "ok": false,
 "error": "negotiation" | "internal", "message"}):
 
-    {"op": "publish", "participant": P, "sdp": OFFER}              -> {"sdp": ANSWER, "kinds": [...]}
+    {"op": "publish", "participant": P, "sdp": OFFER, "tap": true} -> {"sdp": ANSWER, "kinds": [...]}
+        ("tap": false: a shared screen's audio is relayed, not sent to the server for captions)
     {"op": "subscribe", "participant": P, "publisher": Q, "sdp": OFFER} -> {"sdp": ANSWER}
     {"op": "remove", "participant": P}                             -> {}
 
@@ -89,7 +90,7 @@ class MediaWorker:
                 participant_id = str(request["participant"])
                 answer, publication = await self._peers.publish(participant_id, str(request["sdp"]))
                 reply.update(sdp=answer, kinds=publication.kinds)
-                if publication.audio is not None:
+                if publication.audio is not None and request.get("tap", True):
                     tap_after_reply = participant_id
             elif op == "subscribe":
                 answer = await self._peers.subscribe(

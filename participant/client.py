@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import FileAudioTrack, PatternVideoTrack, enable_loopback_candidates, use_fast_audio_level
-from protocol import PROTOCOL_VERSION, CaptionEvent
+from protocol import PROTOCOL_VERSION, CaptionEvent, IceServerError, ice_servers_from_json
 from protocol.signalling import (
     Error,
     Join,
@@ -116,6 +116,7 @@ async def join_room(
             ) from error
         except aiohttp.ClientConnectionError as error:
             raise JoinError(f"cannot reach {base_url}: {error}") from error
+        configuration = await _peer_configuration(http, base_url)
         ws_url = base_url.replace("http", "ws", 1) + f"/ws/rooms/{room_id}"
         try:
             socket = await http.ws_connect(ws_url, heartbeat=20.0)
@@ -124,8 +125,35 @@ async def join_room(
         async with socket:
             camera = PatternVideoTrack() if video and track is not None else None
             return await _take_part(
-                socket, track, camera, speaks, captions, linger_s, on_caption, leave, receive_media
+                socket,
+                configuration,
+                track,
+                camera,
+                speaks,
+                captions,
+                linger_s,
+                on_caption,
+                leave,
+                receive_media,
             )
+
+
+async def _peer_configuration(http: aiohttp.ClientSession, base_url: str) -> RTCConfiguration:
+    """The STUN and TURN servers the server hands this member. Fetched on every join: TURN
+    credentials expire (docs/protocol.md, `GET /api/ice`). aiortc uses the first TURN URL only."""
+    async with http.get(f"{base_url}/api/ice") as response:
+        if response.status != 200:
+            raise JoinError(f"cannot get the ICE servers: {await _error_text(response)}")
+        try:
+            servers = ice_servers_from_json(await response.json())
+        except (aiohttp.ContentTypeError, json.JSONDecodeError, IceServerError) as error:
+            raise JoinError(f"the server's ICE servers are unusable: {error}") from error
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(server.urls), username=server.username, credential=server.credential)
+            for server in servers
+        ]
+    )
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:
@@ -137,6 +165,7 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
 
 async def _take_part(
     socket: aiohttp.ClientWebSocketResponse,
+    configuration: RTCConfiguration,
     track: FileAudioTrack | None,
     camera: PatternVideoTrack | None,
     speaks: str,
@@ -148,7 +177,7 @@ async def _take_part(
 ) -> JoinReport:
     replies: asyncio.Queue[Joined | Published | Error] = asyncio.Queue()
     report = JoinReport(participant_id="")
-    subscriptions = _Subscriptions(socket, report) if receive_media else None
+    subscriptions = _Subscriptions(socket, report, configuration) if receive_media else None
 
     async def read_messages() -> None:
         async for msg in socket:
@@ -179,7 +208,7 @@ async def _take_part(
         return message
 
     reader = asyncio.create_task(read_messages())
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = RTCPeerConnection(configuration)
     try:
         await socket.send_json(Join(speaks=speaks, captions=captions).to_dict())
         joined: Joined = await reply(Joined)
@@ -222,9 +251,12 @@ async def _take_part(
 class _Subscriptions:
     """One receive-only peer connection per other publishing participant, as the browser client has."""
 
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse, report: JoinReport) -> None:
+    def __init__(
+        self, socket: aiohttp.ClientWebSocketResponse, report: JoinReport, configuration: RTCConfiguration
+    ) -> None:
         self._socket = socket
         self._report = report
+        self._configuration = configuration
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._connections: list[RTCPeerConnection] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -248,7 +280,7 @@ class _Subscriptions:
             self._start(self._subscribe(participant.id, list(participant.publishing)))
 
     async def _subscribe(self, publisher_id: str, kinds: list[str]) -> None:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(self._configuration)
         self._connections.append(pc)
         for kind in kinds:
             pc.addTransceiver(kind, direction="recvonly")

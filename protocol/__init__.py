@@ -1,4 +1,5 @@
-"""The public contracts every stage shares: languages, the caption event, signalling messages.
+"""The public contracts every stage shares: languages, the caption event, signalling messages,
+the ICE servers handed to clients.
 
 Nothing in here does I/O. The server, the web client, the headless participant and the
 benchmarks all speak these types; `docs/protocol.md` documents them for other clients.
@@ -6,6 +7,7 @@ benchmarks all speak these types; `docs/protocol.md` documents them for other cl
 
 from protocol.captions import PROTOCOL_VERSION, CaptionEvent, TranslationPath
 from protocol.glossary import Glossary, GlossaryError, GlossaryTerm
+from protocol.ice import IceServer, IceServerError, ice_servers_from_json
 from protocol.languages import LANGUAGES, Language, UnknownLanguageError, language
 
 __all__ = [
@@ -15,8 +17,11 @@ __all__ = [
     "Glossary",
     "GlossaryError",
     "GlossaryTerm",
+    "IceServer",
+    "IceServerError",
     "Language",
     "TranslationPath",
     "UnknownLanguageError",
+    "ice_servers_from_json",
     "language",
 ]

@@ -8,17 +8,28 @@ parsed back by clients that speak Python (the headless participant, tests, bench
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from protocol.captions import CaptionEvent
+from protocol.captions import CaptionEvent, TranslationPath
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.languages import LANGUAGES, UnknownLanguageError, language
 from protocol.wire import parse_json_object
 
 AUTO_LANGUAGE = "auto"  # `speaks`: detect the language of each utterance among the room's languages
 MAX_SDP_CHARS = 32_768
+
+
+class MediaSource(StrEnum):
+    """What a publication carries."""
+
+    CAMERA = "camera"  # the participant's microphone and camera: one per participant, captioned
+    SCREEN = "screen"  # a shared screen, window or tab, for everyone to see: at most one, not captioned
+
+
+MAX_CHAT_CHARS = 2_000
 
 
 class ChineseScript(StrEnum):
@@ -51,7 +62,16 @@ class Join(_Message):
 @dataclass(frozen=True)
 class Publish(_Message):
     type: ClassVar[str] = "publish"
-    sdp: str  # a sendonly offer carrying the microphone and/or camera
+    sdp: str  # a sendonly offer: the microphone and/or camera, or the shared screen
+    source: MediaSource = MediaSource.CAMERA
+
+
+@dataclass(frozen=True)
+class Unpublish(_Message):
+    """Stop sharing the screen (the camera's publication ends with the seat)."""
+
+    type: ClassVar[str] = "unpublish"
+    source: MediaSource = MediaSource.SCREEN
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,15 @@ class Subscribe(_Message):
     type: ClassVar[str] = "subscribe"
     publisher_id: str
     sdp: str  # a recvonly offer
+    source: MediaSource = MediaSource.CAMERA
+
+
+@dataclass(frozen=True)
+class Chat(_Message):
+    """A written message for everyone in the call, translated for each reader like captions."""
+
+    type: ClassVar[str] = "chat"
+    text: str
 
 
 @dataclass(frozen=True)
@@ -84,7 +113,7 @@ class RecordConsent(_Message):
     agree: bool
 
 
-ClientMessage = Join | Publish | Subscribe | Languages | Leave | RecordConsent
+ClientMessage = Join | Publish | Unpublish | Subscribe | Languages | Chat | Leave | RecordConsent
 
 
 def parse_client_message(raw: str | bytes, *, max_bytes: int) -> ClientMessage:
@@ -100,9 +129,20 @@ def parse_client_message(raw: str | bytes, *, max_bytes: int) -> ClientMessage:
             chinese_script=_chinese_script(data),
         )
     if kind == Publish.type:
-        return Publish(sdp=_sdp(data))
+        return Publish(sdp=_sdp(data), source=_source(data, MediaSource.CAMERA))
+    if kind == Unpublish.type:
+        source = _source(data, MediaSource.SCREEN)
+        if source is not MediaSource.SCREEN:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "the camera's publication ends when you leave")
+        return Unpublish(source)
     if kind == Subscribe.type:
-        return Subscribe(publisher_id=_text(data, "publisher_id", max_chars=64), sdp=_sdp(data))
+        return Subscribe(
+            publisher_id=_text(data, "publisher_id", max_chars=64),
+            sdp=_sdp(data),
+            source=_source(data, MediaSource.CAMERA),
+        )
+    if kind == Chat.type:
+        return Chat(text=_chat_text(data))
     if kind == Languages.type:
         if "speaks" in data:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "to change the spoken language, leave and join again")
@@ -124,6 +164,25 @@ def _text(data: dict[str, Any], name: str, *, max_chars: int) -> str:
     if len(value) > max_chars:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f'"{name}" is longer than {max_chars} characters')
     return value
+
+
+def _source(data: dict[str, Any], default: MediaSource) -> MediaSource:
+    try:
+        return MediaSource(data.get("source", default.value))
+    except ValueError:
+        choices = ", ".join(source.value for source in MediaSource)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f'"source" is one of {choices}') from None
+
+
+def _chat_text(data: dict[str, Any]) -> str:
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, '"text" must be a non-empty string')
+    if len(text) > MAX_CHAT_CHARS:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"a chat message has at most {MAX_CHAT_CHARS} characters")
+    if any(unicodedata.category(char) in {"Cc", "Cf"} and char not in "\n\t" for char in text):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a chat message holds no control or formatting characters")
+    return text.strip()
 
 
 def _language(data: dict[str, Any], name: str, *, allow_auto: bool = False) -> str:
@@ -169,7 +228,8 @@ class ParticipantState:
     name: str
     speaks: str
     captions: str
-    publishing: tuple[str, ...] = ()  # the media kinds they send: "audio", "video"
+    publishing: tuple[str, ...] = ()  # the media kinds their camera publication sends: "audio", "video"
+    sharing_screen: bool = False  # subscribe with source "screen" to see it
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParticipantState:
@@ -179,6 +239,7 @@ class ParticipantState:
             speaks=str(data["speaks"]),
             captions=str(data["captions"]),
             publishing=tuple(str(kind) for kind in data.get("publishing", ())),
+            sharing_screen=bool(data.get("sharing_screen", False)),
         )
 
 
@@ -227,10 +288,15 @@ class Published(_Message):
     type: ClassVar[str] = "published"
     sdp: str
     kinds: tuple[str, ...]
+    source: MediaSource = MediaSource.CAMERA
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Published:
-        return cls(str(data["sdp"]), tuple(str(kind) for kind in data["kinds"]))
+        return cls(
+            str(data["sdp"]),
+            tuple(str(kind) for kind in data["kinds"]),
+            MediaSource(data.get("source", MediaSource.CAMERA.value)),
+        )
 
 
 @dataclass(frozen=True)
@@ -238,10 +304,15 @@ class Subscribed(_Message):
     type: ClassVar[str] = "subscribed"
     publisher_id: str
     sdp: str
+    source: MediaSource = MediaSource.CAMERA
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Subscribed:
-        return cls(str(data["publisher_id"]), str(data["sdp"]))
+        return cls(
+            str(data["publisher_id"]),
+            str(data["sdp"]),
+            MediaSource(data.get("source", MediaSource.CAMERA.value)),
+        )
 
 
 @dataclass(frozen=True)
@@ -330,6 +401,54 @@ class RecordState(_Message):
 
 
 @dataclass(frozen=True)
+class ChatMessage(_Message):
+    """A chat message as one reader gets it: in their caption language where a translation exists
+    (`path` and `note` as captions have them), with the words as typed in `original`."""
+
+    type: ClassVar[str] = "chat"
+    id: str  # unique in the room
+    sender_id: str
+    sender_name: str
+    source_language: str
+    language: str  # the language of `text`
+    text: str
+    original: str
+    path: TranslationPath
+    note: str | None
+    model: str | None
+    sent_at: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatMessage:
+        return cls(
+            id=str(data["id"]),
+            sender_id=str(data["sender_id"]),
+            sender_name=str(data["sender_name"]),
+            source_language=str(data["source_language"]),
+            language=str(data["language"]),
+            text=str(data["text"]),
+            original=str(data["original"]),
+            path=TranslationPath(data["path"]),
+            note=data.get("note"),
+            model=data.get("model"),
+            sent_at=float(data["sent_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class MuteRequested(_Message):
+    """The host (or an administrator) asks this participant to mute: the page mutes its microphone
+    and says who asked; the participant can unmute."""
+
+    type: ClassVar[str] = "mute_requested"
+    by_name: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MuteRequested:
+        return cls(str(data["by_name"]))
+
+
+@dataclass(frozen=True)
 class Error(_Message):
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -353,6 +472,8 @@ ServerMessage = (
     | ParticipantUpdated
     | ParticipantLeft
     | GlossaryUpdated
+    | ChatMessage
+    | MuteRequested
     | RecordState
     | Error
     | CaptionEvent
@@ -369,6 +490,8 @@ _SERVER_MESSAGES: dict[str, Any] = {
         ParticipantUpdated,
         ParticipantLeft,
         GlossaryUpdated,
+        ChatMessage,
+        MuteRequested,
         RecordState,
         Error,
     )

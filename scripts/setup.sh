@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything BabelCall needs on Debian (or Ubuntu) with Python 3.11+:
 #   Debian packages, a virtual environment in .venv, the Python packages and the built-in Whisper model.
-# `scripts/setup.sh --test` adds what the tests need (Chromium, espeak-ng, sox, pytest, Playwright).
+# `scripts/setup.sh --test` adds what the tests need (Chromium, espeak-ng, sox, coturn, pytest, Playwright).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,9 @@ with_tests=0
 packages=(python3-venv python3-dev gcc)
 if ((with_tests)); then
     # chromium: the real browser in end-to-end tests; espeak-ng/sox: generated speech; iproute2 and
-    # util-linux: the private network namespace that keeps test traffic on loopback.
-    packages+=(chromium espeak-ng sox iproute2 util-linux)
+    # util-linux: the private network namespace that keeps test traffic on loopback, and the child
+    # namespaces of the relay tests; coturn: the TURN server those tests relay a call through.
+    packages+=(chromium espeak-ng sox iproute2 util-linux coturn)
 fi
 missing=()
 for package in "${packages[@]}"; do
@@ -25,6 +26,12 @@ if ((${#missing[@]})); then
     [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [[ " ${missing[*]} " == *" coturn "* && -d /run/systemd/system ]]; then
+        # Debian starts coturn as a service with its example configuration (no authentication) on
+        # every address. The tests start their own, in private namespaces: stop the one just installed.
+        echo "setup: disabling the coturn service that was just installed (the tests run their own)"
+        "${sudo_cmd[@]}" systemctl disable --now coturn.service
+    fi
 fi
 
 python=${PYTHON:-python3}

@@ -18,6 +18,7 @@ from aiohttp import web
 from protocol import LANGUAGES, PROTOCOL_VERSION, Glossary, GlossaryError, UnknownLanguageError
 from server.context import MEMBER_KEY, AppContext
 from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
+from server.turn import ice_servers_for
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,18 @@ async def info(request: web.Request) -> web.Response:
                 for lang in LANGUAGES.values()
             ],
             "translation_models": context.engine.model_names,
-            "ice_servers": list(context.config.ice_servers),
         }
     )
+
+
+@routes.get("/api/ice")
+async def ice_servers(request: web.Request) -> web.Response:
+    """STUN and TURN servers for the member's peer connections; TURN credentials expire (server/turn.py),
+    so clients ask again before each join."""
+    context: AppContext = request.app[AppContext.KEY]
+    member = context.require_member(request)
+    servers = ice_servers_for(context.config, member.id)
+    return web.json_response({"ice_servers": [server.to_dict() for server in servers]})
 
 
 @routes.get("/metrics")
@@ -269,7 +279,13 @@ async def create_room(request: web.Request) -> web.Response:
 async def my_rooms(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
     member = context.require_member(request)
-    return web.json_response({"rooms": [r.public() for r in await context.store.rooms_created_by(member.id)]})
+    rooms = []
+    for record in await context.store.rooms_created_by(member.id):
+        live = context.calls.room(record.id)
+        rooms.append(
+            {**record.public(), "live": live is not None, "participants": len(live.seats) if live else 0}
+        )
+    return web.json_response({"rooms": rooms})
 
 
 @routes.get("/api/rooms/{room_id}/glossary")
@@ -332,6 +348,31 @@ async def remove_participant(request: web.Request) -> web.Response:
     await context.calls.remove(live, seat, by=member)
     log.info("participant %s removed from room %s", seat.id, record.id)
     return web.json_response({"removed": seat.id})
+
+
+@routes.post("/api/rooms/{room_id}/participants/{participant_id}/mute")
+async def ask_to_mute(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) asks someone to mute; their page mutes and says who asked."""
+    context: AppContext = request.app[AppContext.KEY]
+    member, record = await _room_of_its_host(request, "asks participants to mute")
+    live = context.calls.room(record.id)
+    seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
+    if seat is None:
+        return error(404, "no_participant", "no such participant in this call")
+    await context.calls.ask_to_mute(seat, by=member)
+    return web.json_response({"asked": seat.id})
+
+
+@routes.delete("/api/rooms/{room_id}")
+async def delete_room(request: web.Request) -> web.Response:
+    """The room's host (or an administrator) deletes it: a call in it ends for everyone, and its link
+    leads nowhere any more."""
+    context: AppContext = request.app[AppContext.KEY]
+    member, record = await _room_of_its_host(request, "deletes it")
+    ended = await context.calls.end(record)
+    await context.store.delete_room(record.id)
+    log.info("room %s deleted by member %s (%d were in its call)", record.id, member.id, ended)
+    return web.json_response({"deleted": record.id})
 
 
 @routes.post("/api/rooms/{room_id}/end")

@@ -142,6 +142,7 @@ def create_app(
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
+        await context.chat.aclose()
         await context.hub.close()
         await loaded_recognizer.aclose()
         await loaded_engine.aclose()

@@ -27,6 +27,8 @@ from protocol.signalling import (
     Join,
     Joined,
     Languages,
+    MediaSource,
+    MuteRequested,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantPublished,
@@ -148,8 +150,11 @@ class Calls:
         await self._records.seated(seat)  # while a record runs, they are asked before anything is kept
         return seat
 
-    async def publish(self, seat: Seat, offer_sdp: str) -> None:
-        """Negotiate the seat's microphone and camera; a published microphone is captioned."""
+    async def publish(self, seat: Seat, offer_sdp: str, source: MediaSource) -> None:
+        """Negotiate the seat's microphone and camera (captioned), or its shared screen."""
+        if source is MediaSource.SCREEN:
+            await self._share_screen(seat, offer_sdp)
+            return
         if seat.publishing:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "already publishing; leave and join again to change")
         answer, kinds = await self._hub.publish(seat.room.id, seat.id, offer_sdp)
@@ -157,19 +162,44 @@ class Calls:
             await self._hub.remove(seat.id)
             return
         seat.publishing = tuple(kinds)
-        await seat.send(Published(answer, seat.publishing))
+        await seat.send(Published(answer, seat.publishing, source))
         if "audio" in kinds:
             seat.pipeline = self._start_captions(seat.room, seat, self._hub.listen(seat.id))
         await seat.room.broadcast(ParticipantPublished(seat.state()), exclude=seat)
 
-    async def subscribe(self, seat: Seat, publisher_id: str, offer_sdp: str) -> None:
+    async def _share_screen(self, seat: Seat, offer_sdp: str) -> None:
+        if seat.sharing_screen:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "already sharing a screen; stop sharing it first")
+        media_id = seat.media_id(MediaSource.SCREEN)
+        # A screen's sound (a tab playing a video) is relayed to the others, never captioned.
+        answer, kinds = await self._hub.publish(seat.room.id, media_id, offer_sdp, listen=False)
+        if seat.vacated:
+            await self._hub.remove(media_id)
+            return
+        seat.sharing_screen = True
+        await seat.send(Published(answer, tuple(kinds), MediaSource.SCREEN))
+        await seat.room.broadcast(ParticipantPublished(seat.state()), exclude=seat)
+
+    async def stop_sharing(self, seat: Seat) -> None:
+        if not seat.sharing_screen:
+            return
+        seat.sharing_screen = False
+        await self._hub.remove(seat.media_id(MediaSource.SCREEN))
+        await seat.room.broadcast(ParticipantUpdated(seat.state()))
+
+    async def subscribe(self, seat: Seat, publisher_id: str, offer_sdp: str, source: MediaSource) -> None:
         publisher = seat.room.seats.get(publisher_id)
         if publisher is None:
             raise ProtocolError(ErrorCode.UNKNOWN_PARTICIPANT, "no such participant in this room")
         if publisher is seat:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "cannot subscribe to yourself")
-        answer = await self._hub.subscribe(seat.room.id, seat.id, publisher.id, offer_sdp)
-        await seat.send(Subscribed(publisher.id, answer))
+        if source is MediaSource.SCREEN and not publisher.sharing_screen:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "that participant is not sharing a screen")
+        answer = await self._hub.subscribe(seat.room.id, seat.id, publisher.media_id(source), offer_sdp)
+        await seat.send(Subscribed(publisher.id, answer, source))
+
+    async def ask_to_mute(self, seat: Seat, *, by: Member) -> None:
+        await seat.send(MuteRequested(by.name))
 
     async def record_consent(self, seat: Seat, agree: bool) -> None:
         await self._records.answer(seat, agree)
@@ -194,6 +224,8 @@ class Calls:
             # nor waiting for its closing handshake may hold up the new one, or the host.
             self._in_background(_tell_and_close(seat.connection, why), f"dismiss-{seat.id}")
         await self._hub.remove(seat.id)
+        if seat.sharing_screen:
+            await self._hub.remove(seat.media_id(MediaSource.SCREEN))
         if pipeline is not None:
             self._in_background(pipeline.finish(), f"flush-{seat.id}")
         await room.broadcast(ParticipantLeft(seat.id))
@@ -262,6 +294,7 @@ class Calls:
                 continue
             pipeline, seat.pipeline = seat.pipeline, None
             seat.publishing = ()
+            seat.sharing_screen = False
             if pipeline is not None:
                 self._in_background(pipeline.finish(), f"flush-{seat.id}")
             notice = Error(

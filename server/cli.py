@@ -44,10 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
     _one_blas_thread()
     app = create_app(config)
 
-    async def announce(app: web.Application) -> None:
+    def announce(_: str) -> None:
+        # run_app calls this once the port is bound (on_startup would run before: too early to connect).
         print(f"BabelCall is ready: {config.url}", flush=True)
 
-    app.on_startup.append(announce)
     # On SIGTERM the calls are told and closed first (server/calls.py: Calls.shutdown); what is left
     # after that is handlers ending, so aiohttp's default minute of waiting for them is not needed.
     try:
@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=config.host,
             port=config.port,
             ssl_context=tls,
-            print=None,
+            print=announce,
             access_log=None,
             shutdown_timeout=1.0,
         )

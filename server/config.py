@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -48,7 +49,17 @@ class Config:
     mt_beam_size: int = 2  # 1 (greedy): up to ~20% faster on CPU, at some cost in quality (bench/RESULTS.md)
     # WebRTC
     media_workers: int = 0  # processes running the peer connections (rooms pinned to one); 0: cores / 4
-    ice_servers: tuple[str, ...] = ()  # e.g. ("stun:stun.example.org:3478",); none keeps traffic local
+    ice_servers: tuple[str, ...] = ()  # STUN URLs, e.g. ("stun:stun.example.org:3478",); none: local only
+    # TURN relays for clients behind firewalls (coturn with use-auth-secret; README, "Across hospital
+    # networks"), e.g. ("turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:443").
+    # Signed-in members get credentials from GET /api/ice that expire after turn_credential_ttl_s.
+    # Clients fetch them on each (re)join and open every peer connection of that call with them (a
+    # subscription to someone who starts publishing hours later included), and coturn refuses a new
+    # relay once they have expired: 12 hours outlasts any consultation or case review, while a
+    # credential copied out of a browser is useless by the next day.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""  # coturn's static-auth-secret
+    turn_credential_ttl_s: int = 43_200
     loopback_candidates: bool = True  # offer 127.0.0.1 so browsers on this machine connect
     # Limits
     max_review_participants: int = 12
@@ -124,7 +135,7 @@ class Config:
 
 
 ENV_PREFIX = "BABELCALL_"
-_SECRETS = frozenset({"metrics_token"})
+_SECRETS = frozenset({"metrics_token", "turn_secret"})
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -149,9 +160,38 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     config = dataclasses.replace(Config(), **converted)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together: set both (PEM files) or neither")
+    _check_ice_settings(config)
     if config.record_retention_days < 1:
         raise ConfigError("record_retention_days must be at least 1")
     return config
+
+
+# The URL forms aiortc and browsers both accept (RFC 7064, RFC 7065).
+_STUN_URL = re.compile(r"stun:[^?:/\s]+(:\d{1,5})?")
+_TURN_URL = re.compile(
+    r"turn:[^?:/\s]+(:\d{1,5})?(\?transport=(udp|tcp))?|turns:[^?:/\s]+(:\d{1,5})?(\?transport=tcp)?"
+)
+
+
+def _check_ice_settings(config: Config) -> None:
+    for url in config.ice_servers:
+        if not _STUN_URL.fullmatch(url):
+            raise ConfigError(
+                f"bad ice_servers entry {url!r}: ice_servers holds STUN URLs (stun:HOST[:PORT]); "
+                "TURN servers go in turn_urls, with turn_secret"
+            )
+    for url in config.turn_urls:
+        if not _TURN_URL.fullmatch(url):
+            raise ConfigError(
+                f"bad turn_urls entry {url!r}: expected turn:HOST[:PORT][?transport=udp|tcp] "
+                "or turns:HOST[:PORT][?transport=tcp]"
+            )
+    if config.turn_urls and not config.turn_secret:
+        raise ConfigError("turn_urls need turn_secret: the static-auth-secret of the TURN server")
+    if config.turn_secret and not config.turn_urls:
+        raise ConfigError("turn_secret is set but turn_urls is empty: list the TURN server's URLs")
+    if config.turn_credential_ttl_s <= 0:
+        raise ConfigError("turn_credential_ttl_s must be a positive number of seconds")
 
 
 def convert_field(spec: dataclasses.Field[Any], value: Any) -> Any:

@@ -16,6 +16,7 @@ from media import MediaHub
 from mt import TranslationEngine
 from server.calls import Calls
 from server.captioning import MissingModelReporter, SpeakerPipeline
+from server.chat import ChatRelay
 from server.config import Config
 from server.metrics import LiveFigures, Metrics
 from server.records import RecordCipher, RecordKeeper
@@ -46,6 +47,7 @@ class AppContext:
     clock: Callable[[], float] = time.time
     records: RecordKeeper = field(init=False)
     calls: Calls = field(init=False)
+    chat: ChatRelay = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
     signin_limits: SignInLimiter = field(init=False)
@@ -70,6 +72,7 @@ class AppContext:
             records=self.records,
             max_review_participants=self.config.max_review_participants,
         )
+        self.chat = ChatRelay(self.engine)
         self.metrics.watch(self.live_figures)
 
     def live_figures(self) -> LiveFigures:

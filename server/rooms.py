@@ -18,6 +18,7 @@ from protocol.errors import CloseCode, ErrorCode
 from protocol.signalling import (
     AUTO_LANGUAGE,
     ChineseScript,
+    MediaSource,
     ParticipantState,
     RoomState,
     ServerMessage,
@@ -78,7 +79,8 @@ class Seat:
     captions: str
     chinese_script: ChineseScript
     connection: Connection
-    publishing: tuple[str, ...] = ()  # media kinds published: "audio", "video"
+    publishing: tuple[str, ...] = ()  # media kinds of the camera publication: "audio", "video"
+    sharing_screen: bool = False
     pipeline: CaptionPipeline | None = None  # while the published microphone is being captioned
     vacated: bool = False  # set the moment the seat is left: nothing more is sent to it
 
@@ -86,8 +88,15 @@ class Seat:
     def name(self) -> str:
         return self.member.name
 
+    def media_id(self, source: MediaSource) -> str:
+        """The id the media workers know a publication by: the seat's for its camera, a derived one
+        for its shared screen (a publication of its own, with its own connections)."""
+        return self.id if source is MediaSource.CAMERA else f"{self.id}:{source.value}"
+
     def state(self) -> ParticipantState:
-        return ParticipantState(self.id, self.name, self.speaks, self.captions, self.publishing)
+        return ParticipantState(
+            self.id, self.name, self.speaks, self.captions, self.publishing, self.sharing_screen
+        )
 
     async def send(self, message: ServerMessage) -> None:
         """Send to this seat's page; a vacated seat gets nothing, and a page that vanished costs the

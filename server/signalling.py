@@ -17,6 +17,7 @@ from media import MediaUnavailableError, NegotiationError
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.privacy import describe_exception
 from protocol.signalling import (
+    Chat,
     ClientMessage,
     Error,
     Join,
@@ -26,9 +27,11 @@ from protocol.signalling import (
     RecordConsent,
     ServerMessage,
     Subscribe,
+    Unpublish,
     parse_client_message,
 )
 from server.calls import Calls, Refused
+from server.chat import ChatRelay
 from server.context import AppContext
 from server.rooms import Seat
 from server.store import Member, RoomRecord
@@ -55,8 +58,11 @@ class _Socket:
 class _Session:
     """One member's connection to one room: before `join` it has no seat, and no room is open."""
 
-    def __init__(self, calls: Calls, record: RoomRecord, member: Member, socket: _Socket) -> None:
+    def __init__(
+        self, calls: Calls, chat: ChatRelay, record: RoomRecord, member: Member, socket: _Socket
+    ) -> None:
         self._calls = calls
+        self._chat = chat
         self._record = record
         self._member = member
         self._socket = socket
@@ -91,13 +97,17 @@ class _Session:
         if seat is None or seat.vacated:
             raise ProtocolError(ErrorCode.NOT_JOINED, 'send "join" first')
         if isinstance(message, Publish):
-            await self._calls.publish(seat, message.sdp)
+            await self._calls.publish(seat, message.sdp, message.source)
+        elif isinstance(message, Unpublish):
+            await self._calls.stop_sharing(seat)
         elif isinstance(message, Subscribe):
-            await self._calls.subscribe(seat, message.publisher_id, message.sdp)
+            await self._calls.subscribe(seat, message.publisher_id, message.sdp, message.source)
         elif isinstance(message, Languages):
             await self._calls.change_languages(seat, message)
         elif isinstance(message, RecordConsent):
             await self._calls.record_consent(seat, message.agree)
+        elif isinstance(message, Chat):
+            await self._chat.send(seat, message.text)
         elif isinstance(message, Leave):
             await self._calls.vacate(seat)
             await self._socket.close(CloseCode.LEFT)
@@ -122,7 +132,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     socket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4 * limit)
     await socket.prepare(request)
     connection = _Socket(socket)
-    session = _Session(context.calls, record, member, connection)
+    session = _Session(context.calls, context.chat, record, member, connection)
     try:
         async for frame in socket:
             if frame.type == WSMsgType.TEXT:

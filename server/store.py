@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS rooms (
     kind TEXT NOT NULL CHECK (kind IN ('consultation', 'review')),
     created_by TEXT NOT NULL REFERENCES members(id),
     created_at REAL NOT NULL,
-    glossary TEXT NOT NULL DEFAULT '[]'
+    glossary TEXT NOT NULL DEFAULT '[]',
+    deleted_at REAL
 );
 -- Members the host (or an administrator) removed from a room: kept out until the call is ended for
 -- everyone, restarts included.
@@ -104,7 +105,11 @@ CREATE TABLE IF NOT EXISTS record_key_check (
 """
 
 # Columns added after a table was first created, applied to older databases at start-up.
-_MIGRATIONS = (("rooms", "glossary", "TEXT NOT NULL DEFAULT '[]'"),)
+_MIGRATIONS = (
+    ("rooms", "glossary", "TEXT NOT NULL DEFAULT '[]'"),
+    # A deleted room keeps its row, so what refers to it stays whole, but no link reaches it any more.
+    ("rooms", "deleted_at", "REAL"),
+)
 
 
 class MemberStatus(StrEnum):
@@ -401,7 +406,9 @@ class Store:
 
     async def room(self, room_id: str) -> RoomRecord | None:
         def select() -> RoomRecord | None:
-            row = self._db.execute("SELECT * FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM rooms WHERE id = ? AND deleted_at IS NULL", (room_id,)
+            ).fetchone()
             return _room(row) if row else None
 
         return await self._run(select)
@@ -411,6 +418,16 @@ class Store:
             self._db.execute(
                 "UPDATE rooms SET glossary = ? WHERE id = ?", (json.dumps(glossary.to_list()), room_id)
             )
+            self._db.commit()
+
+        await self._run(update)
+
+    async def delete_room(self, room_id: str) -> None:
+        def update() -> None:
+            self._db.execute(
+                "UPDATE rooms SET deleted_at = ?, glossary = '[]' WHERE id = ?", (time.time(), room_id)
+            )
+            self._db.execute("DELETE FROM room_removals WHERE room_id = ?", (room_id,))
             self._db.commit()
 
         await self._run(update)
@@ -444,7 +461,8 @@ class Store:
     async def rooms_created_by(self, member_id: str) -> list[RoomRecord]:
         def select() -> list[RoomRecord]:
             rows = self._db.execute(
-                "SELECT * FROM rooms WHERE created_by = ? ORDER BY created_at DESC", (member_id,)
+                "SELECT * FROM rooms WHERE created_by = ? AND deleted_at IS NULL ORDER BY created_at DESC",
+                (member_id,),
             ).fetchall()
             return [_room(row) for row in rows]
 

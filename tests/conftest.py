@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -13,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def _missing(reason: str, required_by: str) -> None:
+def _missing(reason: str, required_by: str) -> NoReturn:
     """Skip on a user's clone; fail in CI, where the variable says the thing must be there."""
     if os.environ.get(required_by):
         pytest.fail(f"{reason} (and {required_by} is set)")
@@ -62,6 +64,33 @@ def require_browser() -> str:
             "BABELCALL_REQUIRE_BROWSER",
         )
     return chromium
+
+
+def require_turn_server() -> str:
+    """The coturn binary; skips (fails under BABELCALL_REQUIRE_TURN) where it is not installed."""
+    turnserver = shutil.which("turnserver")
+    if turnserver is None:
+        _missing(
+            "Debian's coturn is not installed (scripts/setup.sh --test installs it)", "BABELCALL_REQUIRE_TURN"
+        )
+    return turnserver
+
+
+def require_network_namespaces() -> None:
+    """Skips (fails under BABELCALL_REQUIRE_TURN) unless child network namespaces can be made here."""
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        _missing(
+            "not inside a private network namespace (scripts/test.sh runs tests in one)",
+            "BABELCALL_REQUIRE_TURN",
+        )
+    missing = [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
+    if missing:
+        _missing(f"{', '.join(missing)} not found (util-linux, iproute2)", "BABELCALL_REQUIRE_TURN")
+    made = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if made.returncode != 0:
+        _missing(
+            f"cannot make a child network namespace here: {made.stderr.strip()}", "BABELCALL_REQUIRE_TURN"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,6 @@ async def test_nothing_about_rooms_or_members_without_signing_in(app_server: Tes
         "protocol",
         "languages",
         "translation_models",
-        "ice_servers",
     }
     await admin.close()
     await stranger.close()

@@ -360,3 +360,151 @@ async def test_no_log_record_carries_a_spoken_word_even_when_things_fail(
     assert any("failed" in record for record in records)  # failures were logged...
     leaked = {word for word in words for record in records if word in record}
     assert not leaked, [r for r in records if any(w in r for w in leaked)]  # ...without the words
+
+
+async def test_a_shared_screen_reaches_the_others_and_stops_when_sharing_stops(
+    echo_server: tuple[TestServer, _EchoRecognizer],
+) -> None:
+    server, recognizer = echo_server
+    host = await _member(server, "host@example.org")
+    expert = await _member(server, "expert@example.org", admin=host)
+    room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    host_socket, host_id = await _join(host, room["id"])
+    expert_socket, _ = await _join(expert, room["id"])
+    camera = await _publish(host_socket, VideoStreamTrack())
+
+    # The host shares a screen: a publication of its own, announced to the others, never captioned.
+    screen = RTCPeerConnection()
+    screen.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    await screen.setLocalDescription(await screen.createOffer())
+    await host_socket.send_json({"type": "publish", "source": "screen", "sdp": screen.localDescription.sdp})
+    published = await _next_of(host_socket, "published")
+    assert published["source"] == "screen" and published["kinds"] == ["video"]
+    await screen.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
+    announced = await _next_of(expert_socket, "participant_published")
+    while not announced["participant"]["sharing_screen"]:
+        announced = await _next_of(expert_socket, "participant_published")
+    assert announced["participant"]["id"] == host_id
+
+    watching = RTCPeerConnection()
+    watching.addTransceiver("video", direction="recvonly")
+    frames = 0
+    seen = asyncio.Event()
+    ended = asyncio.Event()
+    receivers: list[asyncio.Task[None]] = []
+
+    @watching.on("track")
+    def on_track(track: Any) -> None:
+        async def count() -> None:
+            nonlocal frames
+            try:
+                while True:
+                    await track.recv()
+                    frames += 1
+                    if frames >= 5:
+                        seen.set()
+            except MediaStreamError:
+                ended.set()
+
+        receivers.append(asyncio.ensure_future(count()))
+
+    await watching.setLocalDescription(await watching.createOffer())
+    await expert_socket.send_json(
+        {
+            "type": "subscribe",
+            "publisher_id": host_id,
+            "source": "screen",
+            "sdp": watching.localDescription.sdp,
+        }
+    )
+    subscribed = await _next_of(expert_socket, "subscribed")
+    assert subscribed["source"] == "screen"
+    await watching.setRemoteDescription(RTCSessionDescription(sdp=subscribed["sdp"], type="answer"))
+    await asyncio.wait_for(seen.wait(), 20)
+
+    await host_socket.send_json({"type": "unpublish", "source": "screen"})
+    updated = await _next_of(expert_socket, "participant_updated")
+    assert updated["participant"]["sharing_screen"] is False
+    await asyncio.wait_for(ended.wait(), 20)  # the relayed screen ends with the sharing
+    assert recognizer.streams == []  # neither the camera (video only) nor the screen was captioned
+    for pc in (camera, screen, watching):
+        await pc.close()
+    for socket in (host_socket, expert_socket):
+        await socket.close()
+    for client in (host, expert):
+        await client.close()
+
+
+async def test_chat_is_translated_for_each_reader_with_the_glossary_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = tmp_path / "models"
+    build_marian_pair(models / "opus-mt-en-fr", "en", "fr")
+    engine = TranslationEngine.from_directory(models)
+    server = await _start(tmp_path / "data", _EchoRecognizer(), engine)
+    host = await _member(server, "host@example.org")
+    room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    response = await host.put(f"/api/rooms/{room['id']}/glossary", json={"terms": ["Metoprolol"]})
+    assert response.status == 200
+    sockets = {}
+    for language in ("en", "fr", "th"):
+        client = host if language == "en" else await _member(server, f"{language}@example.org", admin=host)
+        socket = await client.ws_connect(f"/ws/rooms/{room['id']}")
+        await socket.send_json({"type": "join", "speaks": language, "captions": language})
+        await _next_of(socket, "joined")
+        sockets[language] = (client, socket)
+    caplog.set_level(logging.DEBUG)
+    typed = "Give metoprolol twenty-five milligrams twice daily."
+    await sockets["en"][1].send_json({"type": "chat", "text": typed})
+
+    received = {language: await _next_of(socket, "chat") for language, (_, socket) in sockets.items()}
+    assert received["en"]["text"] == typed and received["en"]["path"] == "original"
+    french = received["fr"]
+    assert french["path"] == "machine" and french["language"] == "fr" and french["original"] == typed
+    assert "Metoprolol" in french["text"]  # the glossary term survives (restored however the model does)
+    thai = received["th"]  # no model for en→th: the words as typed, marked
+    assert thai["path"] == "untranslated" and thai["text"] == typed and thai["language"] == "en"
+    assert thai["note"] == "not translated: no model for en→th"
+    assert len({m["id"] for m in received.values()}) == 1
+    # Bad chat gets an error and the session goes on.
+    await sockets["fr"][1].send_json({"type": "chat", "text": "x" * 3_000})
+    assert (await _next_of(sockets["fr"][1], "error"))["code"] == "too_large"
+    assert not [r for r in caplog.records if "metoprolol" in r.getMessage().casefold()]
+    for _, socket in sockets.values():
+        await socket.close()
+    for client, _ in sockets.values():
+        await client.close()
+    await server.close()
+
+
+async def test_the_host_asks_to_mute_lists_live_rooms_and_deletes_one(
+    echo_server: tuple[TestServer, _EchoRecognizer],
+) -> None:
+    server, _ = echo_server
+    host = await _member(server, "host@example.org")
+    guest = await _member(server, "guest@example.org", admin=host)
+    live_room = (
+        await (await host.post("/api/rooms", json={"kind": "review", "title": "Tumour board"})).json()
+    )["room"]
+    quiet_room = (
+        await (await host.post("/api/rooms", json={"kind": "consultation", "title": "Follow-up"})).json()
+    )["room"]
+    guest_socket, guest_id = await _join(guest, live_room["id"])
+    listed = {r["title"]: r for r in (await (await host.get("/api/rooms")).json())["rooms"]}
+    assert (listed["Tumour board"]["live"], listed["Tumour board"]["participants"]) == (True, 1)
+    assert (listed["Follow-up"]["live"], listed["Follow-up"]["participants"]) == (False, 0)
+
+    mute = f"/api/rooms/{live_room['id']}/participants/{guest_id}/mute"
+    assert (await guest.post(mute)).status == 403
+    assert (await host.post(mute)).status == 200
+    assert (await _next_of(guest_socket, "mute_requested"))["by_name"] == "host"
+
+    assert (await guest.delete(f"/api/rooms/{live_room['id']}")).status == 403
+    assert (await host.delete(f"/api/rooms/{live_room['id']}")).status == 200
+    ended = await _next_of(guest_socket, "error")
+    assert ended["code"] == "call_ended"
+    assert (await guest_socket.receive(timeout=10)).data == 4005
+    assert (await host.get(f"/api/rooms/{live_room['id']}")).status == 404
+    assert [r["id"] for r in (await (await host.get("/api/rooms")).json())["rooms"]] == [quiet_room["id"]]
+    for client in (host, guest):
+        await client.close()

@@ -84,7 +84,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         for key in (
             "speaker_name",
             "utterance_id",
-            "final",
+            "kind",
             "source_language",
             "caption_language",
             "text",

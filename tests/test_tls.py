@@ -15,10 +15,11 @@ from harness import PASSWORD, start_server, stop_server, write_wav
 pytestmark = pytest.mark.slow
 
 
-def write_certificate(directory: Path) -> tuple[Path, Path, Path]:
-    """A test CA and a certificate it issued for 127.0.0.1: (certificate chain, key, CA) PEM files."""
+def write_certificate(directory: Path, *names: str) -> tuple[Path, Path, Path]:
+    """A test CA and a certificate it issued for `names` (default 127.0.0.1 and localhost):
+    (certificate chain, key, CA) PEM files."""
     authority = trustme.CA()
-    issued = authority.issue_cert("127.0.0.1", "localhost")
+    issued = authority.issue_cert(*(names or ("127.0.0.1", "localhost")))
     chain, key, ca = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
     chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
     issued.private_key_pem.write_to_path(str(key))

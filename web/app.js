@@ -309,8 +309,9 @@ function send(message) {
   if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
 }
 
+// STUN and short-lived TURN credentials, fetched afresh for every (re)join (GET /api/ice).
 function iceConfiguration() {
-  return { iceServers: (state.info.ice_servers || []).map((url) => ({ urls: url })) };
+  return { iceServers: state.iceServers || [] };
 }
 
 function waitForIceGathering(pc) {
@@ -353,8 +354,9 @@ async function joinCall(roomId) {
   connect();
 }
 
-function connect() {
+async function connect() {
   const { roomId, speaks, captions } = state.call;
+  state.iceServers = await api("/api/ice").then((body) => body.ice_servers).catch(() => []);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${roomId}`);
   state.socket = socket;
