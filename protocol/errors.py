@@ -37,6 +37,11 @@ class ErrorCode(StrEnum):
     NO_MEMBER = "no_member"
     NO_PARTICIPANT = "no_participant"
     EMAIL_TAKEN = "email_taken"
+    # Consultation records (docs/protocol.md, sections 1 and 2)
+    NO_RECORD = "no_record"  # REST 404: no such record; signalling: no record is running in this call
+    NO_CALL = "no_call"  # REST 409: a record starts in a live call, and nobody is in this one
+    RECORD_RUNNING = "record_running"  # REST 409: this call's record is already running
+    NOT_PARTICIPANT = "not_participant"  # REST 403: a record is read by its participants and administrators
     # Signalling
     NOT_JOINED = "not_joined"
     ALREADY_JOINED = "already_joined"

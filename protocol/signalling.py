@@ -104,7 +104,16 @@ class Leave(_Message):
     type: ClassVar[str] = "leave"
 
 
-ClientMessage = Join | Publish | Unpublish | Subscribe | Languages | Chat | Leave
+@dataclass(frozen=True)
+class RecordConsent(_Message):
+    """A participant's answer to the call's record: agree, or decline; declining after agreeing
+    withdraws, which pauses the record. Answers can change at any time while the record runs."""
+
+    type: ClassVar[str] = "record_consent"
+    agree: bool
+
+
+ClientMessage = Join | Publish | Unpublish | Subscribe | Languages | Chat | Leave | RecordConsent
 
 
 def parse_client_message(raw: str | bytes, *, max_bytes: int) -> ClientMessage:
@@ -140,6 +149,11 @@ def parse_client_message(raw: str | bytes, *, max_bytes: int) -> ClientMessage:
         return Languages(captions=_language(data, "captions"), chinese_script=_chinese_script(data))
     if kind == Leave.type:
         return Leave()
+    if kind == RecordConsent.type:
+        agree = data.get("agree")
+        if not isinstance(agree, bool):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, '"agree" must be true or false')
+        return RecordConsent(agree)
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
 
 
@@ -345,6 +359,47 @@ class GlossaryUpdated(_Message):
         return cls(tuple(data.get("terms", ())))
 
 
+class RecordStatus(StrEnum):
+    """Where the call's record stands; words are kept only while it is RECORDING."""
+
+    OFF = "off"  # no record in this call
+    ASKING = "asking"  # someone present has not answered yet (a record just started, or a late joiner)
+    RECORDING = "recording"  # everyone present has agreed
+    PAUSED = "paused"  # someone present declined or withdrew
+
+
+class ConsentAnswer(StrEnum):
+    ASKED = "asked"  # not answered yet
+    AGREED = "agreed"
+    DECLINED = "declined"  # declined, or withdrew after agreeing
+
+
+@dataclass(frozen=True)
+class RecordState(_Message):
+    """The call's record as everyone in it sees it: sent to every participant on every change, and
+    after `joined` while a record runs."""
+
+    type: ClassVar[str] = "record_state"
+    state: RecordStatus
+    record_id: str | None = None
+    started_by: str | None = None  # the member id of who started it (the host or an administrator)
+    started_at: float | None = None
+    consent: dict[str, ConsentAnswer] = field(default_factory=dict)  # participant id -> their answer
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordState:
+        started_at = data.get("started_at")
+        return cls(
+            state=RecordStatus(data["state"]),
+            record_id=None if data.get("record_id") is None else str(data["record_id"]),
+            started_by=None if data.get("started_by") is None else str(data["started_by"]),
+            started_at=None if started_at is None else float(started_at),
+            consent={
+                str(pid): ConsentAnswer(answer) for pid, answer in dict(data.get("consent", {})).items()
+            },
+        )
+
+
 @dataclass(frozen=True)
 class ChatMessage(_Message):
     """A chat message as one reader gets it: in their caption language where a translation exists
@@ -419,6 +474,7 @@ ServerMessage = (
     | GlossaryUpdated
     | ChatMessage
     | MuteRequested
+    | RecordState
     | Error
     | CaptionEvent
 )
@@ -436,6 +492,7 @@ _SERVER_MESSAGES: dict[str, Any] = {
         GlossaryUpdated,
         ChatMessage,
         MuteRequested,
+        RecordState,
         Error,
     )
 }

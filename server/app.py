@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -12,10 +15,11 @@ from asr import RecognizerConfig, SpeechRecognizer
 from media import MediaHub, MediaSettings, WorkerSettings
 from models import resolve_whisper_model
 from mt import TranslationEngine
-from server import api, errors, security
+from server import api, errors, records_api, security
 from server.config import Config
 from server.context import AppContext
 from server.passwords import PasswordWork
+from server.records import load_record_cipher
 from server.signalling import room_socket
 from server.store import Store
 
@@ -99,14 +103,17 @@ def create_app(
     recognizer: SpeechRecognizer | None = None,
     engine: TranslationEngine | None = None,
     passwords: PasswordWork | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """Build the application. Engines not given are loaded at start-up from the configuration."""
+    """Build the application. Engines not given are loaded at start-up from the configuration.
+    `clock`: what consultation records are stamped and expired by (tests move it forward)."""
     app = web.Application(
         middlewares=[errors.errors, security.protection(config), api.identify_member],
         client_max_size=config.max_message_bytes,
     )
     app.on_response_prepare.append(security.header_setter(config))
     app.add_routes(api.routes)
+    app.add_routes(records_api.routes)
     app.router.add_get("/ws/rooms/{room_id}", room_socket)
     app.router.add_get("/setup", _setup_page)
     app.router.add_get("/", _page)
@@ -118,6 +125,11 @@ def create_app(
     async def lifetime(app: web.Application) -> object:
         store = Store(config.database_path)
         await store.open()
+        try:
+            record_cipher = await load_record_cipher(config.record_key_path, store)
+        except BaseException:
+            await store.close()
+            raise
         loaded_recognizer = recognizer or await asyncio.to_thread(load_recognizer, config)
         loaded_engine = engine or await asyncio.to_thread(load_engine, config)
         hub = MediaHub(media_settings(config))
@@ -131,18 +143,26 @@ def create_app(
             recognizer=loaded_recognizer,
             engine=loaded_engine,
             passwords=password_work,
+            record_cipher=record_cipher,
+            clock=clock,
         )
         if not await store.has_admin():
             context.setup_token = await store.new_setup_token(SETUP_LINK_VALID_S)
+        await context.records.open()
         app[AppContext.KEY] = context
         loop_probe = asyncio.create_task(context.metrics.probe_event_loop(), name="event-loop-probe")
+        retention = asyncio.create_task(context.records.keep_purging(), name="record-retention")
         yield
         loop_probe.cancel()
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
         await context.chat.aclose()
         await context.hub.close()
         await loaded_recognizer.aclose()
         await loaded_engine.aclose()
         await password_work.close()
+        await context.records.close()
         await store.close()
 
     async def tell_everyone_we_stop(app: web.Application) -> None:

@@ -36,6 +36,7 @@ from protocol.signalling import (
     Published,
     Subscribed,
 )
+from server.records import RecordKeeper
 from server.rooms import (
     CALL_ENDED,
     MEMBERSHIP_ENDED,
@@ -77,11 +78,13 @@ class Calls:
         store: Store,
         hub: MediaHub,
         start_captions: StartCaptions,
+        records: RecordKeeper,
         max_review_participants: int,
     ) -> None:
         self._store = store
         self._hub = hub
         self._start_captions = start_captions
+        self._records = records
         self._max_review = max_review_participants
         self._rooms: dict[str, LiveRoom] = {}
         # Flushes of vacated speakers' captions and notices to dismissed pages: awaited at shutdown.
@@ -144,6 +147,7 @@ class Calls:
         await seat.send(Joined(seat.id, room.state(), PROTOCOL_VERSION))
         await room.broadcast(ParticipantJoined(seat.state()), exclude=seat)
         self.room_changed(room)
+        await self._records.seated(seat)  # while a record runs, they are asked before anything is kept
         return seat
 
     async def publish(self, seat: Seat, offer_sdp: str, source: MediaSource) -> None:
@@ -197,6 +201,9 @@ class Calls:
     async def ask_to_mute(self, seat: Seat, *, by: Member) -> None:
         await seat.send(MuteRequested(by.name))
 
+    async def record_consent(self, seat: Seat, agree: bool) -> None:
+        await self._records.answer(seat, agree)
+
     async def change_languages(self, seat: Seat, languages: Languages) -> None:
         seat.captions = languages.captions
         seat.chinese_script = languages.chinese_script
@@ -223,6 +230,7 @@ class Calls:
             self._in_background(pipeline.finish(), f"flush-{seat.id}")
         await room.broadcast(ParticipantLeft(seat.id))
         self.room_changed(room)
+        await self._records.left(seat)  # the record may resume without them, or end with the call
         self._close_if_empty(room)
         log.info("participant %s left room %s%s", seat.id, room.id, f" ({why.code})" if why else "")
 

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -61,6 +62,15 @@ class MissingModelReporter:
             )
 
 
+class CaptionRecorder(Protocol):
+    """Where the room's consultation record (server/records.py) gets the words it may keep: every final,
+    and every settled caption (naming the finals it `replaces`), as a caption in the speaker's own
+    language, whoever reads that language. The record uses these results: it has no recogniser of its
+    own. Must not block: it is called on the way to the listeners."""
+
+    def offer(self, room: LiveRoom, speaker: Seat, caption: CaptionEvent) -> None: ...
+
+
 class SpeakerPipeline:
     def __init__(
         self,
@@ -71,8 +81,10 @@ class SpeakerPipeline:
         engine: TranslationEngine,
         missing_models: MissingModelReporter,
         metrics: Metrics,
+        recorder: CaptionRecorder | None = None,
     ) -> None:
         self._room = room
+        self._recorder = recorder
         self._metrics = metrics
         self._partial_policy = PartialTranslationPolicy(min_interval_s=PARTIAL_TRANSLATION_INTERVAL_S)
         self._speaker = speaker
@@ -208,8 +220,11 @@ class SpeakerPipeline:
         self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
         source = transcript.language
         targets = self._room.caption_languages()
+        original = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
+        if self._recorder is not None:
+            caption = self._caption(transcript, original, source, time.time(), transcript.timings)
+            self._recorder.offer(self._room, self._speaker, caption)
         if source in targets:
-            original = Translation(transcript.text, TranslationPath.ORIGINAL, None, None)
             await self._send(transcript, {source: original})
         others = targets - {source}
         if not others:
@@ -284,28 +299,38 @@ class SpeakerPipeline:
             translation = translations.get(listener.captions)
             if translation is None:  # another listener's language
                 continue
-            event = CaptionEvent(
-                room=self._room.id,
-                speaker_id=self._speaker.id,
-                speaker_name=self._speaker.name,
-                utterance_id=self._utterance_id(transcript),
-                kind=CaptionKind.FINAL if transcript.final else CaptionKind.PARTIAL,
-                source_language=transcript.language,
-                caption_language=transcript.language
-                if translation.path is TranslationPath.UNTRANSLATED
-                else listener.captions,
-                text=translation.text,
-                stable_chars=_stable_chars(transcript, translation),
-                path=translation.path,
-                note=translation.note,
-                start_s=round((self._offset_s or 0.0) + transcript.start_s, 3),
-                end_s=round((self._offset_s or 0.0) + transcript.end_s, 3),
-                sent_at=sent_at,
-                timings=timings,
-                model=translation.model,
-            )
+            event = self._caption(transcript, translation, listener.captions, sent_at, timings)
             await listener.send(event)
             self._metrics.observe(timings, sent_at, final=event.final, path=event.path.value, listeners=1)
+
+    def _caption(
+        self,
+        transcript: Transcript,
+        translation: Translation,
+        language: str,
+        sent_at: float,
+        timings: dict[str, float],
+    ) -> CaptionEvent:
+        return CaptionEvent(
+            room=self._room.id,
+            speaker_id=self._speaker.id,
+            speaker_name=self._speaker.name,
+            utterance_id=self._utterance_id(transcript),
+            kind=CaptionKind.FINAL if transcript.final else CaptionKind.PARTIAL,
+            source_language=transcript.language,
+            caption_language=transcript.language
+            if translation.path is TranslationPath.UNTRANSLATED
+            else language,
+            text=translation.text,
+            stable_chars=_stable_chars(transcript, translation),
+            path=translation.path,
+            note=translation.note,
+            start_s=round((self._offset_s or 0.0) + transcript.start_s, 3),
+            end_s=round((self._offset_s or 0.0) + transcript.end_s, 3),
+            sent_at=sent_at,
+            timings=timings,
+            model=translation.model,
+        )
 
     def _utterance_id(self, transcript: Transcript) -> str:
         return f"{self._speaker.id}-{transcript.utterance_seq}"

@@ -1,5 +1,6 @@
 """The `babelcall` command: `serve` runs the server, `join` runs a headless participant, `admin create`
-makes an administrator (for scripted installs; a new server's first start prints a setup link).
+makes an administrator (for scripted installs; a new server's first start prints a setup link),
+`models` and `records` manage translation models and consultation records.
 
 `join` prints one caption event (protocol.CaptionEvent) per line as JSON on stdout; everything else
 goes to stderr, so its output can be piped straight into other tools.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from models import cli as models_cli
 from protocol import LANGUAGES
+from server import record_cli
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.config import ConfigError, load_config
+    from server.records import RecordKeyError
 
     try:
         config = load_config(args.config)
@@ -59,15 +62,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     # On SIGTERM the calls are told and closed first (server/calls.py: Calls.shutdown); what is left
     # after that is handlers ending, so aiohttp's default minute of waiting for them is not needed.
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        ssl_context=tls,
-        print=announce,
-        access_log=None,
-        shutdown_timeout=1.0,
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            ssl_context=tls,
+            print=announce,
+            access_log=None,
+            shutdown_timeout=1.0,
+        )
+    except RecordKeyError as error:
+        print(f"babelcall: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -229,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--config", type=Path, help="TOML configuration file (else $BABELCALL_CONFIG)")
     create.set_defaults(run=_admin_create)
     models_cli.add_parser(commands)
+    record_cli.add_parser(commands)
     return parser
 
 

@@ -89,6 +89,10 @@ class Config:
     # https:// or on localhost, so participants on other machines need one or an HTTPS proxy in front.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Consultation records (server/records.py): their words are sealed with the key in this file, made
+    # (mode 0600) at first start; keep it outside the data directory's backups where policy allows.
+    record_key_file: Path | None = None  # default: <data_dir>/record.key
+    record_retention_days: int = 30  # records are deleted this many days after they started
 
     def __post_init__(self) -> None:
         origins = []
@@ -104,6 +108,10 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "babelcall.sqlite3"
+
+    @property
+    def record_key_path(self) -> Path:
+        return self.record_key_file or self.data_dir / "record.key"
 
     @property
     def translation_dir(self) -> Path:
@@ -186,6 +194,8 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together: set both (PEM files) or neither")
     _check_ice_settings(config)
+    if config.record_retention_days < 1:
+        raise ConfigError("record_retention_days must be at least 1")
     return config
 
 

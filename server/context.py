@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ from server.config import Config
 from server.errors import ApiError
 from server.metrics import LiveFigures, Metrics
 from server.passwords import PasswordWork
+from server.records import RecordCipher, RecordKeeper
 from server.rooms import LiveRoom, Seat
 from server.signin_limits import AttemptLimiter
 from server.store import Member, MemberStatus, Store
@@ -38,6 +40,10 @@ class AppContext:
     recognizer: SpeechRecognizer
     engine: TranslationEngine
     passwords: PasswordWork
+    record_cipher: RecordCipher
+    # What consultation records stamp and retention counts by (tests move it forward).
+    clock: Callable[[], float] = time.time
+    records: RecordKeeper = field(init=False)
     calls: Calls = field(init=False)
     chat: ChatRelay = field(init=False)
     missing_models: MissingModelReporter = field(init=False)
@@ -59,10 +65,17 @@ class AppContext:
             {"address": self.config.applications_per_address}, self.config.applications_window_s
         )
         self.missing_models = MissingModelReporter(self.engine)
+        self.records = RecordKeeper(
+            self.store,
+            self.record_cipher,
+            retention_days=self.config.record_retention_days,
+            clock=self.clock,
+        )
         self.calls = Calls(
             store=self.store,
             hub=self.hub,
             start_captions=self.start_captions,
+            records=self.records,
             max_review_participants=self.config.max_review_participants,
         )
         self.chat = ChatRelay(self.engine)
@@ -112,5 +125,12 @@ class AppContext:
 
     def start_captions(self, room: LiveRoom, seat: Seat, audio: AsyncIterator[np.ndarray]) -> SpeakerPipeline:
         return SpeakerPipeline(
-            room, seat, audio, self.recognizer, self.engine, self.missing_models, self.metrics
+            room,
+            seat,
+            audio,
+            self.recognizer,
+            self.engine,
+            self.missing_models,
+            self.metrics,
+            recorder=self.records,
         )

@@ -24,6 +24,7 @@ from protocol.signalling import (
     Languages,
     Leave,
     Publish,
+    RecordConsent,
     ServerMessage,
     Subscribe,
     Unpublish,
@@ -104,6 +105,8 @@ class _Session:
             await self._calls.subscribe(seat, message.publisher_id, message.sdp, message.source)
         elif isinstance(message, Languages):
             await self._calls.change_languages(seat, message)
+        elif isinstance(message, RecordConsent):
+            await self._calls.record_consent(seat, message.agree)
         elif isinstance(message, Chat):
             await self._chat.send(seat, message.text)
         elif isinstance(message, Leave):

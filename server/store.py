@@ -1,9 +1,12 @@
-"""Persistent state in SQLite: members (applications and approvals), sign-in sessions, rooms and the
-one-time setup link.
+"""Persistent state in SQLite: members (applications and approvals), sign-in sessions, rooms, the
+one-time setup link and consultation records.
 
 sqlite3 calls block, so every query runs on one dedicated thread; the event loop only awaits.
-Transcripts and captions are deliberately not stored, nor are passwords (only their hashes, made by
-server/passwords.py), session tokens or setup tokens (only a SHA-256 of each).
+Captions are not stored, except in a consultation record everyone in the call agreed to
+(server/records.py), and then sealed: this module only ever sees a record's words encrypted. Nor are
+passwords (only their hashes, made by server/passwords.py), session tokens or setup tokens (only a
+SHA-256 of each). `secure_delete` is on, so deleted rows are overwritten with zeros rather than left
+in free pages.
 """
 
 from __future__ import annotations
@@ -62,6 +65,47 @@ CREATE TABLE IF NOT EXISTS room_removals (
 CREATE TABLE IF NOT EXISTS setup_tokens (
     token_hash TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
+);
+-- Consultation records (server/records.py). Ids and times are in the clear, for access, order and
+-- retention; a line's words (and its speaker's name and language) only sealed, with a key kept
+-- outside this file.
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL REFERENCES rooms(id),
+    started_by TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS records_by_start ON records(started_at);
+-- Who may read a record: the members seated in the call while it was recording.
+CREATE TABLE IF NOT EXISTS record_members (
+    record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+    PRIMARY KEY (record_id, member_id)
+);
+CREATE TABLE IF NOT EXISTS record_lines (
+    record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    utterance_id TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    start_at REAL NOT NULL,
+    end_at REAL NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (record_id, utterance_id)
+);
+-- Who did what to which record, and when; no foreign key: the trail outlives the record.
+CREATE TABLE IF NOT EXISTS record_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS record_audit_by_record ON record_audit(record_id);
+-- A constant sealed with the record key: tells at start-up whether the key file is the right one.
+CREATE TABLE IF NOT EXISTS record_key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed BLOB NOT NULL
 );
 """
 
@@ -126,6 +170,50 @@ class RoomRecord:
         }
 
 
+@dataclass(frozen=True)
+class StoredRecord:
+    """A consultation record's metadata (no words)."""
+
+    id: str
+    room_id: str
+    room_title: str
+    room_host: str  # the room's creator: may stop and delete its records
+    started_by: str
+    started_at: float
+    ended_at: float | None
+    members: frozenset[str]  # who may read it (with administrators)
+    lines: int
+
+
+@dataclass(frozen=True)
+class SealedLine:
+    """One line of a record as stored: its words only as `sealed` (server/records.py opens them)."""
+
+    utterance_id: str
+    speaker_id: str  # member id
+    start_at: float  # wall clock (Unix seconds)
+    end_at: float
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    record_id: str
+    actor: str  # a member id, or what acted for nobody: "cli", "retention", "server"
+    event: str
+    detail: str  # ids, codes and counts only, never words
+    at: float
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "actor": self.actor,
+            "event": self.event,
+            "detail": self.detail,
+            "at": self.at,
+        }
+
+
 class EmailTakenError(ValueError):
     pass
 
@@ -150,6 +238,7 @@ class Store:
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA secure_delete = ON")
         connection.executescript(_SCHEMA)
         for table, column, declaration in _MIGRATIONS:
             existing = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
@@ -446,6 +535,210 @@ class Store:
             return [_room(row) for row in rows]
 
         return await self._run(select)
+
+    # Consultation records ------------------------------------------------------------------------
+
+    async def create_record(self, record_id: str, room_id: str, started_by: str, started_at: float) -> None:
+        def insert() -> None:
+            self._db.execute(
+                "INSERT INTO records (id, room_id, started_by, started_at) VALUES (?, ?, ?, ?)",
+                (record_id, room_id, started_by, started_at),
+            )
+            self._db.commit()
+
+        await self._run(insert)
+
+    async def end_record(self, record_id: str, ended_at: float) -> None:
+        def update() -> None:
+            self._db.execute(
+                "UPDATE records SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (ended_at, record_id)
+            )
+            self._db.commit()
+
+        await self._run(update)
+
+    async def end_open_records(self, ended_at: float) -> list[str]:
+        """Records a stopped server left running: ended now; their ids."""
+
+        def update() -> list[str]:
+            rows = self._db.execute("SELECT id FROM records WHERE ended_at IS NULL").fetchall()
+            self._db.execute("UPDATE records SET ended_at = ? WHERE ended_at IS NULL", (ended_at,))
+            self._db.commit()
+            return [row["id"] for row in rows]
+
+        return await self._run(update)
+
+    async def add_record_members(self, record_id: str, member_ids: set[str]) -> None:
+        def insert() -> None:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO record_members (record_id, member_id) VALUES (?, ?)",
+                [(record_id, member_id) for member_id in sorted(member_ids)],
+            )
+            self._db.commit()
+
+        await self._run(insert)
+
+    async def put_record_line(self, record_id: str, line: SealedLine) -> bool:
+        """Keep (or replace) one line; False when the record is gone (deleted meanwhile)."""
+
+        def insert() -> bool:
+            try:
+                self._insert_line(record_id, line)
+            except sqlite3.IntegrityError:
+                self._db.rollback()
+                return False
+            self._db.commit()
+            return True
+
+        return await self._run(insert)
+
+    async def settle_record_lines(
+        self, record_id: str, replaces: tuple[str, ...], line: SealedLine | None
+    ) -> bool:
+        """Replace the lines `replaces` names with `line` (none: remove them), in one transaction, only if
+        every one of them is in the record: a settled text that covers speech the record did not keep
+        is not kept either. Whether it was applied."""
+
+        def replace() -> bool:
+            wanted = sorted(set(replaces))
+            marks = ",".join("?" * len(wanted))
+            found = self._db.execute(
+                f"SELECT COUNT(*) FROM record_lines WHERE record_id = ? AND utterance_id IN ({marks})",
+                (record_id, *wanted),
+            ).fetchone()[0]
+            if found != len(wanted) or not wanted:
+                return False
+            self._db.execute(
+                f"DELETE FROM record_lines WHERE record_id = ? AND utterance_id IN ({marks})",
+                (record_id, *wanted),
+            )
+            if line is not None:
+                self._insert_line(record_id, line)
+            self._db.commit()
+            return True
+
+        return await self._run(replace)
+
+    def _insert_line(self, record_id: str, line: SealedLine) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO record_lines"
+            " (record_id, utterance_id, speaker_id, start_at, end_at, sealed) VALUES (?, ?, ?, ?, ?, ?)",
+            (record_id, line.utterance_id, line.speaker_id, line.start_at, line.end_at, line.sealed),
+        )
+
+    async def stored_record(self, record_id: str) -> StoredRecord | None:
+        def select() -> StoredRecord | None:
+            rows = self._records_where("r.id = ?", (record_id,))
+            return rows[0] if rows else None
+
+        return await self._run(select)
+
+    async def stored_records(self, member_id: str | None) -> list[StoredRecord]:
+        """Every record (`member_id` None: an administrator's view), or those the member was in or hosts."""
+        if member_id is None:
+            return await self._run(lambda: self._records_where("1", ()))
+        return await self._run(
+            lambda: self._records_where(
+                "(rm.member_id IS NOT NULL OR rooms.created_by = ?)", (member_id,), member_id
+            )
+        )
+
+    def _records_where(
+        self, where: str, args: tuple[Any, ...], member_id: str | None = None
+    ) -> list[StoredRecord]:
+        rows = self._db.execute(
+            "SELECT r.*, rooms.title AS room_title, rooms.created_by AS room_host,"
+            " (SELECT group_concat(member_id) FROM record_members WHERE record_id = r.id) AS members,"
+            " (SELECT COUNT(*) FROM record_lines WHERE record_id = r.id) AS lines"
+            " FROM records r JOIN rooms ON rooms.id = r.room_id"
+            " LEFT JOIN record_members rm ON rm.record_id = r.id AND rm.member_id = ?"
+            f" WHERE {where} ORDER BY r.started_at DESC",
+            (member_id, *args),
+        ).fetchall()
+        return [
+            StoredRecord(
+                id=row["id"],
+                room_id=row["room_id"],
+                room_title=row["room_title"],
+                room_host=row["room_host"],
+                started_by=row["started_by"],
+                started_at=row["started_at"],
+                ended_at=row["ended_at"],
+                members=frozenset(row["members"].split(",")) if row["members"] else frozenset(),
+                lines=row["lines"],
+            )
+            for row in rows
+        ]
+
+    async def record_lines(self, record_id: str) -> list[SealedLine]:
+        def select() -> list[SealedLine]:
+            rows = self._db.execute(
+                "SELECT * FROM record_lines WHERE record_id = ? ORDER BY start_at, utterance_id", (record_id,)
+            ).fetchall()
+            return [
+                SealedLine(
+                    row["utterance_id"], row["speaker_id"], row["start_at"], row["end_at"], row["sealed"]
+                )
+                for row in rows
+            ]
+
+        return await self._run(select)
+
+    async def records_started_before(self, cutoff: float) -> list[str]:
+        def select() -> list[str]:
+            rows = self._db.execute("SELECT id FROM records WHERE started_at < ?", (cutoff,)).fetchall()
+            return [row["id"] for row in rows]
+
+        return await self._run(select)
+
+    async def delete_records(self, record_ids: list[str]) -> None:
+        """Delete records with their lines and members. With `secure_delete` their pages are zeroed, and
+        the checkpoint empties the write-ahead log, which still held the pages as they were."""
+
+        def delete() -> None:
+            self._db.executemany(
+                "DELETE FROM records WHERE id = ?", [(record_id,) for record_id in record_ids]
+            )
+            self._db.commit()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        await self._run(delete)
+
+    async def add_record_audit(self, entry: AuditEntry) -> None:
+        def insert() -> None:
+            self._db.execute(
+                "INSERT INTO record_audit (record_id, actor, event, detail, at) VALUES (?, ?, ?, ?, ?)",
+                (entry.record_id, entry.actor, entry.event, entry.detail, entry.at),
+            )
+            self._db.commit()
+
+        await self._run(insert)
+
+    async def record_audit(self, record_id: str) -> list[AuditEntry]:
+        def select() -> list[AuditEntry]:
+            rows = self._db.execute(
+                "SELECT * FROM record_audit WHERE record_id = ? ORDER BY id", (record_id,)
+            ).fetchall()
+            return [
+                AuditEntry(row["record_id"], row["actor"], row["event"], row["detail"], row["at"])
+                for row in rows
+            ]
+
+        return await self._run(select)
+
+    async def record_key_check(self) -> bytes | None:
+        def select() -> bytes | None:
+            row = self._db.execute("SELECT sealed FROM record_key_check WHERE id = 1").fetchone()
+            return bytes(row["sealed"]) if row else None
+
+        return await self._run(select)
+
+    async def set_record_key_check(self, sealed: bytes) -> None:
+        def insert() -> None:
+            self._db.execute("INSERT INTO record_key_check (id, sealed) VALUES (1, ?)", (sealed,))
+            self._db.commit()
+
+        await self._run(insert)
 
 
 def _member(row: sqlite3.Row) -> Member:

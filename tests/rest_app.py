@@ -3,6 +3,8 @@ share: the administrator made with the setup link, members who apply and are app
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +21,7 @@ from server.passwords import PasswordWork
 PASSWORD = "a long enough password"
 
 
-class _UnusedRecognizer:
+class UnusedRecognizer:
     """These tests never publish audio; anything touching recognition is a bug in the test."""
 
     def open_stream(self, **_: Any) -> None:
@@ -38,13 +40,21 @@ def cheap_passwords() -> PasswordWork:
     return PasswordWork(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
-def api_only_app(config: Config, passwords: PasswordWork | None = None) -> web.Application:
-    """The real server with no speech or translation models: these tests never publish audio."""
+def api_only_app(
+    config: Config,
+    passwords: PasswordWork | None = None,
+    *,
+    engine: TranslationEngine | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The real server with no speech model (these tests never publish audio), and no translation model
+    unless `engine` is given."""
     return create_app(
         config,
-        recognizer=_UnusedRecognizer(),  # type: ignore[arg-type]
-        engine=TranslationEngine([]),
+        recognizer=UnusedRecognizer(),  # type: ignore[arg-type]
+        engine=engine or TranslationEngine([]),
         passwords=passwords,
+        clock=clock,
     )
 
 
@@ -59,7 +69,8 @@ async def admin_client(server: TestServer, email: str = "admin@example.org") -> 
     client = await new_client(server)
     token = server.app[AppContext.KEY].setup_token
     response = await client.post(
-        "/api/setup", json={"token": token, "name": "Administrator", "email": email, "password": PASSWORD}
+        "/api/setup",
+        json={"token": token, "name": email.split("@")[0], "email": email, "password": PASSWORD},
     )
     assert response.status == 201, await response.text()
     return client

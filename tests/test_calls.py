@@ -505,7 +505,7 @@ async def test_the_host_asks_to_mute_lists_live_rooms_and_deletes_one(
     mute = f"/api/rooms/{live_room['id']}/participants/{guest_id}/mute"
     assert (await guest.post(mute)).status == 403
     assert (await host.post(mute)).status == 200
-    assert (await _next_of(guest_socket, "mute_requested"))["by_name"] == "Administrator"
+    assert (await _next_of(guest_socket, "mute_requested"))["by_name"] == "host"
 
     assert (await guest.delete(f"/api/rooms/{live_room['id']}")).status == 403
     assert (await host.delete(f"/api/rooms/{live_room['id']}")).status == 200

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aioice import stun, turn
 from conftest import require_turn_server
 from harness import free_port
-from test_api import api_only_app
+from rest_app import admin_client, api_only_app
 from turn_network import TurnServer, start_turn_server
 
 from protocol import IceServer, IceServerError, ice_servers_from_json
@@ -187,7 +187,8 @@ async def _signed_in(server: TestServer, email: str) -> tuple[TestClient, str]:
 
 
 async def test_only_approved_members_get_credentials(app_server: TestServer) -> None:
-    admin, admin_id = await _signed_in(app_server, "admin@example.org")  # the first member: approved
+    admin = await admin_client(app_server, "admin@example.org")
+    admin_id = (await (await admin.get("/api/me")).json())["member"]["id"]
     applicant, applicant_id = await _signed_in(app_server, "applicant@example.org")
     stranger = TestClient(app_server)
     await stranger.start_server()
