@@ -72,7 +72,15 @@ class World:
         assert reply["type"] == "joined", reply
         return str(reply["participant_id"])
 
+    async def spare_room(self) -> str:
+        """Another room of the host's, for actions that would end or delete the shared one."""
+        response = await self.clients["host"].post("/api/rooms", json={"kind": "review"})
+        assert response.status == 201
+        return str((await response.json())["room"]["id"])
+
     async def fill(self, path: str) -> str:
+        if "{spare_room}" in path:
+            path = path.replace("{spare_room}", await self.spare_room())
         if "{applicant}" in path:
             path = path.replace("{applicant}", await self.new_applicant_id())
         if "{participant}" in path:
@@ -131,6 +139,30 @@ def signal(message: dict[str, Any]) -> Perform:
         world.sockets.append(socket)
         await socket.send_json(message)
         reply = await socket.receive_json(timeout=30)
+        return str(reply["type"]) if reply["type"] != "error" else f"error {reply['code']}"
+
+    return perform
+
+
+def signal_joined(message: dict[str, Any]) -> Perform:
+    """Join on a new socket of the role's, then send `message`: the first reply that is not about
+    someone joining, or "error <code>", or the handshake's refusal."""
+
+    async def perform(world: World, role: str) -> Outcome:
+        try:
+            socket = await world.clients[role].ws_connect(f"/ws/rooms/{world.room_id}")
+        except WSServerHandshakeError:
+            return await outcome(await world.clients[role].get(f"/ws/rooms/{world.room_id}"))
+        world.sockets.append(socket)
+        await socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+        assert (await socket.receive_json(timeout=30))["type"] == "joined"
+        await socket.send_json(message)
+        while (reply := await socket.receive_json(timeout=30))["type"] in {
+            "participant_joined",
+            "participant_left",
+        }:
+            pass
+        await socket.close()
         return str(reply["type"]) if reply["type"] != "error" else f"error {reply['code']}"
 
     return perform
@@ -217,10 +249,41 @@ TABLE = [
         rest("DELETE", "/api/rooms/{room}/participants/{participant}"),
         HOST_OR_ADMIN("200"),
     ),
+    Row(
+        "POST ask a participant to mute",
+        rest("POST", "/api/rooms/{room}/participants/{participant}/mute"),
+        HOST_OR_ADMIN("200"),
+    ),
+    Row("POST end a call for everyone", rest("POST", "/api/rooms/{spare_room}/end"), HOST_OR_ADMIN("200")),
+    Row("DELETE a room", rest("DELETE", "/api/rooms/{spare_room}"), HOST_OR_ADMIN("200")),
+    Row("GET /api/ice", rest("GET", "/api/ice"), MEMBERS_ONLY("200")),
+    Row("GET /api/records", rest("GET", "/api/records"), MEMBERS_ONLY("200")),
+    # Allowed, but there is nobody in that room's call to record.
+    Row("POST start a record", rest("POST", "/api/rooms/{spare_room}/record"), HOST_OR_ADMIN("409 no_call")),
     Row("GET /ws/rooms/{id} (handshake)", handshake, MEMBERS_ONLY("101")),
-    # Signalling actions go here. The participant's join takes its seat over (another tab), so it
-    # comes last.
+    # Signalling: the handshake's checks are the only ones by role; in the call, everyone may do the
+    # same. The participant's join takes its seat over (another tab), so these come last.
+    Row(
+        "publish before joining", signal({"type": "publish", "sdp": "v=0"}), MEMBERS_ONLY("error not_joined")
+    ),
+    Row("chat before joining", signal({"type": "chat", "text": "hello"}), MEMBERS_ONLY("error not_joined")),
     Row("join the call", signal({"type": "join", "speaks": "en", "captions": "en"}), MEMBERS_ONLY("joined")),
+    Row(
+        "change caption language",
+        signal_joined({"type": "languages", "captions": "fr"}),
+        MEMBERS_ONLY("participant_updated"),
+    ),
+    Row("chat", signal_joined({"type": "chat", "text": "hello"}), MEMBERS_ONLY("chat")),
+    Row(
+        "subscribe to nobody",
+        signal_joined({"type": "subscribe", "publisher_id": "nobody", "sdp": "v=0"}),
+        MEMBERS_ONLY("error unknown_participant"),
+    ),
+    Row(
+        "answer a record that is not running",
+        signal_joined({"type": "record_consent", "agree": True}),
+        MEMBERS_ONLY("error no_record"),
+    ),
 ]
 
 
@@ -232,6 +295,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         signin_failures_per_email=0,
         signin_failures_per_address=0,
         applications_per_address=0,
+        max_review_participants=100,  # rows seat new participants to remove or mute
     )
     async with TestServer(api_only_app(config, cheap_passwords())) as server:
         admin = await admin_client(server)
