@@ -597,3 +597,18 @@ async def test_repeated_failed_sign_ins_are_refused_for_a_while(tmp_path: Path) 
         assert (await sign_in("admin@example.org", PASSWORD)).status == 200
         for client in (admin, guesser):
             await client.close()
+
+
+async def test_an_administrators_removal_says_an_administrator_removed_you(app_server: TestServer) -> None:
+    admin = await admin_client(app_server)
+    host = await member_client(app_server, "host@example.org", admin=admin)
+    guest = await member_client(app_server, "guest@example.org", admin=admin)
+    room = (await (await host.post("/api/rooms", json={"kind": "review"})).json())["room"]
+    socket = await guest.ws_connect(f"/ws/rooms/{room['id']}")
+    await socket.send_json({"type": "join", "speaks": "en", "captions": "en"})
+    guest_id = (await _receive(socket))["participant_id"]
+    assert (await admin.delete(f"/api/rooms/{room['id']}/participants/{guest_id}")).status == 200
+    told = await _receive(socket)
+    assert told["code"] == "removed" and told["message"] == "an administrator removed you from this call"
+    for client in (admin, host, guest):
+        await client.close()
