@@ -146,7 +146,7 @@ export class CallConnection {
       const socket = this.socket;
       this.socket = null;
       socket.close(CloseCode.LEFT);
-      this.retry("media_lost", 0);
+      this.retry("media_lost", 1000);
       return;
     }
     this.onMessage(message);
