@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,10 @@ async def assert_accessible(page: Any, where: str) -> None:
     assert AXE.exists(), "axe-core is missing: run scripts/setup.sh --test"
     violations = await serious_accessibility_violations(page)
     assert not violations, f"{where}: " + "; ".join(violations)
+
+
+async def keep_screenshot(page: Any, name: str) -> None:
+    """The README's screenshots: written to $BABELCALL_SCREENSHOTS (e.g. docs/images) when it is set."""
+    folder = os.environ.get("BABELCALL_SCREENSHOTS")
+    if folder:
+        await page.screenshot(path=str(Path(folder) / name))

@@ -485,6 +485,7 @@ export class Call {
 
   connectionLabel(state, noMedia) {
     if (noMedia) return ["no-media", t("connection.noMedia")];
+    if (state === "listening") return ["connected", t("connection.listening")];
     if (state === "connected") return ["connected", t("connection.connected")];
     if (state === "disconnected") return ["unstable", t("connection.unstable")];
     if (state === "failed" || state === "closed") return ["no-media", t("connection.noMedia")];
@@ -497,7 +498,7 @@ export class Call {
     const list = $("#people");
     list.replaceChildren();
     const mayRemove = this.isHost();
-    const selfState = this.status !== "joined" ? "new" : this.publisher ? this.publisher.pc.connectionState : "connected";
+    const selfState = this.status !== "joined" ? "new" : this.publisher ? this.publisher.pc.connectionState : "listening";
     const me = { id: this.participantId, name: this.app.me.name, ...this.me, self: true, state: selfState, noMedia: this.mediaProblem };
     const others = [...this.participants.values()].map((p) => {
       const subscriber = this.subscribers.get(p.id);

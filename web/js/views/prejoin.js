@@ -13,10 +13,10 @@ export function enterPrejoin(app, roomId, room) {
   leavePrejoin();
   const media = new LocalMedia();
   media.processing = $("#audio-processing").checked;
-  view = { app, roomId, room, media, meter: null, speakerId: "" };
+  view = { app, roomId, room, media, meter: null, speakerId: "", joining: false };
   $("#prejoin-room").replaceChildren(room ? el("bdi", { textContent: room.title, dir: "auto" }) : "");
   app.show("prejoin");
-  openDevices(view);
+  view.opening = openDevices(view);
 }
 
 // Leaving the page's pre-join screen without joining releases the camera and microphone.
@@ -35,7 +35,7 @@ async function openDevices(current) {
   if (view !== current) return media.stop(); // left the screen meanwhile
   showMedia(current);
   const devices = await listDevices();
-  if (view !== current) return;
+  if (view !== current || current.joining) return;
   fillPicker($("#microphone-choice"), devices.audioinput, media.audioDeviceId, "devices.microphoneN");
   fillPicker($("#camera-choice"), devices.videoinput, media.videoDeviceId, "devices.cameraN");
   fillPicker($("#speaker-choice"), devices.audiooutput, current.speakerId, "devices.speakerN");
@@ -86,9 +86,12 @@ function showProblems(media) {
   }
 }
 
-function join({ audioOnly }) {
+async function join({ audioOnly }) {
   const current = view;
-  if (!current) return;
+  if (!current || current.joining) return;
+  current.joining = true;
+  await current.opening; // a join clicked at once waits for the devices being opened
+  if (view !== current) return;
   const { app, roomId, media } = current;
   if (current.meter) current.meter.stop();
   current.meter = null;
