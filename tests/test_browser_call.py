@@ -55,7 +55,7 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
 
     chromium = require_browser()
     host = server.member("Dr Rana Preview", "rana@example.org")
-    guest = server.member("Dr Tomas Nocam", "tomas@example.org")
+    server.member("Dr Tomas Nocam", "tomas@example.org")
     room_url = create_room(server, host, "consultation", "Pre-join check")
     async with async_playwright() as playwright:
         # No automatic "allow": each context is granted what it is granted, and other requests fail.
@@ -290,7 +290,8 @@ async def test_the_captions_outlast_an_outage_and_the_call_rejoins_when_the_serv
                 assert await page.locator("#retry-now").is_visible()
                 async with page.expect_download() as download_info:
                     await page.click("#download-captions")
-                saved = Path(await (await download_info.value).path()).read_text(encoding="utf-8")
+                download = Path(await (await download_info.value).path())
+                saved = await asyncio.to_thread(download.read_text, encoding="utf-8")
                 assert "Night outage" in saved and re.search("country", saved, re.I), saved
 
                 # Back: "Try now" rejoins at once, and the captions from before are still there.
