@@ -2,15 +2,13 @@
 a headless participant speaks French, and both read each other's captions.
 
 Runs inside the private network namespace scripts/test.sh creates, so no traffic leaves loopback.
-The screenshot it takes is the one in the README (set BABELCALL_SCREENSHOT to a path to keep it).
+The screenshot it takes is the README's docs/images/call.png (set BABELCALL_SCREENSHOTS=docs/images).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from browser_support import (
     assert_accessible,
     create_room,
     join_the_call,
+    keep_screenshot,
     new_page,
     sign_in,
     sign_in_to_prejoin,
@@ -116,7 +115,7 @@ async def test_browser_call_with_captions_both_ways(
             )
             # The page shows Jean's camera, relayed by the server's media worker (one shared VP8
             # encoding) and decoded by Chromium, and final captions of both speakers.
-            jean_video = page.locator(".tile:not(#tile-self) video")
+            jean_video = page.locator("#videos .tile:not(#tile-self) video")
             await jean_video.wait_for(timeout=30_000)
             width = 0
             for _ in range(100):
@@ -132,11 +131,8 @@ async def test_browser_call_with_captions_both_ways(
                 .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
                 .first.wait_for(timeout=60_000)
             )
-            screenshot = tmp_path / "call.png"
-            await page.screenshot(path=str(screenshot))
-            keep = os.environ.get("BABELCALL_SCREENSHOT")
-            if keep:
-                shutil.copyfile(screenshot, keep)
+            await keep_screenshot(page, "call.png")
+            await assert_accessible(page, "the call on a desktop")
             # The reader can keep their own copy of the final captions (the server stores none).
             async with page.expect_download() as download_info:
                 await page.click("#download-captions")
