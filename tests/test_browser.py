@@ -100,6 +100,8 @@ async def test_browser_call_with_captions_both_ways(
 
             # Jean reads French and speaks French; his speech reaches Amal in English via Whisper. He
             # sends a camera (a test pattern) and receives Amal's, as a browser would.
+            # He stays until the page has Amal's last words (the same final reaches him at once).
+            amal_finished = asyncio.Event()
             jean = asyncio.create_task(
                 join_room(
                     room_url,
@@ -108,7 +110,8 @@ async def test_browser_call_with_captions_both_ways(
                     audio=french,
                     speaks="fr",
                     captions="fr",
-                    linger_s=14.0,
+                    leave=amal_finished,
+                    linger_s=3.0,
                     video=True,
                     receive_media=True,
                 )
@@ -131,6 +134,7 @@ async def test_browser_call_with_captions_both_ways(
                 .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
                 .first.wait_for(timeout=60_000)
             )
+            amal_finished.set()
             await keep_screenshot(page, "call.png")
             await assert_accessible(page, "the call on a desktop")
             # The reader can keep their own copy of the final captions (the server stores none).
