@@ -137,13 +137,13 @@ async def test_muting_silences_the_speakers_captions(
     # The clip loops: JFK speaks again and again, with a pause between.
     microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=1.0, tail_s=3.0)
     heard: list[dict[str, Any]] = []
-    final_from_amal = asyncio.Event()
+    final_from_amal = asyncio.Event()  # set by her passage's last words
 
     def on_caption(line: str) -> None:
         event = json.loads(line)
         if event["speaker_name"] == "Dr Amal Mute":
             heard.append(event)
-            if event["final"]:
+            if event["final"] and re.search(r"country", event["text"], re.IGNORECASE):
                 final_from_amal.set()
 
     async with async_playwright() as playwright:
@@ -195,7 +195,6 @@ async def test_muting_silences_the_speakers_captions(
     # Every caption of Amal's is of speech after she unmuted (half a second for the audio's way there).
     starts = [report.room_opened_at + event["start_s"] for event in heard]
     assert starts and min(starts) >= unmuted_at - 0.5, (unmuted_at, heard)
-    assert any(re.search(r"country", event["text"], re.IGNORECASE) for event in heard if event["final"])
 
 
 async def test_a_full_consultation_and_a_made_up_link_say_so(server: RunningServer) -> None:
