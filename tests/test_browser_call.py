@@ -362,8 +362,13 @@ async def test_the_phone_layout_and_the_arabic_interface(
             await page.locator("#leave").filter(has_text="مغادرة").wait_for()
             assert await caption.evaluate("node => getComputedStyle(node).direction") == "rtl"
             assert await page.evaluate("() => localStorage.getItem('babelcall.interfaceLanguage')") == "ar"
+            # The timer's digits are those of the Arabic locale (whichever numerals CLDR gives it), the
+            # same as the people count's, not the browser's own locale's.
+            zero = await page.evaluate("() => new Intl.NumberFormat('ar').format(0)")
+            arabic_digits = "".join(chr(ord(zero) + n) for n in range(10))
             timer = await page.locator("#call-timer").inner_text()
-            assert re.fullmatch(r"[٠-٩]+:[٠-٩]{2}", timer), timer
+            assert re.fullmatch(f"[{arabic_digits}]+:[{arabic_digits}]{{2}}", timer), timer
+            assert (await page.locator("#people-count").inner_text()) in arabic_digits
             people = await page.locator("#people").inner_text()
             assert "الإنجليزية" in people and not re.search(
                 r"[A-Za-z]{4,}", people.replace("Dr Layla Phone", "")

@@ -57,6 +57,7 @@ export class Call {
     current = this;
     captionBoard.clear();
     this.app.show("call");
+
     $("#call-title").textContent = t("call.connecting");
     $("#call-timer").textContent = "";
     $("#call-captions-language").value = this.me.captions;
@@ -314,17 +315,13 @@ export class Call {
 
   addTile(id, name, stream, audioOnly = false) {
     const video = el("video", { autoplay: true, playsInline: true, muted: id === "self", srcObject: stream });
-    const label = el("span", { className: "who" }, userText(name));
-    const placeholder = el("span", { className: "tile-placeholder", attrs: { "aria-hidden": "true" } });
     const tile = el(
       "figure",
-      { className: audioOnly ? "tile audio-only" : "tile", id: `tile-${id}`, attrs: { role: "group" }, dataset: { connection: "new" } },
+      { className: audioOnly ? "tile audio-only" : "tile", id: `tile-${id}`, attrs: { role: "group" }, dataset: { connection: "new", name } },
       video,
-      placeholder,
-      label,
+      el("span", { className: "tile-placeholder", attrs: { "aria-hidden": "true" } }),
+      el("span", { className: "who" }),
     );
-    tile.setAttribute("aria-label", id === "self" ? t("call.tileSelf", { name: isolate(name) }) : t("call.tileOf", { name: isolate(name) }));
-    tile.dataset.name = name;
     $("#videos").append(tile);
     this.labelTile(tile);
     return video;
@@ -334,11 +331,13 @@ export class Call {
     const placeholder = tile.querySelector(".tile-placeholder");
     placeholder.textContent = tile.classList.contains("audio-only") ? t("call.audioOnly") : t("call.cameraOff");
     const name = tile.dataset.name;
-    tile.setAttribute("aria-label", tile.id === "tile-self" ? t("call.tileSelf", { name: isolate(name) }) : t("call.tileOf", { name: isolate(name) }));
+    const self = tile.id === "tile-self";
+    tile.querySelector(".who").replaceChildren(self ? tNodes("call.you", { name: userText(name) }) : userText(name));
+    tile.setAttribute("aria-label", self ? t("call.tileSelf") : t("call.tileOf", { name: isolate(name) }));
   }
 
   addSelfTile() {
-    const video = this.addTile("self", t("call.you", { name: this.app.me.name }), this.media.stream, !this.withVideo);
+    const video = this.addTile("self", this.app.me.name, this.media.stream, !this.withVideo);
     video.muted = true;
     const tile = $("#tile-self");
     tile.classList.toggle("camera-off", this.withVideo && !this.media.videoTrack);
