@@ -259,7 +259,7 @@ async def test_the_captions_outlast_an_outage_and_the_call_rejoins_when_the_serv
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = start_server(data_dir, whisper_model_path)
-    microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=3.0, tail_s=4.0)
+    microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=1.0, tail_s=3.0)
     try:
         amal = server.member("Dr Amal Haddad", "amal@example.org")
         room_url = create_room(server, amal, "consultation", "Night outage")
@@ -268,7 +268,7 @@ async def test_the_captions_outlast_an_outage_and_the_call_rejoins_when_the_serv
                 str(tmp_path / "profile"),
                 executable_path=chromium,
                 headless=True,
-                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}%noloop"],
+                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
             )
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
