@@ -275,6 +275,8 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
             await admin_page.goto(server.base_url + "/admin")
             await sign_in(admin_page, "admin@example.org")
             row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
+            await row.wait_for()
+            await assert_accessible(admin_page, "the administrator's page")
             admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await row.get_by_role("button", name="End membership").click()
             await row.filter(has_text="Rejected").wait_for()

@@ -376,6 +376,9 @@ async def test_the_phone_layout_and_the_arabic_interface(
             assert await page.evaluate(NO_OVERFLOW), "the Arabic call overflows a phone's width"
             await assert_accessible(page, "the Arabic call on a phone")
             await page.set_viewport_size({"width": 1280, "height": 800})
+            # A large screen gives the video its space (the tile once stayed ~390 px wide).
+            tile = await page.locator("#tile-self").bounding_box()
+            assert tile is not None and tile["width"] > 600, tile
             await keep_screenshot(page, "call-arabic.png")
             await page.select_option("#interface-language", "en")
             await page.wait_for_selector("html[dir=ltr][lang=en]")
@@ -407,3 +410,90 @@ async def test_the_room_name_given_at_creation_is_the_calls_title(server: Runnin
     status, body = member.call("GET", "/api/rooms")
     assert status == 200 and [room["title"] for room in body["rooms"]] == ["Tumour board: Mr Q"], body
     assert body["rooms"][0]["kind"] == "review"
+
+
+async def test_media_that_never_connects_is_reported(server: RunningServer) -> None:
+    """Without loopback ICE candidates Chromium's media cannot reach the server: the page says so,
+    instead of looking normal with nothing flowing."""
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    host = server.member("Dr Nina Firewall", "nina@example.org")
+    room_url = create_room(server, host, "consultation", "Blocked media")
+    no_ice = [flag for flag in CHROMIUM_FLAGS if flag != "--allow-loopback-in-peer-connection"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=no_ice)
+        try:
+            page = await new_page(browser)
+            await sign_in_to_prejoin(page, room_url, "nina@example.org")
+            await page.click("#join-button")
+            await page.locator("#call-title").filter(has_text="Blocked media").wait_for()
+            await page.locator("#connection-banner").filter(has_text="not reaching the server").wait_for()
+            await page.locator("#people li .connection.no-media").wait_for()
+        finally:
+            await browser.close()
+
+
+async def test_caption_lines_in_progress_stay_at_the_bottom_and_are_cut_off_when_the_connection_drops(
+    server: RunningServer,
+) -> None:
+    """The caption module itself, in the page (imported as the page imports it), fed caption events."""
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await new_page(browser)
+            await page.goto(server.base_url + "/")
+            await page.wait_for_selector("#auth:not([hidden])")
+            steps = await page.evaluate(
+                """async () => {
+                    const { CaptionBoard } = await import("/static/js/captions.js");
+                    const $ = (s) => document.querySelector(s);
+                    const board = new CaptionBoard({
+                        lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions"),
+                    });
+                    const event = (id, speaker, text, final) => ({
+                        type: "caption", version: 1, room: "r", speaker_id: speaker, speaker_name: speaker,
+                        utterance_id: id, final, source_language: "en", caption_language: "en", text,
+                        stable_chars: 0, path: "original", note: null, start_s: 0, end_s: 1,
+                        sent_at: Date.now() / 1000, timings: {},
+                    });
+                    const text = (n) => n.querySelector(".text").textContent;
+                    const lines = () => [...document.querySelectorAll("#captions .caption")].map((n) =>
+                        [n.parentElement.id, n.dataset.utterance, n.className, text(n)].join(":"));
+                    const steps = [];
+                    board.show(event("a-1", "Amal", "And so my", false));
+                    board.show(event("j-1", "Jean", "Bonjour", false));
+                    board.show(event("j-1", "Jean", "Bonjour à tous.", true));
+                    board.show(event("a-1", "Amal", "And so my fellow", false));
+                    board.show(event("j-1", "Jean", "Bonjour à", false));  // a partial after its final
+                    board.show(event("x-1", "Omar", "", false));
+                    steps.push(lines());
+                    board.cutOff();
+                    steps.push(lines());
+                    steps.push(document.querySelector("#caption-lines .cut-off .note").textContent);
+                    return steps;
+                }"""
+            )
+        finally:
+            await browser.close()
+    during, after_drop, note = steps
+    # Jean's final sits above Amal's line in progress, which stays at the bottom; the late partial
+    # does not undo the final.
+    assert during == [
+        "caption-lines:j-1:caption final:Bonjour à tous.",
+        "caption-live:a-1:caption partial:And so my fellow",
+        "caption-live:x-1:caption partial:",
+    ], during
+    # The drop closes Amal's unfinished line as cut off and drops the empty one.
+    assert after_drop == [
+        "caption-lines:j-1:caption final:Bonjour à tous.",
+        "caption-lines:a-1:caption cut-off:And so my fellow",
+    ], after_drop
+    assert "cut off" in note

@@ -236,14 +236,15 @@ export class Call {
     const media = this.media;
     if (!media.audioTrack && !this.withVideo) return; // nothing to send: this seat only listens
     const pc = new RTCPeerConnection(iceConfiguration(this.app.info));
-    this.publisher = { pc, senders: null, watchdog: null };
+    // From the start: gathering candidates can hang too where the network blocks calls.
+    const watchdog = setTimeout(() => {
+      if (pc.connectionState !== "connected") this.reportMediaProblem(true);
+    }, MEDIA_CONNECT_TIMEOUT_MS);
+    this.publisher = { pc, senders: null, watchdog };
     pc.addEventListener("connectionstatechange", () => this.publisherStateChanged(pc));
     const offer = await publishOffer(pc, media, { withVideo: this.withVideo });
     if (!this.publisher || this.publisher.pc !== pc) return; // the connection dropped meanwhile
     this.publisher.senders = offer.senders;
-    this.publisher.watchdog = setTimeout(() => {
-      if (pc.connectionState !== "connected") this.reportMediaProblem(true);
-    }, MEDIA_CONNECT_TIMEOUT_MS);
     this.connection.send({ type: "publish", sdp: offer.sdp });
   }
 
@@ -259,6 +260,7 @@ export class Call {
   reportMediaProblem(problem) {
     this.mediaProblem = problem;
     this.showBanner();
+    this.showPeople();
   }
 
   async subscribe(participant) {
@@ -280,14 +282,14 @@ export class Call {
       this.showPeople();
     });
     if (this.speakerId && canChooseSpeaker) video.setSinkId(this.speakerId).catch(() => {});
-    const sdp = await subscribeOffer(pc, participant.publishing);
-    if (this.subscribers.get(participant.id) !== subscriber) return;
     subscriber.watchdog = setTimeout(() => {
       if (pc.connectionState !== "connected") {
         subscriber.noMedia = true;
         this.showPeople();
       }
     }, MEDIA_CONNECT_TIMEOUT_MS);
+    const sdp = await subscribeOffer(pc, participant.publishing);
+    if (this.subscribers.get(participant.id) !== subscriber) return;
     this.connection.send({ type: "subscribe", publisher_id: participant.id, sdp });
   }
 
