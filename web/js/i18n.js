@@ -32,7 +32,7 @@ export function currentLanguage() {
   return locale;
 }
 
-export function isRightToLeft(code = locale) {
+function isRightToLeft(code = locale) {
   return RIGHT_TO_LEFT.has(code);
 }
 

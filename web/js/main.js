@@ -16,7 +16,7 @@ import {
 } from "./i18n.js";
 import { api } from "./rest.js";
 import { enterAdmin, leaveAdmin } from "./views/admin.js";
-import { activeCall, captionBoard, wireCallControls } from "./views/call.js";
+import { activeCall, wireCallControls } from "./views/call.js";
 import { enterLobby, wireLobby } from "./views/lobby.js";
 import { enterPrejoin, leavePrejoin, wirePrejoin } from "./views/prejoin.js";
 

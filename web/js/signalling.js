@@ -28,7 +28,7 @@ const ENDING_ERRORS = new Set(["removed", "membership_ended", "replaced", "call_
 // After a drop: quick retries for about half a minute, then one every 20 s for as long as the page is
 // open, so a call interrupted by a long outage rejoins when the server is back.
 const QUICK_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 10000];
-export const SLOW_RETRY_MS = 20000;
+const SLOW_RETRY_MS = 20000;
 
 export class CallConnection {
   // onMessage(message): every server message once joined; onState({state, ...}): "connecting",
@@ -42,7 +42,7 @@ export class CallConnection {
     this.failures = 0; // connection attempts since the call was last joined
     this.timer = null;
     this.finished = false;
-    this.joinedOnce = false;
+    this.attempting = false; // asking the server for the room before opening a socket
     this.onOnline = () => this.tryNow();
     window.addEventListener("online", this.onOnline);
   }
@@ -62,7 +62,7 @@ export class CallConnection {
   }
 
   tryNow() {
-    if (this.finished || this.socket) return;
+    if (this.finished || this.socket || this.attempting) return;
     clearTimeout(this.timer);
     this.timer = null;
     this.attempt();
@@ -89,18 +89,19 @@ export class CallConnection {
   // 401 (signed out) looks like any dropped connection to the page, and would be retried forever.
   async attempt() {
     this.timer = null;
-    let room;
+    this.attempting = true;
     try {
-      room = (await api(`/api/rooms/${encodeURIComponent(this.roomId)}`)).room;
+      await api(`/api/rooms/${encodeURIComponent(this.roomId)}`);
     } catch (error) {
       if (this.finished) return;
       if (error.status === 404) return this.finish("no_room");
       if (error.status === 401) return this.finish("signed_out");
       if (error.status === 403) return this.finish("membership_ended");
       return this.retry("unreachable");
+    } finally {
+      this.attempting = false;
     }
-    if (this.finished) return;
-    this.open(room);
+    if (!this.finished) this.open();
   }
 
   open() {
@@ -136,7 +137,6 @@ export class CallConnection {
   receive(message) {
     if (message.type === "joined") {
       this.failures = 0;
-      this.joinedOnce = true;
       this.onState({ state: "joined", message });
     } else if (message.type === "error" && ENDING_ERRORS.has(message.code)) {
       this.finish(message.code);
@@ -157,7 +157,7 @@ export class CallConnection {
     const quick = QUICK_RETRY_DELAYS_MS[this.failures];
     const delay = delayMs ?? quick ?? SLOW_RETRY_MS;
     this.failures += 1;
-    this.onState({ state: "reconnecting", reason, slow: quick === undefined, retryAt: Date.now() + delay, everJoined: this.joinedOnce });
+    this.onState({ state: "reconnecting", reason, slow: quick === undefined, retryAt: Date.now() + delay });
     this.timer = setTimeout(() => this.attempt(), delay);
   }
 }

@@ -115,7 +115,6 @@ export class Call {
 
   ended(reason) {
     this.stopEverything();
-    const room = this.roomId;
     switch (reason) {
       case "no_room":
         this.app.notice(null);
@@ -135,7 +134,7 @@ export class Call {
           call_ended: "errors.call_ended",
         }[reason] || "call.ended";
         this.app.notice(key);
-        this.app.navigate("/", { lastRoom: reason === "left" ? null : room });
+        this.app.navigate("/");
       }
     }
   }

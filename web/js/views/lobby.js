@@ -2,7 +2,7 @@
 // of the call just left.
 
 import { $, el, userText } from "../dom.js";
-import { errorText, formatDateTime, onLanguageChange, t } from "../i18n.js";
+import { errorText, formatDateTime, onLanguageChange } from "../i18n.js";
 import { api } from "../rest.js";
 import { captionBoard } from "./call.js";
 
