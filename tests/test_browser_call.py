@@ -59,7 +59,14 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
     room_url = create_room(server, host, "consultation", "Pre-join check")
     async with async_playwright() as playwright:
         # No automatic "allow": each context is granted what it is granted, and other requests fail.
-        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=BASE_FLAGS)
+        # Two fake cameras and microphones, to switch between.
+        two_of_each = [
+            "--use-fake-device-for-media-stream=device-count=2"
+            if flag == "--use-fake-device-for-media-stream"
+            else flag
+            for flag in BASE_FLAGS
+        ]
+        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=two_of_each)
         try:
             rana = await new_page(browser, permissions=["microphone", "camera"])
             await rana.goto(server.base_url + "/")
@@ -112,7 +119,19 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
                 .wait_for()
             )
 
-            # The host turns the camera off and on again with the keyboard shortcut.
+            # Her camera reaches him. She turns it off and on again with the keyboard shortcut, then
+            # switches cameras: each new track replaces the old one on the same sender (the old one is
+            # stopped), without renegotiating. Chromium's second fake camera sends nothing the other
+            # side can play, so she switches to it and back: her video arriving again is the proof.
+            rana_id = next(p["id"] for p in participants if p["publishing"] == ["audio", "video"])
+            rana_video = f"document.querySelector('#tile-{rana_id} video')"
+            frames = f"() => {rana_video}.getVideoPlaybackQuality().totalVideoFrames"
+
+            async def video_keeps_arriving() -> None:
+                before = await tomas.evaluate(frames)
+                await wait_until(tomas, f"() => ({frames})() > {before} + 10")
+
+            await video_keeps_arriving()
             await rana.locator("#captions").click()  # focus outside any form field
             await rana.keyboard.press("v")
             await rana.wait_for_selector("#tile-self.camera-off")
@@ -120,6 +139,26 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
             await rana.keyboard.press("v")
             await rana.wait_for_selector("#tile-self:not(.camera-off)")
             await wait_until(rana, "() => document.querySelector('#tile-self video').videoWidth > 0")
+            await video_keeps_arriving()
+            camera_label = (
+                "() => document.querySelector('#tile-self video').srcObject.getVideoTracks()[0].label"
+            )
+            first_camera = await rana.evaluate(camera_label)
+            await rana.click("#toggle-devices")
+            other = await rana.eval_on_selector_all(
+                "#call-camera-choice option",
+                f"options => options.find((o) => o.text !== '{first_camera}').value",
+            )
+            first = await rana.eval_on_selector_all(
+                "#call-camera-choice option",
+                f"options => options.find((o) => o.text === '{first_camera}').value",
+            )
+            await rana.select_option("#call-camera-choice", other)
+            await wait_until(rana, f"() => ({camera_label})() !== '{first_camera}'")
+            await rana.select_option("#call-camera-choice", first)
+            await wait_until(rana, f"() => ({camera_label})() === '{first_camera}'")
+            await video_keeps_arriving()
+            await assert_accessible(rana, "the call with the devices panel open")
         finally:
             await browser.close()
 
