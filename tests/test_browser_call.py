@@ -132,6 +132,8 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
                 await wait_until(tomas, f"() => ({frames})() > {before} + 10")
 
             await video_keeps_arriving()
+            # Chromium's fake microphone beeps: each beep highlights her tile on his page.
+            await tomas.wait_for_selector(f"#tile-{rana_id}.speaking")
             await rana.locator("#captions").click()  # focus outside any form field
             await rana.keyboard.press("v")
             await rana.wait_for_selector("#tile-self.camera-off")

@@ -142,9 +142,14 @@ export const canChooseSpeaker = typeof HTMLMediaElement !== "undefined" && "setS
 
 let audioContext = null;
 
-// One AudioContext for the page; browsers start it suspended until the person has interacted.
+// One AudioContext for the page. Browsers start it suspended until the person has interacted with the
+// page (a room link opened while signed in): the first click or key press starts the meters.
 function sharedAudioContext() {
-  if (!audioContext) audioContext = new AudioContext();
+  if (!audioContext) {
+    audioContext = new AudioContext();
+    const resume = () => audioContext.resume().catch(() => {});
+    for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, resume, { once: true, capture: true });
+  }
   if (audioContext.state === "suspended") audioContext.resume().catch(() => {});
   return audioContext;
 }
