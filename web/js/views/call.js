@@ -90,27 +90,27 @@ export class Call {
     this.showPeople();
   }
 
+  // The reason is a live region (announced when it changes); the countdown beside it is not, or it
+  // would be read out every second.
   showBanner() {
-    const banner = $("#connection-banner");
-    const message = $("#connection-message");
-    const retry = $("#retry-now");
     const state = this.statusDetail || {};
-    let text = null;
+    let reason = null;
+    let countdown = "";
     if (state.state === "reconnecting") {
-      const reasonKey = {
+      reason = t({
         media_lost: "connection.mediaLost",
         restarting: "connection.restarting",
         unreachable: "connection.unreachable",
-      }[state.reason] || "connection.lost";
+      }[state.reason] || "connection.lost");
       const seconds = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
-      text = `${t(reasonKey)} ${state.slow ? t("connection.retryingSlowly", { seconds }) : t("connection.retrying", { seconds })}`;
+      countdown = state.slow ? t("connection.retryingSlowly", { seconds }) : t("connection.retrying", { seconds });
     } else if (this.mediaProblem) {
-      text = t("connection.mediaNotFlowing");
+      reason = t("connection.mediaNotFlowing");
     }
-    message.textContent = text || "";
-    banner.hidden = !text;
-    retry.hidden = state.state !== "reconnecting";
-    banner.classList.toggle("calm", state.state !== "reconnecting");
+    if ($("#connection-message").textContent !== (reason || "")) $("#connection-message").textContent = reason || "";
+    $("#connection-countdown").textContent = countdown;
+    $("#connection-banner").hidden = !reason;
+    $("#retry-now").hidden = state.state !== "reconnecting";
   }
 
   ended(reason) {
