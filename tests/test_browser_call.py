@@ -538,3 +538,30 @@ async def test_caption_lines_in_progress_stay_at_the_bottom_and_are_cut_off_when
         "caption-lines:a-1:caption cut-off:And so my fellow",
     ], after_drop
     assert "cut off" in note
+
+
+async def test_the_interface_follows_the_browsers_language_until_another_is_chosen(
+    server: RunningServer,
+) -> None:
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await new_page(browser, locale="ja-JP")
+            await page.goto(server.base_url + "/")
+            await page.wait_for_selector("html[lang=ja][dir=ltr]")
+            await page.locator("#sign-in h2").filter(has_text="ログイン").wait_for()
+            await assert_accessible(page, "the sign-in page in Japanese")
+            # Chosen in the header, the language is remembered over the browser's.
+            await page.select_option("#interface-language", "th")
+            await page.locator("#sign-in h2").filter(has_text="เข้าสู่ระบบ").wait_for()
+            await page.reload()
+            await page.wait_for_selector("html[lang=th]")
+            assert await page.input_value("#interface-language") == "th"
+        finally:
+            await browser.close()
