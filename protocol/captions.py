@@ -1,6 +1,6 @@
 """The caption event: the one message that carries recognised or translated speech to a listener.
 
-Defined once here. The server builds it, `web/app.js` renders it, the headless participant prints it
+Defined once here. The server builds it, `web/js/captions.js` renders it, the headless participant prints it
 as one JSON object per line, and the benchmarks parse it back with `CaptionEvent.from_json`.
 """
 

@@ -96,6 +96,11 @@ def start_server(
 def restart_server(server: RunningServer) -> None:
     """Stop the server and start it again on the same port and data: members, rooms and sessions stay."""
     stop_server(server)
+    start_stopped_server(server)
+
+
+def start_stopped_server(server: RunningServer) -> None:
+    """Start a server that `stop_server` stopped, on the same port and data."""
     server.process = _launch(server.env, server.log_path)
     _wait_until_ready(server)
 

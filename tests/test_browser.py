@@ -2,22 +2,29 @@
 a headless participant speaks French, and both read each other's captions.
 
 Runs inside the private network namespace scripts/test.sh creates, so no traffic leaves loopback.
-The screenshot it takes is the one in the README (set BABELCALL_SCREENSHOT to a path to keep it).
+The screenshot it takes is the README's docs/images/call.png (set BABELCALL_SCREENSHOTS=docs/images).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import jiwer
 import psutil
 import pytest
+from browser_support import (
+    CHROMIUM_FLAGS,
+    assert_accessible,
+    create_room,
+    join_the_call,
+    keep_screenshot,
+    new_page,
+    sign_in,
+    sign_in_to_prejoin,
+)
 from harness import (
     PASSWORD,
     RunningServer,
@@ -31,62 +38,9 @@ from harness import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from participant import join_room
-from participant.rest import RestClient
 from protocol import TranslationPath
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-def create_room(server: RunningServer, host: RestClient, kind: str, title: str) -> str:
-    """A room `host` creates over the REST API; its link."""
-    status, body = host.call("POST", "/api/rooms", {"kind": kind, "title": title})
-    assert status == 201, body
-    return server.base_url + str(body["link"])
-
-
-async def new_page(browser: Any) -> Any:
-    """A page in a browser context of its own: its own cookies, so its own member."""
-    page = await (await browser.new_context()).new_page()
-    page.set_default_timeout(30_000)
-    return page
-
-
-async def sign_in(page: Any, email: str) -> None:
-    """Sign in on the page's sign-in form (shown to whoever is signed out)."""
-    await page.fill("#sign-in input[name=email]", email)
-    await page.fill("#sign-in input[name=password]", PASSWORD)
-    await page.click("#sign-in button[type=submit]")
-
-
-async def sign_in_to_the_lobby(page: Any, room_url: str, email: str) -> None:
-    """Open a room link signed out, sign in on the page, and wait for the room's lobby."""
-    await page.goto(room_url)
-    await sign_in(page, email)
-    await page.wait_for_selector("#lobby:not([hidden])")
-
-
-async def join_the_call(page: Any, room_url: str, email: str, title: str, speaks: str | None = None) -> None:
-    """Sign in from the room link, join the call (speaking `speaks` if given), and wait until the page
-    shows the call titled `title`."""
-    await sign_in_to_the_lobby(page, room_url, email)
-    if speaks is not None:
-        await page.select_option("#speaks", speaks)
-    await page.click("#join-button")
-    await page.locator("#call-title").filter(has_text=title).wait_for()
 
 
 def read_metrics(server: RunningServer) -> str:
@@ -137,7 +91,7 @@ async def test_browser_call_with_captions_both_ways(
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             page.set_default_timeout(30_000)
-            await sign_in_to_the_lobby(page, room_url, "amal@example.org")
+            await sign_in_to_prejoin(page, room_url, "amal@example.org")
             await page.select_option("#speaks", "en")
             await page.select_option("#captions-language", "en")
             await page.uncheck("#audio-processing")  # raw audio, as from a headset
@@ -146,6 +100,8 @@ async def test_browser_call_with_captions_both_ways(
 
             # Jean reads French and speaks French; his speech reaches Amal in English via Whisper. He
             # sends a camera (a test pattern) and receives Amal's, as a browser would.
+            # He stays until the page has Amal's last words (the same final reaches him at once).
+            amal_finished = asyncio.Event()
             jean = asyncio.create_task(
                 join_room(
                     room_url,
@@ -154,14 +110,15 @@ async def test_browser_call_with_captions_both_ways(
                     audio=french,
                     speaks="fr",
                     captions="fr",
-                    linger_s=14.0,
+                    leave=amal_finished,
+                    linger_s=3.0,
                     video=True,
                     receive_media=True,
                 )
             )
             # The page shows Jean's camera, relayed by the server's media worker (one shared VP8
             # encoding) and decoded by Chromium, and final captions of both speakers.
-            jean_video = page.locator(".tile:not(#tile-self) video")
+            jean_video = page.locator("#videos .tile:not(#tile-self) video")
             await jean_video.wait_for(timeout=30_000)
             width = 0
             for _ in range(100):
@@ -177,11 +134,9 @@ async def test_browser_call_with_captions_both_ways(
                 .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
                 .first.wait_for(timeout=60_000)
             )
-            screenshot = tmp_path / "call.png"
-            await page.screenshot(path=str(screenshot))
-            keep = os.environ.get("BABELCALL_SCREENSHOT")
-            if keep:
-                shutil.copyfile(screenshot, keep)
+            amal_finished.set()
+            await keep_screenshot(page, "call.png")
+            await assert_accessible(page, "the call on a desktop")
             # The reader can keep their own copy of the final captions (the server stores none).
             async with page.expect_download() as download_info:
                 await page.click("#download-captions")
@@ -249,9 +204,9 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 # keeps the call on screen and joins again, reading French.
                 await page.select_option("#call-captions-language", "fr")
                 await asyncio.to_thread(restart_server, server)
-                await page.locator("#notice").filter(has_text="reconnecting").wait_for()
+                await page.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
                 await title.filter(has_text="Night shift").wait_for(timeout=60_000)
-                await page.locator("#notice").wait_for(state="hidden")
+                await page.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
                 assert await page.locator("#tile-self").count() == 1
                 assert "(en→fr)" in server.log(), server.log()
 
@@ -276,8 +231,8 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
                 assert workers, "no media worker found"
                 for worker in workers:
                     worker.kill()
-                await second.locator("#notice").filter(has_text="reconnecting").wait_for()
-                await second.locator("#notice").wait_for(state="hidden", timeout=60_000)
+                await second.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
+                await second.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
                 await second.locator("#call-title").filter(has_text="Night shift").wait_for()
 
                 # The seat's microphone and camera reach a participant who joins now.
@@ -320,6 +275,8 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
             await admin_page.goto(server.base_url + "/admin")
             await sign_in(admin_page, "admin@example.org")
             row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
+            await row.wait_for()
+            await assert_accessible(admin_page, "the administrator's page")
             admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await row.get_by_role("button", name="End membership").click()
             await row.filter(has_text="Rejected").wait_for()
@@ -332,7 +289,7 @@ async def test_an_administrator_ends_a_membership_and_the_members_call_ends(serv
             await row.get_by_role("button", name="Approve").click()
             await row.filter(has_text="Member").wait_for()
             await sign_in(member_page, "lee@example.org")
-            await member_page.wait_for_selector("#lobby:not([hidden])")
+            await member_page.wait_for_selector("#prejoin:not([hidden])")
         finally:
             await browser.close()
     status, _ = leaving.call("GET", "/api/me")
@@ -365,6 +322,15 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
             await omar_on_hana.filter(has_text="speaks Arabic, reads English").wait_for()
             await omar.locator("#people li").filter(has_text="Dr Hana Host").wait_for()
             assert await omar.locator("#people button").count() == 0
+            # The glossary: the host edits it, everyone else reads it.
+            await hana.click("#toggle-glossary")
+            await omar.click("#toggle-glossary")
+            assert not await hana.locator("#glossary-terms").evaluate("node => node.readOnly")
+            assert await hana.locator("#save-glossary").is_visible()
+            assert await omar.locator("#glossary-terms").evaluate("node => node.readOnly")
+            assert not await omar.locator("#save-glossary").is_visible()
+            await omar.locator("#glossary-hint").filter(has_text="Only the room's host").wait_for()
+            await assert_accessible(omar, "the call, with the glossary open")
 
             hana.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await omar_on_hana.get_by_role("button", name="Remove").click()
@@ -373,7 +339,7 @@ async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: Runn
             await omar.wait_for_selector("#lobby:not([hidden])")
             # Kept out while the call lasts, even from a freshly loaded page.
             await omar.goto(room_url)
-            await omar.wait_for_selector("#lobby:not([hidden])")
+            await omar.wait_for_selector("#prejoin:not([hidden])")
             assert await omar.locator("#notice").filter(has_text="host removed you").count() == 0
             await omar.click("#join-button")
             await omar.locator("#notice").filter(has_text="host removed you").wait_for()

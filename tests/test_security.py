@@ -148,7 +148,7 @@ async def test_every_response_carries_the_security_headers_and_errors_are_json(
         room = (await (await admin.post("/api/rooms", json={})).json())["room"]
         checks: list[tuple[TestClient, str, str, int, str | None]] = [
             (stranger, "GET", "/", 200, None),
-            (stranger, "GET", "/static/app.js", 200, None),
+            (stranger, "GET", "/static/js/main.js", 200, None),
             (stranger, "GET", "/api/info", 200, None),
             (admin, "GET", "/api/me", 200, None),
             (stranger, "GET", "/api/me", 401, "not_signed_in"),
