@@ -78,6 +78,8 @@ def start_server(
         "BABELCALL_DATA_DIR": str(data_dir),
         "BABELCALL_PORT": str(port),
         "BABELCALL_WHISPER_MODEL": str(whisper_model),
+        # Every test applies for memberships from the same address, far more than a person would.
+        "BABELCALL_APPLICATIONS_PER_ADDRESS": "0",
         **{f"BABELCALL_{key.upper()}": value for key, value in settings.items()},
     }
     scheme = "https" if "tls_cert" in settings else "http"
