@@ -25,8 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.catalogue import recommended_model  # noqa: E402
-from models.cli import default_models_dir  # noqa: E402
+from mt.catalogue import recommended_model  # noqa: E402
+from server.models_cli import default_models_dir  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dev" / "text"
 NTREX_CODES = {
