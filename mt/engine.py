@@ -353,11 +353,23 @@ class TranslationEngine:
                 hops[hop].add_done_callback(_retrieve)
             return hops[hop]
 
+        # Whisper's translate task often answers in the spoken language: such "English" is no start for
+        # a pivot either.
+        whisper_copied = given_english and repeats_source(str(whisper_english), text, source, "en")
+
         async def finish(target: str, route: Route) -> Translation:
             if route.path is TranslationPath.UNTRANSLATED:
                 return Translation(
                     text, TranslationPath.UNTRANSLATED, None, plan.targets[target].note(given_english)
                 )
+            if route.uses_whisper and whisper_copied:
+                log.warning(
+                    "Whisper's English repeats the speaker's %s words: %s→%s not translated",
+                    source,
+                    source,
+                    target,
+                )
+                return Translation(text, TranslationPath.UNTRANSLATED, None, copied_note("whisper", "en"))
             last: asyncio.Task[str] | None = None
             for hop in route.hops:
                 last = run(hop, last)
