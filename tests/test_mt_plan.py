@@ -155,3 +155,21 @@ def test_auto_device_on_a_cpu_host_is_the_cpu_with_its_fan_out(built: Path, tmp_
     assert [m.device for m in engine.models] == ["cpu", "cpu"]
     assert not engine.finals_lane  # two models side by side on the CPU's threads, not a GPU finals lane
     assert load_model(built / "opus-mt-zh-en", device="auto").device == "cpu"
+
+
+async def test_the_server_setting_chooses_whisper_english(built: Path, tmp_path: Path) -> None:
+    from server.app import load_engine
+    from server.config import load_config
+
+    for name in ("opus-mt-zh-en", "opus-mt-en-fr"):
+        shutil.copytree(built / name, tmp_path / name)
+    environ = {
+        "BABELCALL_TRANSLATION_MODELS_DIR": str(tmp_path),
+        "BABELCALL_MT_PREFER_WHISPER_ENGLISH": "zh, es",
+    }
+    config = load_config(environ=environ)
+    assert config.mt_prefer_whisper_english == ("zh", "es")
+    engine = load_engine(config)
+    assert engine.plan("zh", ["en"]).targets["en"].model_label(True) == "whisper"
+    assert engine.plan("zh", ["en"]).whisper_english
+    await engine.aclose()
