@@ -319,6 +319,10 @@ class TranslationEngine:
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
+
+        A result that repeats the speaker's words in the speaker's script (a model copying its input,
+        or Whisper's translate task answering in the spoken language) comes back UNTRANSLATED, with a
+        note, never labelled as a translation (mt/scripts.py).
         """
         if self._closed:
             raise RuntimeError("translation engine is closed")
@@ -336,6 +340,8 @@ class TranslationEngine:
             protected_english = expect(
                 protect(whisper_english, glossary, "en"), protected.terms + protected.expected
             )
+        # Whisper's "English" in the spoken language is no start for a pivot either.
+        whisper_copied = given_english and repeats_source(whisper_english or "", text, source, "en")
 
         # Pivots to several languages share their first hop: each distinct hop runs once.
         hops: dict[Hop, asyncio.Task[str]] = {}
@@ -352,10 +358,6 @@ class TranslationEngine:
                 hops[hop] = asyncio.create_task(work)
                 hops[hop].add_done_callback(_retrieve)
             return hops[hop]
-
-        # Whisper's translate task often answers in the spoken language: such "English" is no start for
-        # a pivot either.
-        whisper_copied = given_english and repeats_source(str(whisper_english), text, source, "en")
 
         async def finish(target: str, route: Route) -> Translation:
             if route.path is TranslationPath.UNTRANSLATED:

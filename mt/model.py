@@ -99,7 +99,7 @@ class TranslationModel(ABC):
 
 
 class Seq2SeqModel(TranslationModel):
-    """NLLB-200, M2M100 and OPUS-MT/Marian through `ctranslate2.Translator`."""
+    """NLLB-200, M2M100, OPUS-MT/Marian and Argos packages through `ctranslate2.Translator`."""
 
     def __init__(
         self,
@@ -294,9 +294,9 @@ GPU_WORKERS = 2
 
 
 def resolve_device(device: str) -> str:
-    """ "auto" is the GPU when CTranslate2 sees one, else the CPU; other devices are returned as given.
-    Resolved before loading, so every model knows the device it really runs on (the engine's CPU
-    fan-out and GPU finals lane depend on it)."""
+    """The device to load on: "auto" is the GPU when CTranslate2 sees one, else the CPU. Resolved before
+    loading, so every model knows the device it really runs on (the engine's CPU fan-out and GPU finals
+    lane depend on it)."""
     if device != "auto":
         return device
     try:
