@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/out/mt_english"))
     args = parser.parse_args(argv)
+    machine = machine_info()  # the load average before this run adds its own
 
     import sacrebleu
     from faster_whisper import WhisperModel, decode_audio
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     report = {
         "benchmark": "mt_english",
-        "machine": machine_info(),
+        "machine": machine,
         "versions": package_versions("faster-whisper", "ctranslate2", "sentencepiece", "sacrebleu"),
         "whisper": "base (built in), CPU int8, beam 5",
         "text_model": text_model.name,

@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compute-type", default="int8")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mt_quality")
     args = parser.parse_args(argv)
+    machine = machine_info()  # the load average before this run adds its own
     models_dir = args.models_dir or default_models_dir()
 
     from mt import ModelLoadError, load_model
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
     report = {
         "benchmark": "mt_quality",
-        "machine": machine_info(),
+        "machine": machine,
         "versions": package_versions("ctranslate2", "sentencepiece", "sacrebleu"),
         "models_dir": str(models_dir),
         "limit": args.limit,
