@@ -135,7 +135,9 @@ def refused(capsys: pytest.CaptureFixture[str], models_dir: Path, archive: Path)
     return err
 
 
-def test_a_corrupt_zip_is_refused(package: Path, models_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrupt_zip_is_refused(
+    package: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     truncated = tmp_path / "truncated.argosmodel"
     truncated.write_bytes(package.read_bytes()[: package.stat().st_size // 2])  # an interrupted download
     assert "not a zip archive, or a damaged one" in refused(capsys, models_dir, truncated)
@@ -163,12 +165,16 @@ def test_a_path_escaping_the_models_folder_is_refused(
     assert not list(tmp_path.rglob("escaped.txt")) and not Path("/etc/cron.d/escaped").exists()
 
 
-def test_a_symbolic_link_is_refused(package: Path, models_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_symbolic_link_is_refused(
+    package: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hostile = add_symlink(package, tmp_path / "link.argosmodel", f"{FOLDER}/README", "/etc/passwd")
     assert "is a symbolic link" in refused(capsys, models_dir, hostile)
 
 
-def test_unexpected_members_are_refused(package: Path, models_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_members_are_refused(
+    package: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     script = rewrite(package, tmp_path / "script.argosmodel", {f"{FOLDER}/install.sh": b"rm -rf /"})
     assert f"unexpected file '{FOLDER}/install.sh'" in refused(capsys, models_dir, script)
     two = rewrite(package, tmp_path / "two.argosmodel", {"other/metadata.json": b"{}"})
