@@ -257,8 +257,9 @@ class ServerProcess:
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
         self.log_path = log_path
         full_env = {**os.environ, **env, "BABELCALL_PORT": str(self.port)}
+        # `babelcall serve`, with models built by bench/synthetic.py forced to a realistic length.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
+            [sys.executable, "-m", "bench.synthetic", "serve"],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,7 +1,7 @@
 """Translation fan-out on CPU: how soon each listener language of one utterance is ready.
 
 Loads every model directory under MODELS_DIR (e.g. three OPUS-MT-shaped pairs built by
-`python -m models.synthetic_translation DIR --shape opus-mt --pairs en-fr,en-es,en-ar --sentences …`)
+`python -m bench.synthetic DIR --shape opus-mt --pairs en-fr,en-es,en-ar --sentences …`)
 and translates real sentences, one at a time, from English into every language the models cover,
 through `TranslationEngine.start(...).as_ready()`, the caption pipeline's own path. Configurations:
 
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_SHARED, REPO_ROOT, machine_info, package_versions, require_shared, write_json
+from bench.synthetic import force_length, is_synthetic, synthetic_lengths
 from models import translation_model_directories
 from mt import TranslationEngine, load_model
 from mt.model import DEFAULT_BEAM_SIZE
@@ -46,14 +47,16 @@ SERVER = "server"
 
 def engine_for(name: str, args: argparse.Namespace) -> TranslationEngine:
     if name == SERVER:
-        return TranslationEngine.from_directory(
-            args.models_dir, cpu_threads=args.cores, beam_size=args.beam_size
-        )
+        with synthetic_lengths():
+            return TranslationEngine.from_directory(
+                args.models_dir, cpu_threads=args.cores, beam_size=args.beam_size
+            )
     threads, workers = (
         args.cores if value == "cores" else int(value) for value in FIXED_CONFIGURATIONS[name]
     )
     directories = translation_model_directories(args.models_dir)
     models = [load_model(d, intra_threads=threads, beam_size=args.beam_size) for d in directories]
+    models = [force_length(m) if is_synthetic(d) else m for m, d in zip(models, directories, strict=True)]
     return TranslationEngine(models, workers=workers)
 
 

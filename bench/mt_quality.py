@@ -1,11 +1,17 @@
-"""Translation quality: BLEU and chrF (sacrebleu) of every installed translation model on the dev text sets.
+"""Translation quality and cost: BLEU and chrF (sacrebleu) of every installed translation model on the
+dev text sets, per beam size, with the CPU time each sentence took.
 
-Sets (../shared/data/dev/text, see its README): NTREX-128 en→each of the 10 other languages, TICO-19
-en↔ar/es/fr/id/ru/zh (COVID-19, incl. spoken doctor-patient sentences), WMT22 en↔ja/ru/zh. Each model is
-scored on the pairs it translates directly (the path a listener gets first), with the engine's own
-tokenisation and decoding (beam 2).
+Sets (../shared/data/dev/text, see its README): NTREX-128 en→each of the 10 other languages and back
+(xx→en translates the human translations back into English: translationese, easier than real source
+text), TICO-19 en↔ar/es/fr/id/ru/zh (COVID-19, incl. spoken doctor-patient sentences; our split is by
+document, not the official one), WMT22 en↔ja/ru/zh. Each model is scored on the pairs it translates
+directly, through the engine's own tokenisation, sentence splitting and decoding. Sentences go one per
+model call by default (`--batch 1`: live captions translate one utterance at a time), so the CPU time
+per sentence (process time, all threads, which stays meaningful on a shared machine) is what one
+caption costs.
 
     .venv/bin/python bench/mt_quality.py [--models-dir DIR] [--limit 200] [--sets ntrex,tico19,wmt22]
+        [--pairs zh-en] [--beam-sizes 1,2,4] [--threads 1] [--batch 1]
 
 With no model installed it prints "no translation model installed in DIR" and how to install one, and
 exits with status 2: quality figures come only from real weights.
@@ -15,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -25,8 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.catalogue import recommended_model  # noqa: E402
-from models.cli import default_models_dir  # noqa: E402
+from bench.common import machine_info, package_versions, write_json  # noqa: E402
+from models import translation_model_directories  # noqa: E402
+from mt.catalogue import recommended_model  # noqa: E402
+from server.models_cli import default_models_dir  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "dev" / "text"
 NTREX_CODES = {
@@ -43,7 +50,7 @@ NTREX_CODES = {
 }
 TICO_COLUMNS = {"ar": "ar", "es": "es-LA", "fr": "fr", "id": "id", "ru": "ru", "zh": "zh"}
 WMT_PAIRS = [("en", "ja"), ("en", "ru"), ("en", "zh"), ("ja", "en"), ("ru", "en"), ("zh", "en")]
-BATCH = 16
+EXAMPLES = 5  # hypotheses kept per set in results.json, to read next to the scores
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ def load_sets(data: Path, names: set[str], limit: int | None) -> list[TestSet]:
             ref = ntrex / f"ref.{file_code}.txt"
             if ref.is_file():
                 sets.append(TestSet(f"ntrex128 en-{code}", "en", code, sources, [_lines(ref)]))
+                sets.append(TestSet(f"ntrex128 {code}-en", code, "en", _lines(ref), [sources]))
     tico = data / "tico19" / "tico19_DEV.tsv"
     if "tico19" in names and tico.is_file():
         with open(tico, encoding="utf-8", newline="") as f:
@@ -112,21 +120,27 @@ def score(hypotheses: list[str], test: TestSet) -> dict[str, float]:
     return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2)}
 
 
-def evaluate(model: Any, test: TestSet) -> dict[str, Any]:
-    started = time.perf_counter()
+def evaluate(model: Any, test: TestSet, batch: int) -> dict[str, Any]:
     hypotheses: list[str] = []
-    for i in range(0, len(test.sources), BATCH):
-        hypotheses += model.translate_batch(test.sources[i : i + BATCH], test.source, test.target)
-    seconds = time.perf_counter() - started
+    cpu_started, wall_started = time.process_time(), time.perf_counter()
+    for i in range(0, len(test.sources), batch):
+        hypotheses += model.translate_batch(test.sources[i : i + batch], test.source, test.target)
+    cpu_s, wall_s = time.process_time() - cpu_started, time.perf_counter() - wall_started
     return {
         "model": model.name,
         "family": model.family.value,
+        "beam_size": model.beam_size,
         "set": test.name,
         "pair": f"{test.source}-{test.target}",
         "sentences": len(test.sources),
         **score(hypotheses, test),
         "bleu_tokenize": bleu_tokenizer(test.target),
-        "seconds": round(seconds, 1),
+        "cpu_s_per_sentence": round(cpu_s / len(test.sources), 4),
+        "wall_s": round(wall_s, 1),
+        "examples": [
+            {"source": s, "hypothesis": h, "reference": r}
+            for s, h, r in list(zip(test.sources, hypotheses, test.references[0], strict=True))[:EXAMPLES]
+        ],
     }
 
 
@@ -139,18 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sets", default="ntrex,tico19,wmt22")
+    parser.add_argument("--pairs", default="", help="only these pairs, e.g. zh-en,en-fr (default: all)")
     parser.add_argument("--limit", type=int, default=200, help="sentences per set (0: all)")
+    parser.add_argument("--beam-sizes", default="2", help="comma-separated, e.g. 1,2,4 (the server's is 2)")
+    parser.add_argument("--threads", type=int, default=1, help="CTranslate2 threads per model call")
+    parser.add_argument("--batch", type=int, default=1, help="sentences per model call")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compute-type", default="int8")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mt_quality")
     args = parser.parse_args(argv)
+    machine = machine_info()  # the load average before this run adds its own
     models_dir = args.models_dir or default_models_dir()
 
-    from mt import TranslationEngine
+    from mt import ModelLoadError, load_model
 
-    engine = TranslationEngine.from_directory(models_dir, device=args.device, compute_type=args.compute_type)
-    models = engine.models
-    if not models:
+    beams = [int(b) for b in args.beam_sizes.split(",")]
+    directories = translation_model_directories(models_dir)
+    if not directories:
         known = recommended_model("en", "fr")
         print(
             f"no translation model installed in {models_dir}: install one with `babelcall models pull "
@@ -159,24 +178,47 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     sets = load_sets(args.data, set(args.sets.split(",")), args.limit or None)
+    wanted_pairs = {p for p in args.pairs.split(",") if p}
+    sets = [s for s in sets if not wanted_pairs or f"{s.source}-{s.target}" in wanted_pairs]
     if not sets:
         print(f"no test sets found under {args.data}", file=sys.stderr)
         return 2
     results = []
-    print(f"{'model':32} {'set':20} {'n':>5} {'BLEU':>6} {'chrF':>6} {'s':>6}")
-    for model in models:
-        for test in sets:
-            if model.covers(test.source, test.target):
-                row = evaluate(model, test)
-                results.append(row)
-                print(
-                    f"{row['model'][:32]:32} {row['set']:20} {row['sentences']:>5} "
-                    f"{row['bleu']:>6} {row['chrf']:>6} {row['seconds']:>6}",
-                    flush=True,
+    print(f"{'model':32} {'set':20} {'beam':>4} {'n':>5} {'BLEU':>6} {'chrF':>6} {'cpu s/sent':>10}")
+    for directory in directories:
+        for beam in beams:
+            try:
+                model = load_model(
+                    directory,
+                    device=args.device,
+                    compute_type=args.compute_type,
+                    intra_threads=args.threads,
+                    beam_size=beam,
                 )
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"models_dir": str(models_dir), "limit": args.limit, "results": results}
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+            except ModelLoadError as exc:
+                print(f"skipping {directory.name}: {exc}", file=sys.stderr)
+                break
+            for test in sets:
+                if model.covers(test.source, test.target):
+                    row = evaluate(model, test, args.batch)
+                    results.append(row)
+                    print(
+                        f"{row['model'][:32]:32} {row['set']:20} {beam:>4} {row['sentences']:>5} "
+                        f"{row['bleu']:>6} {row['chrf']:>6} {row['cpu_s_per_sentence']:>10}",
+                        flush=True,
+                    )
+    report = {
+        "benchmark": "mt_quality",
+        "machine": machine,
+        "versions": package_versions("ctranslate2", "sentencepiece", "sacrebleu"),
+        "models_dir": str(models_dir),
+        "limit": args.limit,
+        "threads": args.threads,
+        "batch": args.batch,
+        "compute_type": args.compute_type,
+        "results": results,
+    }
+    write_json(args.out / "results.json", report)
     print(f"wrote {args.out / 'results.json'}")
     return 0 if results else 2
 

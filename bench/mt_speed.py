@@ -1,6 +1,6 @@
 """Translation speed: latency and target tokens per second against batch size and number of target languages.
 
-Runs an NLLB-200-distilled-600M-shaped model with seeded random weights (models/synthetic_translation.py)
+Runs an NLLB-200-distilled-600M-shaped model with seeded random weights (bench/synthetic.py)
 through the same SentencePiece codec and CTranslate2 call the engine uses (beam 2). Random weights decode
 to random lengths, so every call is forced to decode ceil(1.3 x source tokens) of the longest sentence in
 the batch; "target tokens" counts 1.3 x each sentence's own source tokens (what a real model would have
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import ctranslate2  # noqa: E402
 
-from models.synthetic_translation import LENGTH_RATIO, build_synthetic_nllb, generated_sentences  # noqa: E402
+from bench.synthetic import LENGTH_RATIO, build_synthetic_nllb, generated_sentences  # noqa: E402
 from mt.families import ModelFamily  # noqa: E402
 from mt.tokenization import SentencePieceCodec  # noqa: E402
 

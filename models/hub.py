@@ -8,11 +8,8 @@ mirror, `$HF_TOKEN` authenticates for gated repositories.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,10 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from models.catalogue import HUB_URL
+from models.download import DownloadError, download, request, sha256_file
 
+HUB_URL = "https://huggingface.co"
 MANIFEST_FILE = "babelcall-manifest.json"
-_CHUNK = 1 << 20
 # Weights in formats the CTranslate2 converter does not read; skipping them halves many downloads.
 _SKIPPED_SUFFIXES = (".h5", ".msgpack", ".onnx", ".ot", ".tflite", ".gguf")
 _SKIPPED_DIRS = ("onnx/", "tf/", "flax/", "coreml/", "openvino/")
@@ -37,12 +34,9 @@ def hub_url() -> str:
     return (os.environ.get("HF_ENDPOINT") or HUB_URL).rstrip("/")
 
 
-def _request(url: str, *, method: str = "GET") -> urllib.request.Request:
-    headers = {"User-Agent": "babelcall-models"}
+def _request(url: str) -> urllib.request.Request:
     token = os.environ.get("HF_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return urllib.request.Request(url, headers=headers, method=method)
+    return request(url, {"Authorization": f"Bearer {token}"} if token else None)
 
 
 def list_repo_files(repo_id: str, *, endpoint: str, timeout: float = 10.0) -> list[str]:
@@ -89,7 +83,8 @@ def download_files(
     timeout: float = 60.0,
 ) -> None:
     """Download `files` of `repo_id` into `destination`, with a progress bar on `progress` (stderr)."""
-    out = progress if progress is not None else sys.stderr
+    token = os.environ.get("HF_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     for name in files:
         target = destination / name
         if ".." in Path(name).parts:
@@ -98,47 +93,9 @@ def download_files(
         quoted = urllib.parse.quote(name)
         url = f"{endpoint}/{urllib.parse.quote(repo_id, safe='/')}/resolve/{revision}/{quoted}"
         try:
-            with (
-                urllib.request.urlopen(_request(url), timeout=timeout) as response,
-                open(target, "wb") as sink,
-            ):
-                total = int(response.headers.get("Content-Length") or 0)
-                _copy_with_progress(response, sink, total, name, out)
-        except urllib.error.HTTPError as exc:
-            raise HubError(f"{url} answered HTTP {exc.code}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise HubError(f"downloading {url} failed ({getattr(exc, 'reason', exc)})") from exc
-
-
-def _copy_with_progress(source: IO[bytes], sink: IO[bytes], total: int, label: str, out: IO[str]) -> None:
-    done, last = 0, 0.0
-    while chunk := source.read(_CHUNK):
-        sink.write(chunk)
-        done += len(chunk)
-        now = time.monotonic()
-        if now - last > 0.2:
-            last = now
-            _bar(out, label, done, total)
-    _bar(out, label, done, total)
-    out.write("\n")
-    out.flush()
-
-
-def _bar(out: IO[str], label: str, done: int, total: int) -> None:
-    if total:
-        filled = int(30 * done / total)
-        out.write(f"\r{label[:40]:40} [{'#' * filled}{'.' * (30 - filled)}] {done / total:6.1%} ")
-    else:
-        out.write(f"\r{label[:40]:40} {done / 1e6:10.1f} MB ")
-    out.flush()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+            download(url, target, label=name, progress=progress, headers=headers, timeout=timeout)
+        except DownloadError as exc:
+            raise HubError(str(exc)) from exc
 
 
 def model_files(directory: Path) -> list[Path]:

@@ -29,10 +29,13 @@ from pathlib import Path
 
 from models import translation_model_directories
 from mt import catalogue
+from mt.errors import DeviceUnavailableError, ModelLoadError
 from mt.families import ModelFamily
 from mt.glossary import ProtectedText, expect, protect, restore
-from mt.model import DEFAULT_BEAM_SIZE, DeviceUnavailableError, ModelLoadError, TranslationModel, load_model
+from mt.model import DEFAULT_BEAM_SIZE, TranslationModel, load_model, resolve_device
+from mt.plan import TargetPlan, Translation, TranslationPlan, copied_note, failed_note
 from mt.routing import Hop, Route, plan_route
+from mt.scripts import repeats_source
 from protocol.captions import TranslationPath
 from protocol.glossary import Glossary
 from protocol.languages import language
@@ -44,19 +47,12 @@ log = logging.getLogger(__name__)
 # for the pairs it exists for, at least as good.
 # Decoder-only instruct models come last: several times slower per token than a seq2seq model of their size.
 _FAMILY_PREFERENCE = {
+    ModelFamily.ARGOS: 0,
     ModelFamily.MARIAN: 0,
     ModelFamily.NLLB: 1,
     ModelFamily.M2M100: 2,
     ModelFamily.GENERATOR: 3,
 }
-
-
-@dataclass(frozen=True)
-class Translation:
-    text: str
-    path: TranslationPath
-    model: str | None  # model name(s) used, "+"-joined for pivots; "whisper" for Whisper's English
-    note: str | None  # why the text is not a translation; None when it is one
 
 
 class TranslationBusyError(RuntimeError):
@@ -144,15 +140,21 @@ class TranslationEngine:
         cache_size: int = 256,
         finals_lane: bool | None = None,
         workers: int = 1,
+        prefer_whisper_english: Iterable[str] = (),
     ) -> None:
         """`finals_lane`: give finals a worker of their own (default: when any model runs on a GPU).
-        `workers`: model calls run side by side when there is no finals lane (on CPU)."""
+        `workers`: model calls run side by side when there is no finals lane (on CPU).
+        `prefer_whisper_english`: spoken languages whose English comes from Whisper's speech translation
+        even where a text model translates them into English (see `plan`)."""
         if max_pending < 2:
             raise ValueError("max_pending must be at least 2")
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._models = list(models)
         self._models_dir = models_dir
+        self._prefer_whisper = frozenset(prefer_whisper_english)
+        for code in self._prefer_whisper:
+            language(code)
         self._max_pending = max_pending
         self._slots = asyncio.Semaphore(max_pending)
         self._pending_jobs = 0
@@ -160,6 +162,7 @@ class TranslationEngine:
         self._background: list[_Job] = []
         if finals_lane is None:
             finals_lane = any(model.device != "cpu" for model in self._models)
+        self._finals_lane = finals_lane
         if finals_lane:
             self._lanes = [
                 _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"), 1, (self._urgent,)),
@@ -186,15 +189,18 @@ class TranslationEngine:
         compute_type: str = "int8",
         cpu_threads: int = 2,
         beam_size: int = DEFAULT_BEAM_SIZE,
+        prefer_whisper_english: Iterable[str] = (),
     ) -> TranslationEngine:
         """Load every model subdirectory of `models_dir`; a missing directory gives an empty engine.
 
-        On CPU up to `cpu_threads` calls run side by side, each model on its share of the threads."""
+        On CPU up to `cpu_threads` calls run side by side, each model on its share of the threads.
+        `device` "auto" is the GPU when CTranslate2 sees one, else the CPU (with the CPU's fan-out)."""
         models_dir = Path(models_dir)
         models: list[TranslationModel] = []
         if not models_dir.is_dir():
             log.info("no translation models: %s does not exist", models_dir)
-            return cls(models, models_dir=models_dir)
+            return cls(models, models_dir=models_dir, prefer_whisper_english=prefer_whisper_english)
+        device = resolve_device(device)
         entries = translation_model_directories(models_dir)
         threads_per_model = max(1, cpu_threads // max(1, len(entries)))
         for entry in entries:
@@ -215,7 +221,12 @@ class TranslationEngine:
             log.info("translation model %s (%s): %s", model.name, model.family.value, sorted(model.languages))
             models.append(model)
         models.sort(key=lambda m: (_FAMILY_PREFERENCE[m.family], m.name))
-        engine = cls(models, models_dir=models_dir, workers=max(1, cpu_threads))
+        engine = cls(
+            models,
+            models_dir=models_dir,
+            workers=max(1, cpu_threads),
+            prefer_whisper_english=prefer_whisper_english,
+        )
         if any(model.device == "cpu" for model in models):
             log.info(
                 "translation on CPU: up to %d model calls at once, %d thread(s) each",
@@ -234,6 +245,11 @@ class TranslationEngine:
         return [m.name for m in self._models]
 
     @property
+    def finals_lane(self) -> bool:
+        """Whether finals have a worker of their own (GPU), rather than sharing `workers` threads (CPU)."""
+        return self._finals_lane
+
+    @property
     def pending(self) -> int:
         """Model calls accepted and not yet finished (at most `max_pending`)."""
         return self._pending_jobs
@@ -241,10 +257,35 @@ class TranslationEngine:
     def route(self, source: str, target: str, *, whisper_english: bool) -> Route:
         language(source)
         language(target)
-        return plan_route(self._models, source, target, whisper_english=whisper_english)
+        return plan_route(
+            self._models,
+            source,
+            target,
+            whisper_english=whisper_english,
+            prefer_whisper=source in self._prefer_whisper,
+        )
+
+    def plan(self, source: str, caption_languages: Iterable[str]) -> TranslationPlan:
+        """How an utterance in `source` reaches every caption language: decide once per room change.
+
+        For x→en Whisper's speech translation and a text model may both exist: the text model is used
+        unless `prefer_whisper_english` names x (measured for zh in bench/RESULTS.md: Whisper base's
+        Chinese transcript through the Argos zh→en package beats Whisper base's own translation)."""
+        language(source)
+        wanted = list(dict.fromkeys(caption_languages))
+        targets = {
+            target: TargetPlan(
+                with_whisper=self.route(source, target, whisper_english=True),
+                without_whisper=self.route(source, target, whisper_english=False),
+            )
+            for target in wanted
+            if target != source
+        }
+        return TranslationPlan(source, targets, original_read=source in wanted)
 
     def missing_model_hint(self, source: str, target: str) -> str:
-        return catalogue.missing_model_hint(source, target, self._models_dir)
+        installed = frozenset(m.pair for m in self._models if m.pair is not None)
+        return catalogue.missing_model_hint(source, target, self._models_dir, installed)
 
     async def translate(
         self,
@@ -279,24 +320,29 @@ class TranslationEngine:
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
+
+        A result that repeats the speaker's words in the speaker's script (a model copying its input,
+        or Whisper's translate task answering in the spoken language) comes back UNTRANSLATED, with a
+        note, never labelled as a translation (mt/scripts.py).
         """
         if self._closed:
             raise RuntimeError("translation engine is closed")
         if not urgent and self._pending_jobs >= self._max_pending // 2:
             raise TranslationBusyError("translation engine busy: partial caption not translated")
-        language(source)
-        distinct_targets = list(dict.fromkeys(targets))
-        for target in distinct_targets:
-            language(target)
-        routes = {
-            t: self.route(source, t, whisper_english=whisper_english is not None) for t in distinct_targets
-        }
+        wanted = list(dict.fromkeys(targets))
+        plan = self.plan(source, wanted)
+        # Whisper's translate task sometimes returns nothing: then the utterance has no English from it.
+        given_english = whisper_english is not None and bool(whisper_english.strip())
+        routes = plan.routes(given_english)
         protected = protect(text, glossary, source)
         protected_english = None
-        if whisper_english is not None:
+        if given_english:
+            assert whisper_english is not None
             protected_english = expect(
                 protect(whisper_english, glossary, "en"), protected.terms + protected.expected
             )
+        # Whisper's "English" in the spoken language is no start for a pivot either.
+        whisper_copied = given_english and repeats_source(whisper_english or "", text, source, "en")
 
         # Pivots to several languages share their first hop: each distinct hop runs once.
         hops: dict[Hop, asyncio.Task[str]] = {}
@@ -314,18 +360,35 @@ class TranslationEngine:
                 hops[hop].add_done_callback(_retrieve)
             return hops[hop]
 
-        async def finish(route: Route) -> Translation:
-            if route.path is TranslationPath.ORIGINAL:
-                return Translation(text, TranslationPath.ORIGINAL, None, None)
+        async def finish(target: str, route: Route) -> Translation:
             if route.path is TranslationPath.UNTRANSLATED:
-                note = f"not translated: no model for {route.source}→{route.target}"
-                return Translation(text, TranslationPath.UNTRANSLATED, None, note)
+                return Translation(
+                    text, TranslationPath.UNTRANSLATED, None, plan.targets[target].note(given_english)
+                )
+            if route.uses_whisper and whisper_copied:
+                log.warning(
+                    "Whisper's English repeats the speaker's %s words: %s→%s not translated",
+                    source,
+                    source,
+                    target,
+                )
+                return Translation(text, TranslationPath.UNTRANSLATED, None, copied_note("whisper", "en"))
             last: asyncio.Task[str] | None = None
             for hop in route.hops:
                 last = run(hop, last)
             assert last is not None
             try:
                 result = await last
+                if repeats_source(result, text, route.source, route.target):
+                    # A copy of the speaker's words must never be labelled as a translation.
+                    log.warning(
+                        "%s did not translate %s→%s: its output repeats the speaker's words",
+                        route.model_label,
+                        route.source,
+                        route.target,
+                    )
+                    note = copied_note(route.model_label, route.target)
+                    return Translation(text, TranslationPath.UNTRANSLATED, None, note)
                 # Restore with the terms of the text the first hop actually read: the speaker's, or
                 # Whisper's.
                 used = protected_english if route.hops[0].model is None else protected
@@ -342,10 +405,12 @@ class TranslationEngine:
                     route.model_label,
                     describe_exception(error),
                 )
-                note = f"not translated: {route.model_label} failed for {route.source}→{route.target}"
+                note = failed_note(route.model_label, route.source, route.target)
                 return Translation(text, TranslationPath.UNTRANSLATED, None, note)
 
-        by_target = {target: asyncio.create_task(finish(route)) for target, route in routes.items()}
+        by_target = {target: asyncio.create_task(finish(target, route)) for target, route in routes.items()}
+        if plan.original_read:
+            by_target[source] = asyncio.create_task(self._given_translation(text))
         return UtteranceTranslation(by_target, list(hops.values()))
 
     async def aclose(self) -> None:
@@ -362,6 +427,10 @@ class TranslationEngine:
     @staticmethod
     async def _given(text: str) -> str:
         return text
+
+    @staticmethod
+    async def _given_translation(text: str) -> Translation:
+        return Translation(text, TranslationPath.ORIGINAL, None, None)
 
     async def _call_after(self, hop: Hop, given: asyncio.Task[str], urgent: bool) -> str:
         return await self._call(hop, await given, urgent)

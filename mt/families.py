@@ -11,6 +11,7 @@ class ModelFamily(StrEnum):
     NLLB = "nllb"  # NLLB-200: one model, FLORES-200 language tokens such as "fra_Latn"
     M2M100 = "m2m100"  # M2M100: one model, fairseq language tokens such as "__fr__"
     MARIAN = "marian"  # OPUS-MT / Marian: one model per language pair, no language tokens
+    ARGOS = "argos"  # an Argos Translate package: one pair, the source side's SentencePiece model only
     GENERATOR = "generator"  # decoder-only instruct model: a prompt template names the languages
 
 

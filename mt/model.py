@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -14,10 +13,14 @@ from typing import Any
 
 import ctranslate2
 
-from models import synthetic_translation
+from models import argos
+from mt.errors import DeviceUnavailableError, ModelLoadError
 from mt.families import ModelFamily, language_token
+from mt.routing import covers
+from mt.sentences import join_sentences, split_sentences
 from mt.tokenization import (
     EOS,
+    ArgosCodec,
     Codec,
     MarianCodec,
     PromptTokenizer,
@@ -33,10 +36,6 @@ NLLB_SENTENCEPIECE = "sentencepiece.bpe.model"
 # Hugging Face names OPUS-MT pairs "opus-mt-fr-en"; the Tatoeba-Challenge ones "opus-mt-tc-big-fr-en".
 _OPUS_MT_NAME = re.compile(r"opus-mt-(?:tc-[a-z]+-)?([a-z]{2,3})-([a-z]{2,3})$")
 DEFAULT_BEAM_SIZE = 2  # beam 2 keeps most of beam 4's quality at about half the latency of live captions
-
-
-class ModelLoadError(Exception):
-    """A directory is not a usable translation model; the message says what is missing and how to fix it."""
 
 
 class TranslationModel(ABC):
@@ -61,11 +60,7 @@ class TranslationModel(ABC):
         return f"{type(self).__name__}({self.name!r}, {self.family.value}, {sorted(self.languages)})"
 
     def covers(self, source: str, target: str) -> bool:
-        if source == target:
-            return False
-        if self.pair is not None:
-            return (source, target) == self.pair
-        return source in self.languages and target in self.languages
+        return covers(source, target, pair=self.pair, languages=self.languages)
 
     def translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
         return self.translate_rows([(text, target) for text in texts], source)
@@ -104,7 +99,7 @@ class TranslationModel(ABC):
 
 
 class Seq2SeqModel(TranslationModel):
-    """NLLB-200, M2M100 and OPUS-MT/Marian through `ctranslate2.Translator`."""
+    """NLLB-200, M2M100, OPUS-MT/Marian and Argos packages through `ctranslate2.Translator`."""
 
     def __init__(
         self,
@@ -122,8 +117,6 @@ class Seq2SeqModel(TranslationModel):
         self.beam_size = beam_size
         self._translator = translator
         self._codec = codec
-        # Random-weight models never choose to stop: decode this many target tokens per source token.
-        self.forced_length_ratio: float | None = None
 
     @property
     def multi_target(self) -> bool:
@@ -145,27 +138,45 @@ class Seq2SeqModel(TranslationModel):
         return self._decode_rows([(text, target) for text in texts], source)
 
     def _decode_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+        """Each row's text is split into sentences (the models were trained on single sentences); every
+        sentence of every row goes into one model call, and each row's translations are joined again."""
+        sentences_of = [split_sentences(text, source) for text, _ in rows]
         sources: list[list[str]] = []
         prefixes: list[list[str]] = []
-        for text, target in rows:
-            encoded = self._codec.encode([text], source, target)
-            sources.append(encoded.source[0])
+        targets: list[str] = []
+        for sentences, (_, target) in zip(sentences_of, rows, strict=True):
+            if not sentences:
+                continue
+            encoded = self._codec.encode(sentences, source, target)
+            sources += encoded.source
+            targets += [target] * len(sentences)
             if encoded.target_prefix is not None:
-                prefixes.append(encoded.target_prefix[0])
-        longest = max(len(tokens) for tokens in sources)
-        # A bound on output length keeps a confused model (or a random-weight test model) from
-        # decoding for seconds; real translations are rarely 3x their source in tokens.
-        lengths = {"max_decoding_length": 3 * longest + 10}
-        if self.forced_length_ratio is not None:
-            forced = math.ceil(self.forced_length_ratio * longest)
-            lengths = {"min_decoding_length": forced, "max_decoding_length": forced}
+                prefixes += encoded.target_prefix
+        if not sources:
+            return ["" for _ in rows]
+        shortest, longest = self.decoding_bounds(max(len(tokens) for tokens in sources))
         results = self._translator.translate_batch(
-            sources, target_prefix=prefixes or None, beam_size=self.beam_size, **lengths
+            sources,
+            target_prefix=prefixes or None,
+            beam_size=self.beam_size,
+            min_decoding_length=shortest,
+            max_decoding_length=longest,
+            replace_unknowns=self._codec.replace_unknowns,
+        )
+        decoded = iter(
+            self._codec.decode(result.hypotheses[0], target)
+            for result, target in zip(results, targets, strict=True)
         )
         return [
-            self._codec.decode(result.hypotheses[0], target)
-            for result, (_, target) in zip(results, rows, strict=True)
+            join_sentences([next(decoded) for _ in sentences], target)
+            for sentences, (_, target) in zip(sentences_of, rows, strict=True)
         ]
+
+    def decoding_bounds(self, longest_source: int) -> tuple[int, int]:
+        """(min, max) target tokens for a batch whose longest source has `longest_source` tokens. The
+        bound keeps a confused model from decoding for seconds; real translations are rarely 3x their
+        source in tokens."""
+        return 1, 3 * longest_source + 10
 
 
 class GeneratorModel(TranslationModel):
@@ -228,10 +239,6 @@ class GeneratorModel(TranslationModel):
         return text.strip()
 
 
-class DeviceUnavailableError(ModelLoadError):
-    """The requested device or compute type cannot run here; the message says what to install or change."""
-
-
 _CUBLAS_HINT = (
     "install NVIDIA's CUDA 12 cuBLAS (`pip install nvidia-cublas-cu12`, then add its "
     "site-packages/nvidia/cublas/lib directory to LD_LIBRARY_PATH; or the CUDA 12 toolkit). On a host "
@@ -286,6 +293,18 @@ def check_device(device: str, compute_type: str) -> None:
 GPU_WORKERS = 2
 
 
+def resolve_device(device: str) -> str:
+    """The device to load on: "auto" is the GPU when CTranslate2 sees one, else the CPU. Resolved before
+    loading, so every model knows the device it really runs on (the engine's CPU fan-out and GPU finals
+    lane depend on it)."""
+    if device != "auto":
+        return device
+    try:
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except RuntimeError:
+        return "cpu"
+
+
 def load_model(
     path: Path,
     *,
@@ -297,8 +316,11 @@ def load_model(
     """Load a CTranslate2 model directory, detecting its family (see docs in mt/__init__.py).
     `beam_size` applies to sequence-to-sequence models; instruct models always decode greedily."""
     path = Path(path)
+    device = resolve_device(device)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: not a directory")
+    if argos.is_package_directory(path):
+        return _load_argos(path, device, compute_type, intra_threads, beam_size)
     if not (path / "model.bin").is_file():
         raise ModelLoadError(
             f"{path}: no model.bin, so not a CTranslate2 model; convert the Hugging Face model with "
@@ -321,7 +343,12 @@ def load_model(
                     f"{path}: Marian model lacks {spm_file}; "
                     "reconvert with --copy_files source.spm target.spm"
                 )
-        codec = MarianCodec(path / "source.spm", path / "target.spm")
+        prefix = metadata.get("source_prefix")
+        if prefix is not None and not isinstance(prefix, str):
+            raise ModelLoadError(
+                f'{path / METADATA_FILE}: "source_prefix" must be a string such as ">>vie<<"'
+            )
+        codec = MarianCodec(path / "source.spm", path / "target.spm", source_prefix=prefix)
         languages: frozenset[str] = frozenset(pair)
     else:
         pair = None
@@ -334,13 +361,46 @@ def load_model(
         # cuBLAS is loaded on the first call, not at load time: provoke it now so a missing library is
         # reported at start-up rather than as untranslated captions later.
         _warm_up(path, device, lambda: translator.translate_batch([[EOS]], max_decoding_length=1))
-    model = Seq2SeqModel(
+    return Seq2SeqModel(
         name, family, translator, codec, languages=languages, pair=pair, beam_size=beam_size, device=device
     )
-    if (path / synthetic_translation.STAMP).is_file():
-        model.forced_length_ratio = synthetic_translation.LENGTH_RATIO
-        log.warning("%s has random weights (models/synthetic_translation.py): speed measurements only", name)
-    return model
+
+
+def _load_argos(
+    path: Path, device: str, compute_type: str, intra_threads: int, beam_size: int
+) -> Seq2SeqModel:
+    """An Argos Translate package: its model/ folder through ctranslate2.Translator, tokenised the way
+    Argos does it (see ArgosCodec)."""
+    try:
+        metadata = argos.read_metadata(path)
+    except argos.ArgosPackageError as exc:
+        raise ModelLoadError(str(exc)) from None
+    model_dir = path / argos.MODEL_DIR
+    if (path / "bpe.model").is_file() and not (path / argos.SENTENCEPIECE_FILE).is_file():
+        raise ModelLoadError(
+            f"{path}: a BPE-tokenised Argos package (bpe.model), which BabelCall does not support"
+        )
+    for required in (path / argos.SENTENCEPIECE_FILE, model_dir / "model.bin"):
+        if not required.is_file():
+            raise ModelLoadError(
+                f"{path}: the Argos package lacks {required.relative_to(path)}; reinstall it with "
+                "`babelcall models install FILE.argosmodel`"
+            )
+    _read_vocabularies(model_dir)
+    codec = ArgosCodec(path / argos.SENTENCEPIECE_FILE, target_prefix=metadata.target_prefix or None)
+    check_device(device, compute_type)
+    translator = _open(ctranslate2.Translator, model_dir, device, compute_type, intra_threads)
+    if device != "cpu":
+        _warm_up(path, device, lambda: translator.translate_batch([[EOS]], max_decoding_length=1))
+    return Seq2SeqModel(
+        path.name,
+        ModelFamily.ARGOS,
+        translator,
+        codec,
+        pair=(metadata.source, metadata.target),
+        beam_size=beam_size,
+        device=device,
+    )
 
 
 def _open(cls: type[Any], path: Path, device: str, compute_type: str, intra_threads: int) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,16 @@ if TYPE_CHECKING:
     from mt.model import TranslationModel
 
 PIVOT_LANGUAGE = "en"  # the one language every model family and Whisper's translate task share
+
+
+def covers(source: str, target: str, *, pair: tuple[str, str] | None, languages: Collection[str]) -> bool:
+    """The one coverage rule, for loaded models and catalogue entries alike: a pair model (OPUS-MT,
+    Argos) translates its one direction; a multilingual model any two distinct languages it holds."""
+    if source == target:
+        return False
+    if pair is not None:
+        return (source, target) == pair
+    return source in languages and target in languages
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,14 @@ class Route:
         return any(hop.model is not None for hop in self.hops)
 
     @property
+    def uses_whisper(self) -> bool:
+        """Whether this route starts from Whisper's speech-to-English text."""
+        return any(hop.model is None for hop in self.hops)
+
+    @property
     def model_label(self) -> str | None:
+        """Which models produced the text, "+"-joined along the route: "translate-zh_en-1_9+opus-mt-en-fr";
+        "whisper" for Whisper's English."""
         names = [hop.model.name if hop.model is not None else "whisper" for hop in self.hops]
         return "+".join(names) if names else None
 
@@ -45,10 +62,21 @@ def find_model(models: Sequence[TranslationModel], source: str, target: str) -> 
 
 
 def plan_route(
-    models: Sequence[TranslationModel], source: str, target: str, *, whisper_english: bool
+    models: Sequence[TranslationModel],
+    source: str,
+    target: str,
+    *,
+    whisper_english: bool,
+    prefer_whisper: bool = False,
 ) -> Route:
+    """The route from `source` to `target`. `whisper_english`: Whisper's English of the utterance is (or
+    will be) available. `prefer_whisper`: for this source language Whisper's English is better than a
+    text model's (see mt/engine.py), so English — directly, or as a pivot's first hop — comes from it."""
     if source == target:
         return Route(source, target, TranslationPath.ORIGINAL, ())
+    whisper_first = whisper_english and prefer_whisper
+    if target == PIVOT_LANGUAGE and whisper_first:
+        return Route(source, target, TranslationPath.WHISPER, (Hop(source, target, None),))
     direct = find_model(models, source, target)
     if direct is not None:
         return Route(source, target, TranslationPath.MACHINE, (Hop(source, target, direct),))
@@ -56,7 +84,7 @@ def plan_route(
         return Route(source, target, TranslationPath.WHISPER, (Hop(source, target, None),))
     if PIVOT_LANGUAGE not in (source, target):
         second = find_model(models, PIVOT_LANGUAGE, target)
-        first = find_model(models, source, PIVOT_LANGUAGE)
+        first = None if whisper_first else find_model(models, source, PIVOT_LANGUAGE)
         if second is not None and (first is not None or whisper_english):
             hops = (Hop(source, PIVOT_LANGUAGE, first), Hop(PIVOT_LANGUAGE, target, second))
             return Route(source, target, TranslationPath.PIVOT, hops)

@@ -62,6 +62,7 @@ def load_engine(config: Config) -> TranslationEngine:
         compute_type=config.mt_compute_type,
         cpu_threads=config.cpu_threads,
         beam_size=config.mt_beam_size,
+        prefer_whisper_english=config.mt_prefer_whisper_english,
     )
     if engine.model_names:
         log.info("translation models: %s", ", ".join(engine.model_names))

@@ -15,9 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from models import cli as models_cli
 from protocol import LANGUAGES
-from server import record_cli
+from server import models_cli, record_cli
 
 
 def _serve(args: argparse.Namespace) -> int:

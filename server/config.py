@@ -49,6 +49,9 @@ class Config:
     mt_device: str = "cpu"
     mt_compute_type: str = "int8"
     mt_beam_size: int = 2  # 1 (greedy): up to ~20% faster on CPU, at some cost in quality (bench/RESULTS.md)
+    # Spoken languages whose English comes from Whisper's speech translation even where a text model
+    # translates them (default: the text model; Whisper base's zh translation measured worse).
+    mt_prefer_whisper_english: tuple[str, ...] = ()
     # WebRTC
     media_workers: int = 0  # processes running the peer connections (rooms pinned to one); 0: cores / 4
     ice_servers: tuple[str, ...] = ()  # STUN URLs, e.g. ("stun:stun.example.org:3478",); none: local only

@@ -19,7 +19,7 @@ import pytest
 import sentencepiece as spm
 from ctranslate2.specs import TransformerDecoderModelSpec, TransformerSpec, model_spec
 
-from models.synthetic_translation import transformer_weight_shape
+from bench.synthetic import transformer_weight_shape
 from mt import TranslationModel
 from protocol.languages import LANGUAGES
 

@@ -16,9 +16,9 @@ import pytest
 from mt_models import build_generator, build_multilingual
 
 from models import hub
-from models.cli import main
 from server.cli import build_parser
 from server.cli import main as babelcall
+from server.models_cli import main
 
 
 @pytest.fixture(scope="module")

@@ -275,9 +275,14 @@ async def test_no_model_leaves_the_original_text_marked(marian: TranslationModel
         TEXT, TranslationPath.UNTRANSLATED, None, "not translated: no model for fr→ja"
     )
     hint = engine.missing_model_hint("fr", "ja")
-    assert "facebook/nllb-200-distilled-600M" in hint
-    assert "--output_dir /srv/models/nllb-200-distilled-600M --quantization int8" in hint
     assert "fr→ja" in hint
+    # Licence-clean first: the one missing Argos hop (fr→en is installed), then M2M100 (MIT), NLLB last.
+    assert "Install translate-en_ja (CC-BY-4.0) to translate it through English" in hint
+    assert "`babelcall models pull translate-en_ja`" in hint and "translate-fr_en" not in hint
+    assert "babelcall models install translate-en_ja-1_1.argosmodel" in hint
+    assert "ct2-transformers-converter --model facebook/m2m100_418M" in hint and "into /srv/models/" in hint
+    assert hint.index("translate-en_ja") < hint.index("m2m100_418M") < hint.index("nllb-200")
+    assert "CC-BY-NC-4.0: non-commercial use only" in hint
     await engine.aclose()
 
 

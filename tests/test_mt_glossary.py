@@ -21,6 +21,8 @@ GLOSSARY = Glossary.from_list(
     ]
 )
 TEXT = "Prenez du Doliprane, pas de paracétamol, dit Dr Okafor."
+# What a good model makes of TEXT in Japanese: the words translated, the placeholders kept.
+JAPANESE = "[1]を飲んでください。[2]ではありません、と[3]は言います。"
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +35,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copying(model: TranslationModel, monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
-    """Stand in for a good model, which copies placeholders: output = input, tagged with the pair."""
+    """Stand in for a good model, which copies placeholders: output = input, tagged with the pair; TEXT
+    into Japanese as JAPANESE (French words copied into a Japanese caption would be refused as a copy)."""
 
     def echo(texts: list[str], source: str, target: str) -> list[str]:
         calls.extend(texts)
-        return [f"<{target}> {t}" for t in texts]
+        whole = ("[1]", "[2]", "[3]")
+        return [
+            JAPANESE if target == "ja" and all(p in t for p in whole) else f"<{target}> {t}" for t in texts
+        ]
 
     replace_calls(monkeypatch, model, echo)
 
@@ -88,7 +94,10 @@ async def test_direct_path_maps_terms_per_target(built: Path, monkeypatch: pytes
     result = await engine.translate(TEXT, "fr", ["en", "ja", "fr"], glossary=GLOSSARY)
     assert calls == ["Prenez du [1], pas de [2], dit [3]."] * 2  # the model never sees the terms
     assert result["en"].text == "<en> Prenez du Doliprane, pas de acetaminophen, dit Dr Okafor."
-    assert result["ja"].text == "<ja> Prenez du Doliprane, pas de アセトアミノフェン, dit Dr Okafor."
+    assert (
+        result["ja"].text
+        == "Dolipraneを飲んでください。アセトアミノフェンではありません、とDr Okaforは言います。"
+    )
     assert result["fr"].text == TEXT and result["fr"].path is TranslationPath.ORIGINAL
     await engine.aclose()
 
@@ -115,7 +124,10 @@ async def test_pivot_carries_placeholders_through_both_hops(
     result = await engine.translate(TEXT, "fr", ["ja", "en"], glossary=GLOSSARY)
     assert calls == ["Prenez du [1], pas de [2], dit [3].", "<en> Prenez du [1], pas de [2], dit [3]."]
     assert result["ja"].path is TranslationPath.PIVOT
-    assert result["ja"].text == "<ja> <en> Prenez du Doliprane, pas de アセトアミノフェン, dit Dr Okafor."
+    assert (
+        result["ja"].text
+        == "Dolipraneを飲んでください。アセトアミノフェンではありません、とDr Okaforは言います。"
+    )
     assert result["en"].text == "<en> Prenez du Doliprane, pas de acetaminophen, dit Dr Okafor."
     await engine.aclose()
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from mt_models import build_marian_pair, build_multilingual, hold_calls
 
-from models.synthetic_translation import LENGTH_RATIO, STAMP
+from bench.synthetic import LENGTH_RATIO, STAMP, force_length, synthetic_lengths
 from mt import TranslationBusyError, TranslationEngine, TranslationModel, load_model
 from protocol import TranslationPath
 
@@ -138,10 +137,15 @@ async def test_queued_finals_run_before_queued_partials(
 def test_random_weight_models_decode_a_fixed_length(nllb_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    stamped = Path(shutil.copytree(nllb_dir, tmp_path / "nllb-synthetic"))
+    stamped = Path(shutil.copytree(nllb_dir, tmp_path / "models" / "nllb-synthetic"))
     (stamped / STAMP).write_text("{}")
-    model = load_model(stamped)
-    assert model.forced_length_ratio == LENGTH_RATIO and load_model(nllb_dir).forced_length_ratio is None
+    shutil.copytree(nllb_dir, tmp_path / "models" / "nllb-real")
+    with synthetic_lengths():
+        engine = TranslationEngine.from_directory(tmp_path / "models")
+    bounds = {m.name: m.decoding_bounds(10) for m in engine.models}  # type: ignore[attr-defined]
+    assert bounds == {"nllb-synthetic": (13, 13), "nllb-real": (1, 40)}
+    assert load_model(stamped).decoding_bounds(10) == (1, 40)  # production loading never forces
+    model = force_length(load_model(stamped))
     calls: list[dict[str, object]] = []
     translator = model._translator
 
@@ -153,9 +157,8 @@ def test_random_weight_models_decode_a_fixed_length(nllb_dir: Path, tmp_path: Pa
     model._translator = Recording()  # type: ignore[assignment]
     text = "Please take this medicine twice a day after meals."
     source_tokens = len(model._codec.encode([text], "en", "fr").source[0])
-    started = time.perf_counter()
     (translated,) = model.translate_batch([text], "en", "fr")
-    assert translated and time.perf_counter() - started < 10
+    assert translated
     forced = math.ceil(LENGTH_RATIO * source_tokens)
     assert calls[0]["min_decoding_length"] == calls[0]["max_decoding_length"] == forced
 

@@ -4,7 +4,6 @@ recognition path, and the speed-only mode decodes the number of tokens it was as
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -64,29 +63,3 @@ async def test_synthetic_whisper_runs_with_forced_token_counts(
     decoder.decode_batch([DecodeTask(clip, True, "en", None, False)])
     decoder.decode_batch([DecodeTask(clip, True, "en", None, False, glossary=("dapagliflozin",) * 20)])
     assert generated == [tokens_per_s * seconds] * 2
-
-
-async def test_synthetic_opus_mt_pairs_load_as_marian_models_of_the_real_shape(tmp_path: Path) -> None:
-    from models.synthetic_translation import LENGTH_RATIO, OPUS_MT_SHAPE, main
-    from mt import TranslationEngine
-    from mt.families import ModelFamily
-
-    assert main([str(tmp_path), "--shape", "opus-mt", "--pairs", "en-fr,en-ar"]) == 0
-    built = tmp_path / "opus-mt-en-fr-synthetic"
-    vocabulary = json.loads((built / "shared_vocabulary.json").read_text())
-    assert len(vocabulary) == OPUS_MT_SHAPE["vocab"]
-    stamp = (built / "model.bin").stat().st_mtime_ns
-    assert main([str(tmp_path), "--shape", "opus-mt", "--pairs", "en-fr"]) == 0
-    assert (built / "model.bin").stat().st_mtime_ns == stamp  # an existing build is reused
-
-    engine = TranslationEngine.from_directory(tmp_path)
-    try:
-        assert sorted(m.pair for m in engine.models if m.pair) == [("en", "ar"), ("en", "fr")]
-        assert all(m.family is ModelFamily.MARIAN for m in engine.models)
-        assert all(getattr(m, "forced_length_ratio", None) == LENGTH_RATIO for m in engine.models)
-        translations = await engine.translate(
-            "The patient has had a fever since yesterday.", "en", {"fr", "ar"}
-        )
-        assert {t: tr.path.value for t, tr in translations.items()} == {"fr": "machine", "ar": "machine"}
-    finally:
-        await engine.aclose()

@@ -1,4 +1,4 @@
-"""A production-size translation model with seeded random weights, for speed benchmarks only.
+"""Production-size translation models with seeded random weights, for speed benchmarks only.
 
 No real translation weights can be had on the development or GPU machines, so `bench/mt_speed.py`
 measures a model of NLLB-200-distilled-600M's exact architecture (pre-norm Transformer, d_model 1024,
@@ -10,13 +10,25 @@ Built from nothing but numpy, sentencepiece and ctranslate2 (no torch, no downlo
 minute, so the GPU machine can build it on the spot. The vocabulary is a small SentencePiece model trained
 on the benchmark's own sentences, padded with filler tokens to NLLB's size so the output projection — the
 largest matrix — costs what it costs in NLLB.
+
+Random weights never decide to stop, so a benchmark decodes a fixed length per source token: a model
+directory built here carries the STAMP file, and `force_length` (or `synthetic_lengths()` around an
+engine that loads a directory, or `python -m bench.synthetic serve` for a whole server) makes its
+calls decode LENGTH_RATIO target tokens per source token. Production code knows nothing of this.
+
+    python -m bench.synthetic DIR --shape opus-mt --pairs en-fr,en-es --sentences NTREX/src.eng.txt
+    python -m bench.synthetic serve        # `babelcall serve`, synthetic models forced to a length
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Callable, Sequence
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +36,10 @@ import numpy as np
 import sentencepiece as spm
 from ctranslate2.specs import TransformerSpec, model_spec
 
+from mt.model import Seq2SeqModel, TranslationModel
 from protocol.languages import LANGUAGES
+
+log = logging.getLogger(__name__)
 
 NLLB_600M_SHAPE = {"layers": 12, "d_model": 1024, "heads": 16, "ffn": 4096, "vocab": 256_206}
 # Helsinki-NLP's OPUS-MT pairs (e.g. opus-mt-en-fr: 59,514 entries; the pairs range ~55-65k).
@@ -33,6 +48,54 @@ STAMP = "synthetic.json"  # marks a model directory as random weights: speed onl
 # Random weights never choose to stop, so decoding is forced to this many target tokens per source
 # token, about what real translations between these languages produce.
 LENGTH_RATIO = 1.3
+
+
+class ForcedLengthModel(Seq2SeqModel):
+    """A random-weight model whose every call decodes LENGTH_RATIO target tokens per source token."""
+
+    def decoding_bounds(self, longest_source: int) -> tuple[int, int]:
+        forced = math.ceil(LENGTH_RATIO * longest_source)
+        return forced, forced
+
+
+def is_synthetic(directory: Path) -> bool:
+    return (Path(directory) / STAMP).is_file()
+
+
+def force_length(model: TranslationModel) -> TranslationModel:
+    """The same loaded model, decoding a fixed length (a subclass adding no state, so the switch is safe)."""
+    if not isinstance(model, Seq2SeqModel):
+        raise TypeError(f"{model.name}: only sequence-to-sequence models can be forced to a length")
+    model.__class__ = ForcedLengthModel
+    log.warning("%s has random weights (bench/synthetic.py): speed measurements only", model.name)
+    return model
+
+
+@contextlib.contextmanager
+def synthetic_lengths() -> Iterator[None]:
+    """While active, `TranslationEngine.from_directory` forces the length of every synthetic model it
+    loads (directories holding STAMP); real models load unchanged."""
+    import mt.engine
+
+    real_load = mt.engine.load_model
+
+    def load(path: Path, **options: Any) -> TranslationModel:
+        model = real_load(path, **options)
+        return force_length(model) if is_synthetic(path) else model
+
+    mt.engine.load_model = load
+    try:
+        yield
+    finally:
+        mt.engine.load_model = real_load
+
+
+def serve(argv: Sequence[str]) -> int:
+    """`babelcall serve ARGV`, with synthetic models forced to a length (bench/load.py starts this)."""
+    from server.cli import main as babelcall
+
+    with synthetic_lengths():
+        return babelcall(["serve", *argv])
 
 
 def transformer_weight_shape(scope: str, d_model: int, ffn: int, vocab_size: int) -> tuple[int, ...]:
@@ -263,6 +326,10 @@ def generated_sentences(count: int, seed: int = 0) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        return serve(arguments[1:])
+
     parser = argparse.ArgumentParser(
         description="Build translation models of production shape with random weights (speed only)"
     )
@@ -276,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "real text splits real words into about as many tokens as the real model does, and decoding "
         "length follows the token count (default: generated sentences, which split rare words finely)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     sentences = (
         [line for line in args.sentences.read_text(encoding="utf-8").splitlines() if line.strip()]
         if args.sentences

