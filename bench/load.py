@@ -239,13 +239,20 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 class ServerProcess:
     """A server this benchmark started, with its CPU time and memory sampled."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, synthetic_tokens_per_s: float = 0.0) -> None:
         self.port = _free_port()
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
         self.log_path = log_path
         full_env = {**os.environ, **env, "BABELCALL_PORT": str(self.port)}
+        command = [sys.executable, "-m", "server", "serve"]
+        if synthetic_tokens_per_s > 0:  # random-weight Whisper: decode a forced number of tokens
+            command = [
+                sys.executable,
+                *("-m", "bench.synthetic_whisper", "serve"),
+                *("--tokens-per-s", str(synthetic_tokens_per_s)),
+            ]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
+            command,
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -513,6 +520,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--break-s", type=float, default=5.0, help="stop the sweep when p95 exceeds this")
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for a started server")
     parser.add_argument("--label", default="", help="e.g. 'synthetic weights: speed only'")
+    parser.add_argument(
+        "--synthetic-tokens-per-s",
+        type=float,
+        default=0.0,
+        help="the started server's Whisper has random weights (bench/synthetic_whisper.py): decode this "
+        "many tokens per second of audio (speech: about 3.5)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "load")
     args = parser.parse_args(argv)
 
@@ -545,7 +559,7 @@ def sweep(args: argparse.Namespace, counts: list[int], source: Path, work: Path)
     else:
         env = dict(item.split("=", 1) for item in args.server_env)
         env.setdefault("BABELCALL_DATA_DIR", str(work / "data"))
-        server = ServerProcess(env, args.out / "server.log")
+        server = ServerProcess(env, args.out / "server.log", args.synthetic_tokens_per_s)
         base_url = server.url
         admin = RestClient(base_url)
         admin.call(

@@ -41,7 +41,6 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             context_s=config.asr_context_s,
             short_final_windows=config.asr_short_final_windows,
             speculative_finals=config.asr_speculative_finals,
-            synthetic_tokens_per_s=config.asr_synthetic_tokens_per_s,
         ),
     )
     recognizer.warm_up()

@@ -1,11 +1,11 @@
 """From one speaker's microphone to every listener's caption.
 
-    MediaHub.listen (16 kHz audio from the media worker) ─► asr.RecognitionStream ─► Transcript
+    MediaHub.listen (16 kHz audio from the media worker) ─► asr.RecognitionStream ─► SpeechEvent
         ─► mt.TranslationEngine (once per distinct caption language) ─► CaptionEvent per listener
 
 One `SpeakerPipeline` per speaking participant. It never blocks the event loop: recognition and
 translation run on their engines' worker threads. A final's translation can start before the final
-itself, from the tentative final the recogniser reports during the utterance's closing silence.
+itself, from the preliminary final the recogniser emits during the utterance's closing silence.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asr import RecognitionStream, SpeechRecognizer, Transcript
+from asr import RecognitionStream, SpeechEvent, SpeechEventKind, SpeechRecognizer
 from media import SAMPLE_RATE
 from mt import (
     PartialTranslationPolicy,
@@ -87,7 +87,6 @@ class SpeakerPipeline:
         self._offset_s: float | None = None
         self._partial_translation: asyncio.Task[None] | None = None
         self._early: _EarlyTranslation | None = None
-        self._stream.on_tentative_final = self._translate_early
         self._tap = asyncio.create_task(self._hear_all(audio), name=f"hear-{speaker.id}")
         self._delivery = asyncio.create_task(self._deliver_all(), name=f"captions-{speaker.id}")
 
@@ -135,18 +134,20 @@ class SpeakerPipeline:
         try:
             async for transcript in self._stream:
                 try:
-                    if transcript.final:
+                    if transcript.kind is SpeechEventKind.FINAL:
                         self._drop_partial_translation()
                         await self._deliver_final(transcript)
-                    else:
+                    elif transcript.kind is SpeechEventKind.PARTIAL:
                         await self._deliver_partial(transcript)
+                    elif transcript.kind is SpeechEventKind.PRELIMINARY_FINAL:
+                        self._translate_early(transcript)
                 except Exception:
                     log.exception("caption delivery failed for participant %s", self._speaker.id)
         finally:
             self._drop_partial_translation()
             self._drop_early_translation()
 
-    def _translate_early(self, transcript: Transcript) -> None:
+    def _translate_early(self, transcript: SpeechEvent) -> None:
         """The likely final of an utterance whose closing silence is still running: start its
         translation now, so that by the time the silence confirms the final (silence_ms) the
         translation is done or under way instead of only starting.
@@ -172,7 +173,7 @@ class SpeakerPipeline:
             self._metrics.early_translation(used=False)
             self._early = None
 
-    def _final_translation(self, transcript: Transcript, targets: set[str]) -> UtteranceTranslation:
+    def _final_translation(self, transcript: SpeechEvent, targets: set[str]) -> UtteranceTranslation:
         early, self._early = self._early, None
         if early is not None and early.serves(transcript, targets, self._room.glossary):
             self._metrics.early_translation(used=True)
@@ -182,7 +183,7 @@ class SpeakerPipeline:
             self._metrics.early_translation(used=False)
         return self._start_translation(transcript, targets)
 
-    def _start_translation(self, transcript: Transcript, targets: set[str]) -> UtteranceTranslation:
+    def _start_translation(self, transcript: SpeechEvent, targets: set[str]) -> UtteranceTranslation:
         """A final's translation, whether started early or when the final arrives."""
         return self._engine.start(
             transcript.text,
@@ -192,7 +193,7 @@ class SpeakerPipeline:
             glossary=self._room.glossary,
         )
 
-    async def _deliver_final(self, transcript: Transcript) -> None:
+    async def _deliver_final(self, transcript: SpeechEvent) -> None:
         """Readers of the spoken language get the final at once; readers of each other language as soon
         as theirs is translated, without waiting for the other languages."""
         self._partial_policy.forget(self._utterance_id(transcript))  # the final supersedes its partials
@@ -214,7 +215,7 @@ class SpeakerPipeline:
         finally:
             translation.cancel()  # a no-op once all are sent; the rest of the work when delivery failed
 
-    async def _deliver_partial(self, transcript: Transcript) -> None:
+    async def _deliver_partial(self, transcript: SpeechEvent) -> None:
         """Partials go through machine translation only where a model exists, and only when their stable
         part has grown (at a bounded rate, one translation in flight), so translation never makes
         captions lag; readers of those languages keep the previous translated partial meanwhile.
@@ -246,7 +247,7 @@ class SpeakerPipeline:
                 self._translate_partial(transcript, by_model), name=f"partial-{self._speaker.id}"
             )
 
-    async def _translate_partial(self, transcript: Transcript, targets: set[str]) -> None:
+    async def _translate_partial(self, transcript: SpeechEvent, targets: set[str]) -> None:
         try:
             translations = await self._engine.translate(
                 transcript.text, transcript.language, targets, glossary=self._room.glossary, urgent=False
@@ -263,7 +264,7 @@ class SpeakerPipeline:
             self._partial_translation.cancel()
             self._partial_translation = None
 
-    async def _send(self, transcript: Transcript, translations: dict[str, Translation]) -> None:
+    async def _send(self, transcript: SpeechEvent, translations: dict[str, Translation]) -> None:
         timings = {**transcript.timings, "translated": time.time()}
         sent_at = time.time()
         for listener in list(self._room.participants.values()):
@@ -275,7 +276,7 @@ class SpeakerPipeline:
                 speaker_id=self._speaker.id,
                 speaker_name=self._speaker.name,
                 utterance_id=self._utterance_id(transcript),
-                final=transcript.final,
+                final=transcript.kind is SpeechEventKind.FINAL,
                 source_language=transcript.language,
                 caption_language=transcript.language
                 if translation.path is TranslationPath.UNTRANSLATED
@@ -296,7 +297,7 @@ class SpeakerPipeline:
                 continue
             self._metrics.observe(timings, sent_at, final=event.final, path=event.path.value, listeners=1)
 
-    def _utterance_id(self, transcript: Transcript) -> str:
+    def _utterance_id(self, transcript: SpeechEvent) -> str:
         return f"{self._speaker.id}-{transcript.utterance_seq}"
 
 
@@ -304,11 +305,11 @@ class SpeakerPipeline:
 class _EarlyTranslation:
     """A translation started from a tentative final (see `SpeakerPipeline._translate_early`)."""
 
-    tentative: Transcript
+    tentative: SpeechEvent
     glossary: Glossary
     translation: UtteranceTranslation
 
-    def serves(self, final: Transcript, targets: set[str], glossary: Glossary) -> bool:
+    def serves(self, final: SpeechEvent, targets: set[str], glossary: Glossary) -> bool:
         """Whether it is the translation `final` needs: same words, same languages, same glossary."""
         tentative = self.tentative
         return (
@@ -319,9 +320,9 @@ class _EarlyTranslation:
         )
 
 
-def _stable_chars(transcript: Transcript, translation: Translation) -> int:
+def _stable_chars(transcript: SpeechEvent, translation: Translation) -> int:
     """Only text shown as spoken has a stable prefix: a translation of a partial can still reorder as
     words arrive, while a final is settled whatever produced it."""
     if translation.path in (TranslationPath.ORIGINAL, TranslationPath.UNTRANSLATED):
         return transcript.stable_chars
-    return len(translation.text) if transcript.final else 0
+    return len(translation.text) if transcript.kind is SpeechEventKind.FINAL else 0

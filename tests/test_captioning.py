@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from mt_models import build_marian_pair, build_multilingual, hold_calls, real_calls, replace_calls
 
-from asr import Transcript
+from asr import SpeechEvent, SpeechEventKind
 from mt import TranslationEngine
 from protocol import CaptionEvent, Glossary, TranslationPath
 from server.captioning import MissingModelReporter, SpeakerPipeline
@@ -33,23 +32,15 @@ async def _no_audio() -> AsyncIterator[np.ndarray]:
     yield  # an async generator that ends at once: the microphone is not what these tests exercise
 
 
-@dataclass(frozen=True)
-class _Tentative:
-    """A script step: the stream reports a tentative final (`on_tentative_final`) instead of yielding."""
-
-    transcript: Transcript
-
-
 class _ScriptedStream:
     """Yields the given transcripts, spaced in time, as a RecognitionStream would."""
 
-    def __init__(self, script: list[tuple[float, Transcript | _Tentative]]) -> None:
+    def __init__(self, script: list[tuple[float, SpeechEvent]]) -> None:
         self.script = script
         self.english_wanted = False
         self.glossary: tuple[str, ...] = ()
         self.allowed_languages: frozenset[str] | None = None
         self.opened_with: dict[str, Any] = {}
-        self.on_tentative_final: Callable[[Transcript], None] | None = None
         self.yielded_at: list[float] = []
 
     async def push(self, samples: Any) -> None:
@@ -58,15 +49,12 @@ class _ScriptedStream:
     async def finish(self) -> None:
         return None
 
-    async def __aiter__(self) -> AsyncIterator[Transcript]:
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         for delay, step in self.script:
             await asyncio.sleep(delay)
-            if isinstance(step, _Tentative):
-                assert self.on_tentative_final is not None
-                self.on_tentative_final(step.transcript)
-            else:
+            if step.kind is not SpeechEventKind.PRELIMINARY_FINAL:
                 self.yielded_at.append(time.time())
-                yield step
+            yield step
 
 
 class _ScriptedRecognizer:
@@ -82,10 +70,17 @@ def _member(name: str) -> Member:
     return Member(name, f"{name}@example.org", name, "", MemberStatus.APPROVED, False, 0.0)
 
 
-def _partial(text: str, stable: int) -> Transcript:
+def _partial(text: str, stable: int) -> SpeechEvent:
     now = time.time()
-    return Transcript(
-        0, False, text, stable, "en", 0.0, 1.0, None, {"speech_end": now, "queued": now, "recognized": now}
+    return SpeechEvent(
+        SpeechEventKind.PARTIAL,
+        0,
+        text,
+        stable,
+        "en",
+        0.0,
+        1.0,
+        timings={"speech_end": now, "queued": now, "recognized": now},
     )
 
 
@@ -152,8 +147,15 @@ async def test_fan_out_rate_control_glossary_and_timings(
         (0.9, _partial("The patient takes metformin twice", 27)),  # grew, interval passed
         (
             0.6,  # after that partial's translation was delivered (a final drops one still running)
-            Transcript(
-                0, True, final_text, len(final_text), "en", 0.0, 3.0, None, {"speech_end": time.time()}
+            SpeechEvent(
+                SpeechEventKind.FINAL,
+                0,
+                final_text,
+                len(final_text),
+                "en",
+                0.0,
+                3.0,
+                timings={"speech_end": time.time()},
             ),
         ),
     ]
@@ -197,8 +199,15 @@ async def test_a_final_drops_the_partial_translation_still_running(
     room = LiveRoom(RoomRecord("room2", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     final_text = "The doctor says it daily."
-    final = Transcript(
-        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    final = SpeechEvent(
+        SpeechEventKind.FINAL,
+        0,
+        final_text,
+        len(final_text),
+        "en",
+        0.0,
+        2.0,
+        timings={"speech_end": time.time()},
     )
     # (Texts unlike the other test's: the engine's cache would answer those at once.)
     stream = _ScriptedStream([(0.0, _partial("The doctor says", 10)), (0.2, final)])
@@ -226,8 +235,15 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
     hold_calls(monkeypatch, engine.models[0], lambda texts: texts == [final_text], release)  # still running
     room = LiveRoom(RoomRecord("room3", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
-    final = Transcript(
-        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    final = SpeechEvent(
+        SpeechEventKind.FINAL,
+        0,
+        final_text,
+        len(final_text),
+        "en",
+        0.0,
+        2.0,
+        timings={"speech_end": time.time()},
     )
     pipeline = _pipeline(room, _ScriptedStream([(0.0, final)]), engine, Metrics())
     for _ in range(100):  # until the speaker has their final (at most 5 s)
@@ -275,8 +291,12 @@ def _review() -> LiveRoom:
     return LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
 
 
-def _final(text: str) -> Transcript:
-    return Transcript(0, True, text, len(text), "en", 0.0, 3.0, None, {"speech_end": time.time()})
+def _final(text: str, kind: SpeechEventKind = SpeechEventKind.FINAL) -> SpeechEvent:
+    return SpeechEvent(kind, 0, text, len(text), "en", 0.0, 3.0, timings={"speech_end": time.time()})
+
+
+def _preliminary(text: str) -> SpeechEvent:
+    return _final(text, SpeechEventKind.PRELIMINARY_FINAL)
 
 
 async def test_a_finals_translation_starts_during_its_closing_silence(
@@ -296,7 +316,7 @@ async def test_a_finals_translation_starts_during_its_closing_silence(
     room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is stable."
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.3, _final(text))])
     metrics = Metrics()
     await _pipeline(room, stream, engine, metrics).finish()
 
@@ -317,7 +337,7 @@ async def test_an_early_translation_is_not_used_when_speech_went_on(
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     # The speaker paused after "The patient is", then went on: the final has other words.
     stream = _ScriptedStream(
-        [(0.0, _Tentative(_final("The patient is"))), (0.3, _final("The patient is stable today."))]
+        [(0.0, _preliminary("The patient is")), (0.3, _final("The patient is stable today."))]
     )
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
@@ -346,7 +366,7 @@ async def test_no_early_translation_while_the_engine_is_busy(
     room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is resting now."  # not in the shared engine's cache from other tests
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.3, _final(text))])
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
     await asyncio.sleep(0.5)
@@ -367,7 +387,7 @@ async def test_no_early_translation_where_no_model_would_run() -> None:
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The wound is healing well."
     metrics = Metrics()
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.1, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.1, _final(text))])
     await _pipeline(room, stream, no_models, metrics).finish()
 
     (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
