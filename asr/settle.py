@@ -152,10 +152,6 @@ class SecondPass:
         )
         return Window(tuple(finals), settles, task)
 
-    def failed(self) -> None:
-        """The window's decode did not come back: its finals may be tried again."""
-        self._in_flight = False
-
     def settle(self, window: Window, decoded: WindowDecoded, timings: dict[str, float]) -> list[SpeechEvent]:
         """The settled events for the window's result, in order; their finals leave the queue."""
         self._in_flight = False

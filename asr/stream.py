@@ -368,7 +368,9 @@ class RecognitionStream:
             return
         result = None if future.cancelled() else future.result()
         if result is None or not isinstance(result.decoded, WindowDecoded):
-            self._second_pass.failed()  # not decoded (the recogniser is closing): tried again
+            # Second-pass requests are never superseded: this is a decoder that does not do windows.
+            self._failed = RuntimeError("a second-pass window came back without a window's result")
+            self._wake.set()
             return
         timings = {"queued": result.queued_at, "recognized": result.recognized_at}
         for event in self._second_pass.settle(window, result.decoded, timings):

@@ -21,7 +21,14 @@ import pytest
 from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
-from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, StreamFinishedError, Transcript
+from asr import (
+    RecognitionStream,
+    RecognizerConfig,
+    SpeechEvent,
+    SpeechEventKind,
+    SpeechRecognizer,
+    StreamFinishedError,
+)
 from asr.context import SpeakerContext
 
 pytestmark = pytest.mark.slow
@@ -56,7 +63,7 @@ def recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
 
 async def transcribe(
     stream: RecognitionStream, audio: np.ndarray, *, speed: float | None = None
-) -> list[Transcript]:
+) -> list[SpeechEvent]:
     """Push `audio` in 20 ms chunks, finish, and return everything the stream yielded.
 
     `speed` None: as fast as back-pressure allows. Otherwise paced at `speed` times real time, so that
@@ -75,11 +82,11 @@ async def transcribe(
     return transcripts
 
 
-def finals(transcripts: list[Transcript]) -> list[Transcript]:
-    return [t for t in transcripts if t.final]
+def finals(transcripts: list[SpeechEvent]) -> list[SpeechEvent]:
+    return [t for t in transcripts if t.kind is SpeechEventKind.FINAL]
 
 
-def check_invariants(transcripts: list[Transcript]) -> None:
+def check_invariants(transcripts: list[SpeechEvent]) -> None:
     for t in transcripts:
         assert t.text and t.text == t.text.strip()
         assert 0 <= t.stable_chars <= len(t.text)
@@ -88,7 +95,7 @@ def check_invariants(transcripts: list[Transcript]) -> None:
     closed: set[int] = set()
     for t in transcripts:
         assert t.utterance_seq not in closed
-        if t.final:
+        if t.kind is SpeechEventKind.FINAL:
             closed.add(t.utterance_seq)
 
 
@@ -110,9 +117,11 @@ async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer, speech_d
     assert wer <= 0.10, f"WER {wer:.2%}"
     assert all(t.language == "en" and t.english is None for t in got)
 
-    first_final = next(i for i, t in enumerate(transcripts) if t.final)
-    assert any(not t.final for t in transcripts[:first_final]), "no partial before the first final"
-    partial_seqs = {t.utterance_seq for t in transcripts if not t.final}
+    first_final = next(i for i, t in enumerate(transcripts) if t.kind is SpeechEventKind.FINAL)
+    assert any(t.kind is SpeechEventKind.PARTIAL for t in transcripts[:first_final]), (
+        "no partial before the first final"
+    )
+    partial_seqs = {t.utterance_seq for t in transcripts if t.kind is SpeechEventKind.PARTIAL}
     assert partial_seqs <= {t.utterance_seq for t in got}, "a partial's utterance never got its final"
 
     clip_s = len(audio) / SAMPLE_RATE
@@ -388,7 +397,7 @@ async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_fi
     recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(silence_ms=2000))
     try:
         stream = recognizer.open_stream(language="en")
-        tentatives: list[tuple[float, Transcript]] = []
+        tentatives: list[tuple[float, SpeechEvent]] = []
         stream.on_tentative_final = lambda t: tentatives.append((time.monotonic(), t))
         finals_at: dict[int, float] = {}
         audio = np.concatenate([load(speech_dir, "en_jfk.flac"), np.zeros(3 * SAMPLE_RATE, np.float32)])
@@ -420,7 +429,7 @@ async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_fi
     for at, tentative in confirmed:
         final = by_seq[tentative.utterance_seq]
         assert at < finals_at[final.utterance_seq]
-        assert (tentative.language, tentative.english, tentative.final) == (
+        assert (tentative.language, tentative.english, tentative.kind is SpeechEventKind.FINAL) == (
             final.language,
             final.english,
             True,
