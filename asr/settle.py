@@ -100,10 +100,6 @@ class SecondPass:
         return len(self._unsettled)
 
     @property
-    def in_flight(self) -> bool:
-        return self._in_flight
-
-    @property
     def unsettled_samples(self) -> int:
         return sum(len(f.audio) for f in self._unsettled)
 
