@@ -217,3 +217,31 @@ async def test_unintelligible_speech_and_its_english_are_marked_uncertain(
     assert all(e.uncertain for e in shown), [(e.kind, e.confidence) for e in shown]
     translated = [e for e in shown if e.english]
     assert translated and all(e.english_uncertain for e in translated)
+
+
+@pytest.mark.slow
+async def test_settling_gives_back_words_a_short_final_lost(
+    whisper_model_path: Path, speech_dir: Path
+) -> None:
+    """A real case from the dev consultation: the patient's 3.6 s answer at 1:04, "No, no blood, yeah,
+    just watery and loose stool.", decoded alone as a final loses "watery" and "stool" (Whisper base:
+    "...just water it and lose soul."). Decoded again with the minute before it in the window and
+    behind the settled text so far, more of it comes out right."""
+    reference = normalise("No, no blood, yeah, just watery and loose stool.")
+    audio = decode_audio(
+        str(speech_dir / "en_synthetic_consultation_day1_01.flac"), sampling_rate=SAMPLE_RATE
+    )[: 70 * SAMPLE_RATE]
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig())
+    try:
+        events = await stream_all(recognizer, audio, language="en")
+    finally:
+        await recognizer.aclose()
+    settled = check_settling(events)
+    [answer] = [e for e in events if e.kind is SpeechEventKind.FINAL and "no blood" in normalise(e.text)]
+    [settling] = [e for e in settled if answer.utterance_seq in e.replaces]
+    assert settling.replaces == (answer.utterance_seq,), settling.replaces
+    errors_final = jiwer.process_words(reference, normalise(answer.text))
+    errors_settled = jiwer.process_words(reference, normalise(settling.text))
+    final_errors = errors_final.substitutions + errors_final.deletions + errors_final.insertions
+    settled_errors = errors_settled.substitutions + errors_settled.deletions + errors_settled.insertions
+    assert settled_errors < final_errors, (answer.text, settling.text)
