@@ -92,8 +92,8 @@ class SecondPass:
         self._heard = 0  # stream position the segmenter has reached
         self._in_speech = False
         self._in_flight = False
-        # Recent settled text per language: the previous-text prompt of the next window.
-        self._previous: dict[str, deque[str]] = {}
+        # Recent settled text per (language, English or not): the previous-text prompt of the next window.
+        self._previous: dict[tuple[str, bool], deque[str]] = {}
 
     @property
     def unsettled(self) -> int:
@@ -180,11 +180,11 @@ class SecondPass:
     def _prompt(self, language: str, *, english: bool) -> str:
         if not self._use_prompt:
             return ""
-        texts = self._previous.get(f"{language}:{'en' if english else ''}", deque())
+        texts = self._previous.get((language, english), deque())
         return " ".join(texts)[-_PROMPT_CHARS:]
 
     def _remember(self, language: str, text: str, *, english: bool) -> None:
-        texts = self._previous.setdefault(f"{language}:{'en' if english else ''}", deque())
+        texts = self._previous.setdefault((language, english), deque())
         texts.append(text)
         while sum(len(t) + 1 for t in texts) > 2 * _PROMPT_CHARS:
             texts.popleft()
