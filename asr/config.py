@@ -145,3 +145,11 @@ class RecognizerStats:
     skipped_partials: int  # superseded before they were decoded
     max_wait_batches: int  # most batches any request waited behind before being served
     second_pass_requests: int = 0  # second-pass windows decoded so far
+    second_pass_s: float = 0.0  # wall time of batches of second-pass windows alone
+    second_pass_cpu_s: float = 0.0  # process CPU time during them (on CPU: the windows' cost)
+    # First-pass requests (and of them finals) that were queued while such a batch ran, so waited for
+    # it: their number, their total and longest wait.
+    held_by_second_pass: int = 0
+    finals_held_by_second_pass: int = 0
+    held_by_second_pass_s: float = 0.0
+    held_by_second_pass_max_s: float = 0.0

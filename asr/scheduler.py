@@ -75,6 +75,12 @@ class DecodeScheduler:
         self._second_pass: dict[int, deque[_Request]] = {}
         self._speaking: set[int] = set()  # streams in the middle of an utterance
         self._second_pass_served = 0
+        self._second_pass_s = 0.0
+        self._second_pass_cpu_s = 0.0
+        self._held = 0
+        self._held_finals = 0
+        self._held_s = 0.0
+        self._held_max_s = 0.0
         self._closing: set[int] = set()
         self._calls: deque[tuple[Future[Any], Callable[..., Any], tuple[object, ...]]] = deque()
         self._stream_ids = itertools.count()
@@ -193,6 +199,12 @@ class DecodeScheduler:
                 skipped_partials=self._skipped,
                 max_wait_batches=self._max_wait_batches,
                 second_pass_requests=self._second_pass_served,
+                second_pass_s=round(self._second_pass_s, 3),
+                second_pass_cpu_s=round(self._second_pass_cpu_s, 3),
+                held_by_second_pass=self._held,
+                finals_held_by_second_pass=self._held_finals,
+                held_by_second_pass_s=round(self._held_s, 3),
+                held_by_second_pass_max_s=round(self._held_max_s, 3),
             )
 
     def close(self) -> None:
@@ -211,6 +223,7 @@ class DecodeScheduler:
             if not batch:
                 continue
             started = time.perf_counter()
+            started_at, cpu_started = time.time(), time.process_time()
             try:
                 decoded = self._decode_batch([r.task for r in batch])
             except BaseException as exc:  # handed to every waiting stream, which then fails
@@ -222,9 +235,25 @@ class DecodeScheduler:
             elapsed = time.perf_counter() - started
             with self._lock:
                 self._last_batch_s = elapsed
+                if all(isinstance(r.task, WindowTask) for r in batch):
+                    self._second_pass_s += elapsed
+                    self._second_pass_cpu_s += time.process_time() - cpu_started
+                    self._count_held(started_at, recognized_at)
             for request, result in zip(batch, decoded, strict=True):
                 request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
             log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
+
+    def _count_held(self, started_at: float, finished_at: float) -> None:
+        """First-pass requests that arrived while a batch of second-pass windows ran waited for it: what
+        the second pass cost the first, counted so that it can be shown (RecognizerStats)."""
+        for queue in self._queues.values():
+            for request in queue:
+                if request.queued_at < finished_at:
+                    held = finished_at - max(request.queued_at, started_at)
+                    self._held += 1
+                    self._held_finals += isinstance(request.task, DecodeTask) and request.task.final
+                    self._held_s += held
+                    self._held_max_s = max(self._held_max_s, held)
 
     def _run_calls(self) -> None:
         while True:

@@ -60,6 +60,17 @@ CONSULTATION_CACHE = REPO_ROOT / "bench" / "out" / "consultations"
 LAG_BLOCK_S = 600  # final lag is also summarised per 10 minutes of audio, to show drift
 AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".aiff", ".ogg", ".m4a"}
 NOISE_KINDS = ("silence", "white", "pink", "room_keyboard")
+# asr.RecognizerStats counters reported per file, as their change over the file's run.
+SCHEDULER_COUNTERS = (
+    "batches",
+    "requests",
+    "second_pass_requests",
+    "second_pass_s",
+    "second_pass_cpu_s",
+    "held_by_second_pass",
+    "finals_held_by_second_pass",
+    "held_by_second_pass_s",
+)
 
 log = logging.getLogger("bench.asr_stream")
 
@@ -184,6 +195,7 @@ class StreamRun:
     push_blocked_s: float = 0.0  # time push() spent waiting on back-pressure
     drain_s: float = 0.0  # from the last push to finish() returning
     loadavg_1m: float = 0.0  # system load when the run ended
+    scheduler: dict[str, float] = field(default_factory=dict)  # the recogniser's counters over the run
 
     def pushed_at(self, sample: int) -> float:
         """Wall time at which the chunk holding `sample` was pushed (audio is usable only from then)."""
@@ -492,6 +504,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log.info(
                 "streaming %s (%.1f s) at speed %s", f.name, len(audios[f.name]) / SAMPLE_RATE, args.speed
             )
+            before = dataclasses.asdict(recognizer.stats())
             runs[f.name] = await stream_audio(
                 recognizer,
                 audios[f.name],
@@ -499,6 +512,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 allowed_languages=None if len(langs) == 1 else frozenset(langs),
                 speed=args.speed,
             )
+            after = dataclasses.asdict(recognizer.stats())
+            runs[f.name].scheduler = {
+                key: round(after[key] - before[key], 3) for key in SCHEDULER_COUNTERS
+            } | {"held_by_second_pass_max_s_so_far": after["held_by_second_pass_max_s"]}
         noise_runs: dict[str, StreamRun] = {}
         if args.noise_s > 0:
             for kind in NOISE_KINDS:
@@ -578,6 +595,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "partials_per_audio_s": round(len(partials) / audio_s, 3),
             "rtf_cpu": round(run.cpu_s / run.audio_s, 4),  # includes the trailing silence pushed
             "cpu_s": round(run.cpu_s, 2),
+            "scheduler": run.scheduler,
+            "second_pass_cpu_per_audio_s": (
+                round(run.scheduler["second_pass_cpu_s"] / run.audio_s, 4) if run.scheduler else None
+            ),
             "wall_s": round(run.wall_s, 2),
             "drain_s": round(run.drain_s, 3),
             "loadavg_1m_at_end": round(run.loadavg_1m, 2),
@@ -919,6 +940,15 @@ def print_table(results: dict[str, Any]) -> None:
         f"end of utterance -> final: median {_fmt(fg['median'])} s, p95 {_fmt(fg['p95'])} s (n={fg['n']}); "
         f"-> settled: median {_fmt(sl['median'])} s, p95 {_fmt(sl['p95'])} s (n={sl['n']})"
     )
+    held = [r["scheduler"] for r in results["files"].values() if r["scheduler"]]
+    if held:
+        total = {key: sum(h[key] for h in held) for key in SCHEDULER_COUNTERS}
+        print(
+            f"second pass: {total['second_pass_requests']:.0f} windows, {total['second_pass_cpu_s']:.1f} s "
+            f"CPU; first-pass requests that waited for one: {total['held_by_second_pass']:.0f} "
+            f"({total['finals_held_by_second_pass']:.0f} finals), "
+            f"{total['held_by_second_pass_s']:.2f} s in all"
+        )
     er, fl = o["erasure"], o["partial_flicker"]
     print(
         f"erasure: {_fmt(er['share'], True)} of {er['words_shown_in_finals']} words shown in finals changed "

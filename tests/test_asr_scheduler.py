@@ -177,6 +177,26 @@ def test_on_a_cpu_the_second_pass_waits_until_nobody_is_mid_utterance(
     assert decoder.batches == [["blocker"], ["b-partial"], ["w1"]]
 
 
+def test_first_pass_work_that_arrives_during_a_window_is_counted_as_held_by_it(
+    one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = one_at_a_time
+    a = scheduler.open_stream()
+    settle = scheduler.submit_second_pass(a, window("w1"))  # decoded at once, and blocks
+    while scheduler.stats().batches == 0:
+        threading.Event().wait(0.001)
+    final = scheduler.submit(a, task("f1"))  # a call cannot be interrupted: this waits for w1
+    decoder.release.set()
+    assert settle.result(5) is not None and final.result(5) is not None
+    stats = scheduler.stats()
+    assert (stats.second_pass_requests, stats.held_by_second_pass, stats.finals_held_by_second_pass) == (
+        1,
+        1,
+        1,
+    )
+    assert stats.held_by_second_pass_s > 0
+
+
 def test_with_room_in_a_batch_the_second_pass_joins_first_pass_work(
     scripted: tuple[DecodeScheduler, ScriptedDecoder],
 ) -> None:
