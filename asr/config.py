@@ -44,9 +44,10 @@ class RecognizerConfig:
     settle_window_s: float = 12.0
     settle_right_context_s: float = 3.0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
-    # conditions each 30 s window on the one before. Measured worse, so off: on the dev consultation and
-    # one per-speaker consultation (3 files, 4,260 reference words) settled WER was 14.8% without it
-    # and 17.8% with it, against 16.5% for the finals (bench/RESULTS.md, tenth session).
+    # conditions each 30 s window on the one before. Off: it did not help and made settling less
+    # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
+    # without it and 15.1% with it (same pace), and 17.8% with it in a real-time run, worse than the
+    # finals' 16.5% there (bench/RESULTS.md, tenth session).
     settle_prompt: bool = False
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
