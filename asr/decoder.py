@@ -647,14 +647,17 @@ class WhisperDecoder:
 
 def _token_logprobs(steps: list[StorageView], tokens: Sequence[int]) -> tuple[float, ...]:
     """The log probability of each generated token, from each step's logits (suppressed tokens at the
-    float minimum, so they weigh nothing in the normalisation)."""
-    logprobs = []
-    for step, token in zip(steps, tokens, strict=False):
-        logits = np.asarray(step.to_device(Device.cpu) if step.device != "cpu" else step, dtype=np.float64)
-        logits = logits.reshape(-1)
-        top = logits.max()
-        logprobs.append(float(logits[token] - top - math.log(np.exp(logits - top).sum())))
-    return tuple(logprobs)
+    float minimum, so they weigh nothing in the normalisation). One array operation for all steps, so
+    that the scheduler thread holds the interpreter lock briefly."""
+    count = min(len(steps), len(tokens))
+    if count == 0:
+        return ()
+    on_cpu = [step if step.device == "cpu" else step.to_device(Device.cpu) for step in steps[:count]]
+    logits = np.stack([np.asarray(step).reshape(-1) for step in on_cpu]).astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    chosen = logits[np.arange(count), np.asarray(tokens[:count])]
+    return tuple(float(v) for v in chosen - normaliser)
 
 
 def _context_window(task: DecodeTask) -> ContextWindow | None:
