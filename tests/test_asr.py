@@ -502,11 +502,18 @@ async def test_a_final_the_short_window_leaves_unconfident_is_decoded_in_the_ful
     attempts_made: list[tuple[bool, float]] = []  # (short window?, temperature) of each decode
     attempts = WhisperDecoder._attempts
 
-    def unconfident_in_short_windows(self: WhisperDecoder, encoder_output: Any, *args: Any) -> Any:
-        temperature = args[4]
+    def unconfident_in_short_windows(
+        self: WhisperDecoder,
+        encoder_output: Any,
+        prompts: Any,
+        language: str,
+        task: str,
+        temperature: float,
+        **kw: Any,
+    ) -> Any:
         short = encoder_output.shape[1] < FULL_WINDOW_FRAMES // 2
         attempts_made.append((short, temperature))
-        made = attempts(self, encoder_output, *args)
+        made = attempts(self, encoder_output, prompts, language, task, temperature, **kw)
         return [replace(a, avg_logprob=-1.5) for a in made] if short else made
 
     monkeypatch.setattr(WhisperDecoder, "_attempts", unconfident_in_short_windows)
