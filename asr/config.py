@@ -1,8 +1,9 @@
-"""The recogniser's settings, the transcript event it emits, and its errors."""
+"""The recogniser's settings, the events it emits, and its errors."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 SAMPLE_RATE = 16_000
 
@@ -33,6 +34,21 @@ class RecognizerConfig:
     # (consultation WER 13.6% -> 15.2%; bench/RESULTS.md). A final the short window leaves below the
     # guards is decoded again in the full window. Off: accuracy first.
     short_final_windows: bool = False
+    # The second pass (asr/settle.py): a speaker's finals are decoded again together, in windows of up
+    # to 30 s of their speech, and the result settles them for good. Off: finals are the last word.
+    second_pass: bool = True
+    # A window is decoded once the speaker has been silent this long after their last final...
+    settle_pause_s: float = 1.5
+    # ...or once their unsettled finals hold this much audio (a monologue); the finals in its last
+    # settle_right_context_s wait for the next window, so that they too are heard with what follows.
+    settle_window_s: float = 12.0
+    settle_right_context_s: float = 3.0
+    # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
+    # conditions each 30 s window on the one before. Off: it did not help and made settling less
+    # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
+    # without it and 15.1% with it (same pace), and 17.8% with it in a real-time run, worse than the
+    # finals' 16.5% there (bench/RESULTS.md, tenth session).
+    settle_prompt: bool = False
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
     # batch costs its members' sum anyway and only delays the first stream's result (measured: 4 JFK
@@ -43,32 +59,87 @@ class RecognizerConfig:
     # thread would otherwise spend the GPU's idle time on them, min(8, CPU cores - 2).
     prep_threads: int = 0
     batch_window_ms: float = 10.0  # how long a request waits for other streams' requests to batch with
-    # Speed measurements only, with random-weight models (models/synthetic_whisper.py), which never
-    # decide to stop: decode exactly this many tokens per second of audio (speech runs at about 3-4
-    # Whisper tokens a second), at temperature 0, without the quality guards. 0 turns it off.
-    synthetic_tokens_per_s: float = 0.0
+
+
+# Whisper's own limits for judging a decode, from OpenAI's transcribe() (faster-whisper's defaults).
+LOG_PROB_MIN = -1.0
+NO_SPEECH_MAX = 0.6
+COMPRESSION_RATIO_MAX = 2.4
 
 
 @dataclass(frozen=True)
-class Transcript:
-    utterance_seq: int  # 0, 1, 2... per stream; partials and their final share it
-    final: bool
-    text: str  # stripped, never empty
-    stable_chars: int  # leading chars of `text` that later partials of this utterance will not change
+class Confidence:
+    """What the decoder thought of a text: its tokens' mean log probability, the probability it gave
+    to there being no speech at all, and how repetitive the text is (gzip compression ratio)."""
+
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+    @property
+    def uncertain(self) -> bool:
+        """The text may not be what was said: any of Whisper's own quality limits is crossed. These are
+        the limits at which Whisper's transcribe() retries a window at a higher temperature, and a final
+        only reaches a reader past them when every retry failed them too, or the decode that gave it
+        was unintelligible audio read fluently (its log probability is what gives that away)."""
+        return (
+            self.avg_logprob < LOG_PROB_MIN
+            or self.no_speech_prob > NO_SPEECH_MAX
+            or self.compression_ratio > COMPRESSION_RATIO_MAX
+        )
+
+
+class SpeechEventKind(StrEnum):
+    # A hypothesis for the utterance in progress; its first stable_chars will not change.
+    PARTIAL = "partial"
+    # The utterance's likely final, decoded during its closing silence, before the silence is long
+    # enough to end the utterance. For slow work to start early (translation), never to show: the
+    # utterance's FINAL follows, with the same text unless speech resumed.
+    PRELIMINARY_FINAL = "preliminary_final"
+    # The utterance is over and decoded on its own: shown at once.
+    FINAL = "final"
+    # The second pass decoded the utterance again with the speech around it: its text replaces the
+    # finals it names (`replaces`) and never changes again.
+    SETTLED = "settled"
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    kind: SpeechEventKind
+    # 0, 1, 2... per stream: an utterance's partials, preliminary final and final share it. A settled
+    # event carries the first utterance it replaces.
+    utterance_seq: int
+    text: str  # stripped; never empty, except for a settled event that removes its utterances
+    stable_chars: int  # leading chars of `text` that later events of this stage will not change
     language: str  # ISO 639-1 code, e.g. "en"
     start_s: float  # seconds since the stream's first sample
     end_s: float
-    english: str | None  # Whisper's own English translation, finals only, when wanted and language != "en"
-    # Unix times (time.time()) of the stages this transcript went through: "speech_end" (the audio that
-    # ended the utterance, its closing silence, was pushed; for partials, the newest audio in it), "queued"
-    # (handed to the scheduler, after the segmenter got to that audio), "recognized" (decoding finished).
+    # Whisper's own English translation: finals and settled events, when wanted and language != "en".
+    english: str | None = None
+    # Finals, preliminary finals and settled events: the decoder's judgement of `text` and `english`.
+    confidence: Confidence | None = None
+    english_confidence: Confidence | None = None
+    # Settled events: the utterances whose finals this replaces, contiguous and in order, the first
+    # being utterance_seq. Merging several finals into one settled line names them all.
+    replaces: tuple[int, ...] = ()
+    # Unix times (time.time()) of the stages this event went through: "speech_end" (the audio that
+    # ended the utterance, its closing silence, was pushed; for partials, the newest audio in it),
+    # "queued" (handed to the scheduler), "recognized" (decoding finished).
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence is not None and self.confidence.uncertain
+
+    @property
+    def english_uncertain(self) -> bool:
+        return self.english_confidence is not None and self.english_confidence.uncertain
 
 
 @dataclass(frozen=True)
 class RecognizerStats:
     active_streams: int
-    queue_depth: int  # decode requests waiting for the scheduler
+    queue_depth: int  # decode requests waiting for the scheduler (second-pass ones included)
     batches: int  # batched model calls run so far
     requests: int  # decode requests served by them
     mean_batch_size: float
@@ -76,3 +147,12 @@ class RecognizerStats:
     last_batch_s: float  # wall time of the latest batch
     skipped_partials: int  # superseded before they were decoded
     max_wait_batches: int  # most batches any request waited behind before being served
+    second_pass_requests: int = 0  # second-pass windows decoded so far
+    second_pass_s: float = 0.0  # wall time of batches of second-pass windows alone
+    second_pass_cpu_s: float = 0.0  # process CPU time during them (on CPU: the windows' cost)
+    # First-pass requests (and of them finals) that were queued while such a batch ran, so waited for
+    # it: their number, their total and longest wait.
+    held_by_second_pass: int = 0
+    finals_held_by_second_pass: int = 0
+    held_by_second_pass_s: float = 0.0
+    held_by_second_pass_max_s: float = 0.0

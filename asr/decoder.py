@@ -4,6 +4,10 @@ faster-whisper's `transcribe()` encodes again for language detection and again p
 pads to a 30 s window. Working on the CTranslate2 model directly lets one encoder pass serve language
 detection, transcription and translation, lets partials use a window just covering their audio, and
 lets several streams' utterances share one batched call.
+
+Two kinds of task: a `DecodeTask` is one utterance (a partial or a final, the first pass); a
+`WindowTask` is the second pass (asr/settle.py): up to 30 s of a speaker's finals back to back, decoded
+with timestamps so that its words can be given back to the finals they came from.
 """
 
 from __future__ import annotations
@@ -19,11 +23,19 @@ from ctranslate2 import Device, StorageView
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-from asr.config import SAMPLE_RATE
+from asr.chinese_script import in_one_script
+from asr.config import (
+    COMPRESSION_RATIO_MAX,
+    LOG_PROB_MIN,
+    NO_SPEECH_MAX,
+    SAMPLE_RATE,
+    Confidence,
+)
 from asr.context import ContextWindow, SpeakerContext
-from asr.hallucinations import clean_transcript
+from asr.hallucinations import clean_transcript, trim_repetition
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s training window, 10 ms per frame
+WINDOW_S = FULL_WINDOW_FRAMES / 100
 # A final and its left context share one 30 s window; this much of its end is left as silence.
 _CONTEXT_MARGIN_S = 1.0
 # Short windows keep this much room after the audio. With 1 s Whisper repeated itself on JFK cuts
@@ -37,11 +49,11 @@ _SHORT_WINDOW_STEP_FRAMES = 100
 _MAX_TOKENS_PER_S = 15
 _MIN_TOKENS = 10
 
-# Guards from OpenAI's transcribe(), which faster-whisper keeps as defaults.
+# Whisper's timestamp tokens count 20 ms steps from the window's start.
+_TIMESTAMP_STEP_S = 0.02
+
+# Temperatures of OpenAI's transcribe(), which faster-whisper keeps as defaults.
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-_COMPRESSION_RATIO_MAX = 2.4
-_LOG_PROB_MIN = -1.0
-_NO_SPEECH_MAX = 0.6
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,13 +70,53 @@ class DecodeTask:
     utterance_seq: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class WindowTask:
+    """The second pass over a speaker's finals: their audio back to back (at most WINDOW_S), decoded
+    greedily with timestamps behind the speaker's previous settled text."""
+
+    audio: np.ndarray
+    language: str
+    english_wanted: bool
+    prompt: str = ""  # previous settled text, Whisper's previous-text slot
+    english_prompt: str = ""
+    glossary: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Decoded:
     # Stripped, repetition loops collapsed; empty when the guards judged the audio not to be speech or
-    # the text to be boilerplate Whisper invents on noise.
+    # the text to be boilerplate Whisper invents on noise. Chinese in simplified characters.
     text: str
     language: str
     english: str | None
+    confidence: Confidence | None = None  # None for partials
+    english_confidence: Confidence | None = None
+
+
+@dataclass(frozen=True)
+class TimedText:
+    """A segment of a window's decode: where Whisper says it was spoken, in seconds of the window."""
+
+    start_s: float
+    end_s: float
+    text: str  # stripped, loops collapsed, Chinese simplified; boilerplate is judged by the caller
+    avg_logprob: float
+
+
+@dataclass(frozen=True)
+class WindowTranscript:
+    segments: tuple[TimedText, ...]
+    # The segments account for the window's audio up to here: the decode reached its token limit
+    # before the end of a long window, and audio after this was not decoded.
+    complete_s: float
+    confidence: Confidence  # of the whole window's decode
+
+
+@dataclass(frozen=True)
+class WindowDecoded:
+    transcript: WindowTranscript
+    english: WindowTranscript | None  # when wanted and the language is not English
 
 
 @dataclass(frozen=True)
@@ -72,22 +124,33 @@ class _Prompt:
     tokens: list[int]
     sot_index: int  # CTranslate2 batches rows only if <|startoftranscript|> is at the same index
     prefix_length: int  # tokens after the SOT sequence that the decoder is made to start with
+    start_tokens: int  # previous text and the SOT sequence (<|notimestamps|> is not counted)
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class Attempt:
+    """One decode of one row at one temperature."""
+
+    tokens: tuple[int, ...]  # generated, the forced prefix left out
     text: str
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    token_logprobs: tuple[float, ...] = ()  # per generated token, windows only
 
     @property
     def silence(self) -> bool:
-        return self.no_speech_prob > _NO_SPEECH_MAX and self.avg_logprob < _LOG_PROB_MIN
+        return self.no_speech_prob > NO_SPEECH_MAX and self.avg_logprob < LOG_PROB_MIN
 
     @property
     def passed(self) -> bool:
-        return self.compression_ratio <= _COMPRESSION_RATIO_MAX and self.avg_logprob >= _LOG_PROB_MIN
+        return self.compression_ratio <= COMPRESSION_RATIO_MAX and self.avg_logprob >= LOG_PROB_MIN
+
+    @property
+    def confidence(self) -> Confidence:
+        return Confidence(
+            round(self.avg_logprob, 4), round(self.no_speech_prob, 4), round(self.compression_ratio, 4)
+        )
 
 
 class WhisperDecoder:
@@ -95,13 +158,15 @@ class WhisperDecoder:
 
     `feature_pool`: where a batch's log-mel features are computed, in parallel, rather than on the
     calling thread while the GPU waits.
+
+    The methods under "generation policy" are what a decoder for random-weight speed measurements
+    overrides (bench/synthetic_asr.py): such weights never decide to stop, and their text means nothing.
     """
 
     def __init__(
         self,
         model: WhisperModel,
         beam_size: int,
-        synthetic_tokens_per_s: float = 0.0,
         feature_pool: Executor | None = None,
         short_final_windows: bool = False,
     ) -> None:
@@ -109,21 +174,47 @@ class WhisperDecoder:
         self._short_final_windows = short_final_windows
         self._model = model
         self._beam_size = beam_size
-        self._synthetic_tokens_per_s = synthetic_tokens_per_s
-        # Random-weight models: decode a forced length, without the guards or the text clean-up.
-        self._synthetic = synthetic_tokens_per_s > 0
         self._max_length = model.max_length
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
 
-    def decode_batch(self, tasks: Sequence[DecodeTask]) -> list[Decoded]:
-        """Decode every task; finals and partials are encoded separately (different windows)."""
-        results: list[Decoded | None] = [None] * len(tasks)
+    # --- generation policy ---------------------------------------------------------------------
+
+    def new_token_limit(self, audio_s: float) -> int:
+        """Most tokens to generate for `audio_s` of speech: beyond, a decode is looping. Stopping it
+        keeps one bad utterance from holding up every stream's batch."""
+        return _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * audio_s)
+
+    def temperatures(self, final: bool) -> tuple[float, ...]:
+        return _TEMPERATURES if final else _TEMPERATURES[:1]
+
+    def suppressed_tokens(self, tokenizer: Tokenizer) -> list[int]:
+        return [-1, *tokenizer.non_speech_tokens]
+
+    def verdict(self, attempt: Attempt) -> str | None:
+        """The text to keep from an attempt: "" for silence, None to try again."""
+        if attempt.silence:
+            return ""
+        return attempt.text if attempt.passed else None
+
+    def clean(self, text: str, utterance_s: float, language: str) -> str:
+        return in_one_script(clean_transcript(text, utterance_s), language)
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    def decode_batch(self, tasks: Sequence[DecodeTask | WindowTask]) -> list[Decoded | WindowDecoded]:
+        """Decode every task; finals, partials and windows are encoded separately (different windows)."""
+        results: list[Decoded | WindowDecoded | None] = [None] * len(tasks)
+        windows = [i for i, task in enumerate(tasks) if isinstance(task, WindowTask)]
+        if windows:
+            group = [t for t in tasks if isinstance(t, WindowTask)]
+            for i, result in zip(windows, self._decode_windows(group), strict=True):
+                results[i] = result
         for final in (True, False):
-            rows = [i for i, task in enumerate(tasks) if task.final is final]
+            rows = [i for i, task in enumerate(tasks) if isinstance(task, DecodeTask) and task.final is final]
             if rows:
-                group = [tasks[i] for i in rows]
+                utterances = [t for i in rows if isinstance(t := tasks[i], DecodeTask)]
                 short_window = not final or self._short_final_windows
-                for i, decoded in zip(rows, self._decode_group(group, short_window), strict=True):
+                for i, decoded in zip(rows, self._decode_group(utterances, short_window), strict=True):
                     results[i] = decoded
         return [r for r in results if r is not None]
 
@@ -142,33 +233,61 @@ class WhisperDecoder:
         # two-word JFK utterance the short window's greedy text was right but scored under the guard,
         # and sampling then picked a wrong one, differently from run to run.
         retry_in_full_window = final and short_window
+        prompts = {
+            i: self.prompt(languages[i], "transcribe", tasks[i].glossary, prefixes.get(i, ""))
+            for i in range(len(tasks))
+        }
+        seconds = [len(t.audio) / SAMPLE_RATE for t in tasks]
         raw = self._generate_rows(
             encoder_output,
-            tasks,
+            prompts,
             languages,
             "transcribe",
-            range(len(tasks)),
-            prefixes,
+            seconds,
+            final=final,
             hand_back_failures=retry_in_full_window,
         )
-        seconds = [len(t.audio) / SAMPLE_RATE for t in tasks]
         # Rows handed back unconfident. A context the decoder cannot continue from (its text was
         # misheard) is dropped, not fought with at rising temperatures: those rows are decoded alone.
         again = [i for i in range(len(tasks)) if raw[i] is None]
-        texts = [self._clean(raw[i] or "", seconds[i]) for i in range(len(tasks))]
+        texts = [
+            self.clean(kept[0], seconds[i], languages[i]) if (kept := raw[i]) else ""
+            for i in range(len(tasks))
+        ]
         translate = [
             i for i, t in enumerate(tasks) if final and t.english_wanted and texts[i] and languages[i] != "en"
         ]
-        english: dict[int, str] = {}
+        english: dict[int, tuple[str, Attempt] | None] = {}
         if translate:
             english_prefixes = {i: w.english for i, w in enumerate(windows) if w is not None and w.english}
             english = self._generate_rows(
-                encoder_output, tasks, languages, "translate", translate, english_prefixes
+                _subset(encoder_output, translate, len(tasks)),
+                {
+                    row: self.prompt(
+                        languages[i], "translate", tasks[i].glossary, english_prefixes.get(i, "")
+                    )
+                    for row, i in enumerate(translate)
+                },
+                [languages[i] for i in translate],
+                "translate",
+                [seconds[i] for i in translate],
+                final=True,
             )
-        decoded = [
-            Decoded(texts[i], languages[i], self._clean(english.get(i) or "", seconds[i]) or None)
-            for i in range(len(tasks))
-        ]
+            english = {translate[row]: result for row, result in english.items()}
+        decoded = []
+        for i in range(len(tasks)):
+            kept_english = english.get(i)
+            english_text = self.clean(kept_english[0], seconds[i], "en") if kept_english else ""
+            kept = raw[i]
+            decoded.append(
+                Decoded(
+                    texts[i],
+                    languages[i],
+                    english_text or None,
+                    kept[1].confidence if final and kept else None,
+                    kept_english[1].confidence if english_text and kept_english else None,
+                )
+            )
         if again:
             if retry_in_full_window:
                 redecoded = self._decode_group([tasks[i] for i in again], short_window=False)
@@ -183,10 +302,116 @@ class WhisperDecoder:
                 )
         return decoded
 
-    def _clean(self, text: str, utterance_s: float) -> str:
-        # Random weights (speed measurements) write noise that the guards would judge; keep it whole,
-        # as its length is what the measurement is about.
-        return text if self._synthetic else clean_transcript(text, utterance_s)
+    def _decode_windows(self, tasks: list[WindowTask]) -> list[WindowDecoded]:
+        encoder_output = self._encode([t.audio for t in tasks], short_window=False)
+        seconds = [min(len(t.audio) / SAMPLE_RATE, WINDOW_S) for t in tasks]
+        transcripts = self._window_transcripts(
+            encoder_output,
+            [(t.language, t.glossary, t.prompt) for t in tasks],
+            "transcribe",
+            seconds,
+        )
+        english: dict[int, WindowTranscript] = {}
+        translate = [
+            i
+            for i, t in enumerate(tasks)
+            if t.english_wanted and t.language != "en" and transcripts[i].segments
+        ]
+        if translate:
+            translated = self._window_transcripts(
+                _subset(encoder_output, translate, len(tasks)),
+                [(tasks[i].language, tasks[i].glossary, tasks[i].english_prompt) for i in translate],
+                "translate",
+                [seconds[i] for i in translate],
+            )
+            english = dict(zip(translate, translated, strict=True))
+        return [WindowDecoded(transcripts[i], english.get(i)) for i in range(len(tasks))]
+
+    def _window_transcripts(
+        self,
+        encoder_output: StorageView,
+        rows: list[tuple[str, tuple[str, ...], str]],
+        task_name: str,
+        seconds: list[float],
+    ) -> list[WindowTranscript]:
+        """Greedy, timestamped decodes of whole windows, each with its tokens' log probabilities so
+        that every segment gets a confidence of its own."""
+        prompts = [
+            self.window_prompt(language, task_name, glossary, previous)
+            for language, glossary, previous in rows
+        ]
+        by_sot: dict[int, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            by_sot.setdefault(prompt.sot_index, []).append(i)
+        results: list[WindowTranscript | None] = [None] * len(rows)
+        for group in by_sot.values():
+            limit = self.new_token_limit(max(seconds[i] for i in group))
+            max_length = self._generate_max_length(prompts[group[0]], limit)
+            # What generate() can return at most, whatever was asked for (its cap: see above).
+            returned = min(limit, max_length // 2, max_length - max(prompts[i].start_tokens for i in group))
+            language = rows[group[0]][0]
+            attempts = self._attempts(
+                _subset(encoder_output, group, len(rows)),
+                [prompts[i] for i in group],
+                language,
+                task_name,
+                0.0,
+                beam_size=1,
+                max_length=max_length,
+                timestamps=True,
+            )
+            tokenizer = self._tokenizer(language, task_name)
+            for i, attempt in zip(group, attempts, strict=True):
+                cut_off = len(attempt.tokens) >= returned
+                results[i] = self._segments(
+                    attempt, tokenizer, rows[i][0] if task_name == "transcribe" else "en", seconds[i], cut_off
+                )
+        return [r for r in results if r is not None]
+
+    def _segments(
+        self, attempt: Attempt, tokenizer: Tokenizer, language: str, window_s: float, cut_off: bool
+    ) -> WindowTranscript:
+        """Whisper's timestamped output as segments: <|t0|> words <|t1|>, a repeated timestamp between
+        two segments. Words after the last timestamp end at the window's end, unless the decode was cut
+        off by its token limit: then they are incomplete and left out."""
+        first_timestamp = tokenizer.timestamp_begin
+        segments: list[TimedText] = []
+        start: float | None = None
+        words: list[int] = []
+        logprobs: list[float] = []
+        complete_s = 0.0
+        logprobs_of = [*attempt.token_logprobs, *[0.0] * (len(attempt.tokens) - len(attempt.token_logprobs))]
+        for token, logprob in zip(attempt.tokens, logprobs_of, strict=False):
+            if token < first_timestamp:
+                words.append(token)
+                logprobs.append(logprob)
+                continue
+            at = min((token - first_timestamp) * _TIMESTAMP_STEP_S, window_s)
+            if words:
+                segments.append(
+                    self._segment(start or 0.0, at, words, [*logprobs, logprob], tokenizer, language)
+                )
+                words, logprobs = [], []
+            complete_s = max(complete_s, at)
+            start = at
+        if words and not cut_off:
+            segments.append(self._segment(start or 0.0, window_s, words, logprobs, tokenizer, language))
+        if not cut_off:
+            complete_s = window_s
+        return WindowTranscript(tuple(s for s in segments if s.text), complete_s, attempt.confidence)
+
+    def _segment(
+        self,
+        start_s: float,
+        end_s: float,
+        tokens: list[int],
+        logprobs: list[float],
+        tokenizer: Tokenizer,
+        language: str,
+    ) -> TimedText:
+        text = in_one_script(trim_repetition(tokenizer.decode(tokens).strip()), language)
+        avg = sum(logprobs) / (len(logprobs) + 1) if logprobs else 0.0
+        return TimedText(start_s, max(start_s, end_s), text, round(avg, 4))
 
     def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
         extractor = self._model.feature_extractor
@@ -244,132 +469,139 @@ class WhisperDecoder:
         what the decoder has already said about the context audio in front of this utterance.
         """
         tokenizer = self._tokenizer(language, task)
-        before: list[int] = []
-        if glossary:
-            terms = tokenizer.encode(" " + ", ".join(glossary))[: self._max_length // 2 - 1]
-            before = [tokenizer.sot_prev, *terms]
+        before = self._previous_text(tokenizer, glossary, "")
         # Its end must meet this utterance's audio: a long one loses its beginning.
         said = tokenizer.encode(" " + prefix.strip())[-(self._max_length // 4) :] if prefix.strip() else []
         tokens = [*before, *tokenizer.sot_sequence, tokenizer.no_timestamps, *said]
-        return _Prompt(tokens, sot_index=len(before), prefix_length=len(said))
+        start = len(before) + len(tokenizer.sot_sequence)
+        return _Prompt(tokens, sot_index=len(before), prefix_length=len(said), start_tokens=start)
+
+    def window_prompt(self, language: str, task: str, glossary: Sequence[str], previous: str) -> _Prompt:
+        """Glossary and the speaker's previous settled text in the previous-text slot, then SOT with
+        timestamps on: as offline decoding conditions each window on the one before. Settled text is
+        the best the speaker's words will ever be recognised, so unlike a first-pass final's, it may
+        bias what follows."""
+        tokenizer = self._tokenizer(language, task)
+        before = self._previous_text(tokenizer, glossary, previous)
+        tokens = [*before, *tokenizer.sot_sequence]
+        return _Prompt(tokens, sot_index=len(before), prefix_length=0, start_tokens=len(tokens))
+
+    def _previous_text(self, tokenizer: Tokenizer, glossary: Sequence[str], previous: str) -> list[int]:
+        terms = tokenizer.encode(" " + ", ".join(glossary)) if glossary else []
+        said = tokenizer.encode(" " + previous.strip()) if previous.strip() else []
+        # Whisper was trained with at most half its context as previous text; the newest words count.
+        tokens = [*terms, *said][-(self._max_length // 2 - 1) :]
+        return [tokenizer.sot_prev, *tokens] if tokens else []
 
     def _generate_rows(
         self,
         encoder_output: StorageView,
-        tasks: list[DecodeTask],
+        prompts: dict[int, _Prompt],
         languages: list[str],
         task_name: str,
-        rows: Sequence[int],
-        prefixes: dict[int, str],
+        seconds: list[float],
+        *,
+        final: bool,
         hand_back_failures: bool = False,
-    ) -> dict[int, str | None]:
-        """Each row's text; None for a row handed back after failing the guards at temperature 0.
+    ) -> dict[int, tuple[str, Attempt] | None]:
+        """Each row's kept text and the attempt it came from; None for a row handed back after failing
+        the guards at temperature 0. Rows are the encoder output's, numbered 0..n-1.
 
         Rows decoded behind a context are always handed back; with `hand_back_failures`, every row is.
         """
-        prompts = {
-            i: self.prompt(languages[i], task_name, tasks[i].glossary, prefixes.get(i, "")) for i in rows
-        }
         by_sot: dict[int, list[int]] = {}
-        for i in rows:
+        for i in sorted(prompts):
             by_sot.setdefault(prompts[i].sot_index, []).append(i)
-        texts: dict[int, str | None] = {}
-        final = tasks[0].final
+        kept: dict[int, tuple[str, Attempt] | None] = {}
         for group in by_sot.values():
-            outputs = _subset(encoder_output, group, len(tasks))
-            longest_s = max(len(tasks[i].audio) for i in group) / SAMPLE_RATE
             longest_prefix = max(prompts[i].prefix_length for i in group)
-            if self._synthetic:
-                new_tokens = math.ceil(self._synthetic_tokens_per_s * longest_s)
-            else:
-                # A decode that runs on far past what the audio can hold is a loop; stopping it early
-                # keeps one bad utterance from holding up every stream's batch.
-                new_tokens = _MIN_TOKENS + math.ceil(_MAX_TOKENS_PER_S * longest_s)
+            new_tokens = self.new_token_limit(max(seconds[i] for i in group))
             max_length = self._generate_max_length(prompts[group[0]], longest_prefix + new_tokens)
-            texts.update(
+            kept.update(
                 self._generate_with_fallback(
-                    outputs, group, prompts, languages, task_name, final, max_length, hand_back_failures
+                    encoder_output,
+                    group,
+                    len(prompts),
+                    prompts,
+                    languages,
+                    task_name,
+                    final,
+                    max_length,
+                    hand_back_failures,
                 )
             )
-        return texts
+        return kept
 
     def _generate_max_length(self, prompt: _Prompt, tokens_after_sot: int) -> int:
         """The `max_length` that lets generate() return `tokens_after_sot` tokens (forced prefix included).
 
         CTranslate2's Whisper stops after min(max_length / 2, max_length - tokens up to the SOT sequence)
         tokens (whisper.cc; CTranslate2 issue #1856): passing the wanted count itself returned half of
-        it, and nothing at all behind a long glossary. Whisper's 448-token context still bounds both.
+        it, and nothing at all behind a long glossary. Whisper's 448-token context still bounds both, so
+        no decode returns more than 224 tokens: a window's decode can be cut off (see _segments).
         """
-        start_tokens = len(prompt.tokens) - prompt.prefix_length - 1  # all but <|notimestamps|> and prefix
-        return min(self._max_length, max(2 * tokens_after_sot, tokens_after_sot + start_tokens))
+        return min(self._max_length, max(2 * tokens_after_sot, tokens_after_sot + prompt.start_tokens))
 
     def _generate_with_fallback(
         self,
         encoder_output: StorageView,
         rows: list[int],
+        batch: int,
         prompts: dict[int, _Prompt],
         languages: list[str],
         task_name: str,
         final: bool,
         max_length: int,
         hand_back_failures: bool,
-    ) -> dict[int, str | None]:
-        temperatures = _TEMPERATURES if final and not self._synthetic else _TEMPERATURES[:1]
-        attempts: dict[int, list[_Attempt]] = {i: [] for i in rows}
-        texts: dict[int, str | None] = {}
-        pending = list(range(len(rows)))  # positions in `rows` (and in encoder_output's batch)
-        for temperature in temperatures:
+    ) -> dict[int, tuple[str, Attempt] | None]:
+        attempts: dict[int, list[Attempt]] = {i: [] for i in rows}
+        kept: dict[int, tuple[str, Attempt] | None] = {}
+        pending = list(rows)
+        for temperature in self.temperatures(final):
             if not pending:
                 break
-            outputs = _subset(encoder_output, pending, len(rows))
-            for position, attempt in zip(
-                pending,
-                self._attempts(
-                    outputs,
-                    [rows[p] for p in pending],
-                    prompts,
-                    languages,
-                    task_name,
-                    temperature,
-                    final,
-                    max_length,
-                ),
-                strict=True,
-            ):
-                attempts[rows[position]].append(attempt)
+            made = self._attempts(
+                _subset(encoder_output, pending, batch),
+                [prompts[i] for i in pending],
+                languages[pending[0]],
+                task_name,
+                temperature,
+                beam_size=self._beam_size if final and temperature == 0 else 1,
+                max_length=max_length,
+            )
             still = []
-            for position in pending:
-                attempt = attempts[rows[position]][-1]
-                if self._synthetic:  # random weights: the guards would judge noise
-                    texts[rows[position]] = attempt.text
-                elif attempt.silence:
-                    texts[rows[position]] = ""
-                elif attempt.passed:
-                    texts[rows[position]] = attempt.text
-                elif hand_back_failures or prompts[rows[position]].prefix_length:
-                    texts[rows[position]] = None
+            for row, attempt in zip(pending, made, strict=True):
+                attempts[row].append(attempt)
+                text = self.verdict(attempt)
+                if text is not None:
+                    kept[row] = (text, attempt)
+                elif hand_back_failures or prompts[row].prefix_length:
+                    kept[row] = None
                 else:
-                    still.append(position)
+                    still.append(row)
             pending = still
-        for position in pending:
+        for row in pending:
             # Every temperature failed a guard. Repetition loops are dropped: they are never what was
             # said. A merely unconfident decode is kept, as faster-whisper does: the VAD already judged
             # this to be speech, and a word cut off by finish() or max_utterance_s decodes this way.
-            plausible = [a for a in attempts[rows[position]] if a.compression_ratio <= _COMPRESSION_RATIO_MAX]
-            texts[rows[position]] = max(plausible, key=lambda a: a.avg_logprob).text if plausible else ""
-        return texts
+            # Its confidence says so.
+            plausible = [a for a in attempts[row] if a.compression_ratio <= COMPRESSION_RATIO_MAX]
+            best = max(plausible, key=lambda a: a.avg_logprob) if plausible else None
+            kept[row] = (best.text, best) if best else ("", attempts[row][-1])
+        return kept
 
     def _attempts(
         self,
         encoder_output: StorageView,
-        rows: list[int],
-        prompts: dict[int, _Prompt],
-        languages: list[str],
+        prompts: list[_Prompt],
+        language: str,
         task_name: str,
         temperature: float,
-        final: bool,
+        *,
+        beam_size: int,
         max_length: int,
-    ) -> list[_Attempt]:
+        timestamps: bool = False,
+    ) -> list[Attempt]:
         if temperature > 0:
             kwargs: dict[str, object] = {
                 "beam_size": 1,
@@ -378,45 +610,61 @@ class WhisperDecoder:
                 "sampling_temperature": temperature,
             }
         else:
-            kwargs = {"beam_size": self._beam_size if final else 1}
+            kwargs = {"beam_size": beam_size}
         # Any row's tokenizer will do: decoding and the non-speech tokens do not depend on the language.
-        tokenizer = self._tokenizer(languages[rows[0]], task_name)
-        suppressed = [-1, *tokenizer.non_speech_tokens]
-        if self._synthetic:
-            suppressed.append(tokenizer.eot)  # decode exactly max_length tokens
+        tokenizer = self._tokenizer(language, task_name)
         results = self._model.model.generate(
             encoder_output,
-            [prompts[i].tokens for i in rows],
+            [p.tokens for p in prompts],
             max_length=min(max_length, self._max_length),
             return_scores=True,
             return_no_speech_prob=True,
+            # Each token's log probability, for the confidence of each segment of a window.
+            return_logits_vocab=timestamps,
             suppress_blank=True,
-            suppress_tokens=suppressed,
+            suppress_tokens=self.suppressed_tokens(tokenizer),
             **kwargs,
         )
         attempts = []
-        for row, result in zip(rows, results, strict=True):
+        for prompt, result in zip(prompts, results, strict=True):
             # The result starts with the forced prefix; its score is the new tokens' summed log
             # probability divided by the length of both.
             tokens = result.sequences_ids[0]
-            new_tokens = tokens[prompts[row].prefix_length :]
-            text = tokenizer.decode(new_tokens).strip()
+            new_tokens = tokens[prompt.prefix_length :]
+            text = tokenizer.decode([t for t in new_tokens if t < tokenizer.timestamp_begin]).strip()
             attempts.append(
-                _Attempt(
+                Attempt(
+                    tokens=tuple(new_tokens),
                     text=text,
                     avg_logprob=result.scores[0] * len(tokens) / (len(new_tokens) + 1),
-                    compression_ratio=_compression_ratio(text),
+                    compression_ratio=compression_ratio(text),
                     no_speech_prob=result.no_speech_prob,
+                    token_logprobs=_token_logprobs(result.logits[0], new_tokens) if timestamps else (),
                 )
             )
         return attempts
+
+
+def _token_logprobs(steps: list[StorageView], tokens: Sequence[int]) -> tuple[float, ...]:
+    """The log probability of each generated token, from each step's logits (suppressed tokens at the
+    float minimum, so they weigh nothing in the normalisation). One array operation for all steps, so
+    that the scheduler thread holds the interpreter lock briefly."""
+    count = min(len(steps), len(tokens))
+    if count == 0:
+        return ()
+    on_cpu = [step if step.device == "cpu" else step.to_device(Device.cpu) for step in steps[:count]]
+    logits = np.stack([np.asarray(step).reshape(-1) for step in on_cpu]).astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    chosen = logits[np.arange(count), np.asarray(tokens[:count])]
+    return tuple(float(v) for v in chosen - normaliser)
 
 
 def _context_window(task: DecodeTask) -> ContextWindow | None:
     """The left context to decode `task` behind, if any fits its window."""
     if task.context is None or task.language is None:
         return None  # a language to be detected must be detected on the utterance alone
-    room = int((FULL_WINDOW_FRAMES / 100 - _CONTEXT_MARGIN_S) * SAMPLE_RATE) - len(task.audio)
+    room = int((WINDOW_S - _CONTEXT_MARGIN_S) * SAMPLE_RATE) - len(task.audio)
     english_wanted = task.english_wanted and task.language != "en"
     if room <= 0:
         return None
@@ -433,7 +681,7 @@ def _subset(encoder_output: StorageView, rows: Sequence[int], batch: int) -> Sto
     return StorageView.from_array(np.ascontiguousarray(array[list(rows)]))
 
 
-def _compression_ratio(text: str) -> float:
+def compression_ratio(text: str) -> float:
     if not text:
         return 0.0
     data = text.encode("utf-8")

@@ -18,7 +18,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from asr.config import SAMPLE_RATE, RecognizerConfig, RecognizerError, RecognizerStats
-from asr.decoder import DecodeTask, WhisperDecoder
+from asr.decoder import DecodeTask, WhisperDecoder, WindowTask
 from asr.scheduler import DecodeScheduler
 from asr.stream import RecognitionStream
 from asr.vad import StreamingVad
@@ -82,9 +82,22 @@ def _load(model_path: Path, config: RecognizerConfig, device: str, compute_type:
         ) from exc
 
 
+DecoderFactory = Callable[..., WhisperDecoder]
+
+
 class SpeechRecognizer:
-    def __init__(self, model_path: Path, config: RecognizerConfig = _DEFAULT_CONFIG) -> None:
-        """Load the model. Blocking (seconds): call it off the event loop. Raises RecognizerError."""
+    def __init__(
+        self,
+        model_path: Path,
+        config: RecognizerConfig = _DEFAULT_CONFIG,
+        *,
+        decoder_factory: DecoderFactory = WhisperDecoder,
+    ) -> None:
+        """Load the model. Blocking (seconds): call it off the event loop. Raises RecognizerError.
+
+        `decoder_factory` is called as WhisperDecoder is (model, beam size, feature_pool=...,
+        short_final_windows=...): benchmarks pass a decoder for random-weight models there.
+        """
         started = time.perf_counter()
         self.config = config
         self.device, self.compute_type = resolve_device(config.device, config.compute_type)
@@ -93,10 +106,9 @@ class SpeechRecognizer:
         self._prep_pool: ThreadPoolExecutor | None = None
         if self.prep_threads > 0:
             self._prep_pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="asr-prep")
-        self._decoder = WhisperDecoder(
+        self._decoder = decoder_factory(
             self._model,
             config.beam_size,
-            config.synthetic_tokens_per_s,
             feature_pool=self._prep_pool,
             short_final_windows=config.short_final_windows,
         )
@@ -126,10 +138,12 @@ class SpeechRecognizer:
         rng = np.random.default_rng(0)
         audio = (rng.standard_normal(SAMPLE_RATE) * 0.01).astype(np.float32)
         self._prepare(StreamingVad().process, audio).result()
-        tasks = [
+        tasks: list[DecodeTask | WindowTask] = [
             DecodeTask(audio=audio, final=final, language=None, allowed_languages=None, english_wanted=False)
             for final in (True, False)
         ]
+        if self.config.second_pass:
+            tasks.append(WindowTask(audio=audio, language="en", english_wanted=False))
         self._translate_errors(lambda: self._scheduler.run(tasks))
         log.info("warm-up took %.2f s", time.perf_counter() - started)
 

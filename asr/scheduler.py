@@ -5,6 +5,12 @@ across streams (waiting a few milliseconds for more when other streams are activ
 request per stream per batch, oldest first, and runs them as one batched model call. One request per
 stream per batch is the fairness rule: with N streams waiting and batches of B, no request waits behind
 more than ceil(N / B) batches.
+
+Second-pass requests (asr/settle.py) wait in queues of their own, behind all first-pass work (partials
+and finals). Where batches hold several requests (a GPU) they fill the room first-pass requests leave
+in a batch. Where a batch is one request (a CPU) a call cannot be interrupted once started, so a window
+(a second or two of decoding on 2 cores) starts only when no first-pass request is queued and no
+stream is in the middle of an utterance, whose final it could otherwise hold up.
 """
 
 from __future__ import annotations
@@ -20,15 +26,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from asr.config import RecognizerStats
-from asr.decoder import Decoded, DecodeTask
+from asr.decoder import Decoded, DecodeTask, WindowDecoded, WindowTask
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+Task = DecodeTask | WindowTask
+Result = Decoded | WindowDecoded
+
+
 @dataclass(frozen=True)
 class DecodeResult:
-    decoded: Decoded
+    decoded: Result
     queued_at: float  # time.time() when submitted
     recognized_at: float  # time.time() when the batch finished
 
@@ -36,7 +46,7 @@ class DecodeResult:
 @dataclass(eq=False)
 class _Request:
     stream_id: int
-    task: DecodeTask
+    task: Task
     future: Future[DecodeResult | None]  # None: superseded before it was decoded
     queued_at: float
     head_batch: int  # batches run when this became the first of its stream's queue
@@ -52,7 +62,7 @@ class SchedulerClosedError(RuntimeError):
 class DecodeScheduler:
     def __init__(
         self,
-        decode_batch: Callable[[Sequence[DecodeTask]], list[Decoded]],
+        decode_batch: Callable[[Sequence[Task]], list[Result]],
         *,
         max_batch: int,
         window_s: float,
@@ -62,6 +72,15 @@ class DecodeScheduler:
         self._window_s = window_s
         self._lock = threading.Condition()
         self._queues: dict[int, deque[_Request]] = {}
+        self._second_pass: dict[int, deque[_Request]] = {}
+        self._speaking: set[int] = set()  # streams in the middle of an utterance
+        self._second_pass_served = 0
+        self._second_pass_s = 0.0
+        self._second_pass_cpu_s = 0.0
+        self._held = 0
+        self._held_finals = 0
+        self._held_s = 0.0
+        self._held_max_s = 0.0
         self._closing: set[int] = set()
         self._calls: deque[tuple[Future[Any], Callable[..., Any], tuple[object, ...]]] = deque()
         self._stream_ids = itertools.count()
@@ -81,13 +100,26 @@ class DecodeScheduler:
                 raise SchedulerClosedError("speech recogniser is closed")
             stream_id = next(self._stream_ids)
             self._queues[stream_id] = deque()
+            self._second_pass[stream_id] = deque()
             return stream_id
 
     def close_stream(self, stream_id: int) -> None:
         """Forget the stream; requests it still has queued are decoded first."""
         with self._lock:
             self._closing.add(stream_id)
+            self._speaking.discard(stream_id)
             self._forget_if_done(stream_id)
+            self._lock.notify_all()
+
+    def speaking(self, stream_id: int, in_speech: bool) -> None:
+        """Whether the stream is in the middle of an utterance (its segmenter says so); on a CPU no
+        second-pass window starts while any stream is."""
+        with self._lock:
+            if in_speech:
+                self._speaking.add(stream_id)
+            elif stream_id in self._speaking:
+                self._speaking.discard(stream_id)
+                self._lock.notify_all()
 
     def submit(
         self, stream_id: int, task: DecodeTask, *, tentative: bool = False
@@ -104,6 +136,17 @@ class DecodeScheduler:
             self._queues[stream_id] = queue = deque(r for r in queue if not r.supersedable)
             supersedable = not task.final or tentative
             queue.append(_Request(stream_id, task, future, time.time(), self._batches, supersedable))
+            self._lock.notify_all()
+        return future
+
+    def submit_second_pass(self, stream_id: int, task: WindowTask) -> Future[DecodeResult | None]:
+        """Queue a second-pass window, served after all first-pass work (see the module's docstring)."""
+        future: Future[DecodeResult | None] = Future()
+        with self._lock:
+            if self._closed:
+                raise SchedulerClosedError("speech recogniser is closed")
+            request = _Request(stream_id, task, future, time.time(), self._batches, supersedable=False)
+            self._second_pass[stream_id].append(request)
             self._lock.notify_all()
         return future
 
@@ -128,11 +171,16 @@ class DecodeScheduler:
             self._lock.notify_all()
         return future
 
-    def run(self, tasks: Sequence[DecodeTask]) -> list[Decoded]:
+    def run(self, tasks: Sequence[Task]) -> list[Result]:
         """Decode outside any stream, on the scheduler thread (warm-up). Blocking."""
         stream_id = self.open_stream()
         try:
-            futures = [self.submit(stream_id, task) for task in tasks]
+            futures = [
+                self.submit_second_pass(stream_id, task)
+                if isinstance(task, WindowTask)
+                else self.submit(stream_id, task)
+                for task in tasks
+            ]
             return [r.decoded for f in futures if (r := f.result()) is not None]
         finally:
             self.close_stream(stream_id)
@@ -141,7 +189,8 @@ class DecodeScheduler:
         with self._lock:
             return RecognizerStats(
                 active_streams=len(self._queues),
-                queue_depth=sum(len(q) for q in self._queues.values()),
+                queue_depth=sum(len(q) for q in self._queues.values())
+                + sum(len(q) for q in self._second_pass.values()),
                 batches=self._batches,
                 requests=self._requests,
                 mean_batch_size=self._requests / self._batches if self._batches else 0.0,
@@ -149,6 +198,13 @@ class DecodeScheduler:
                 last_batch_s=self._last_batch_s,
                 skipped_partials=self._skipped,
                 max_wait_batches=self._max_wait_batches,
+                second_pass_requests=self._second_pass_served,
+                second_pass_s=round(self._second_pass_s, 3),
+                second_pass_cpu_s=round(self._second_pass_cpu_s, 3),
+                held_by_second_pass=self._held,
+                finals_held_by_second_pass=self._held_finals,
+                held_by_second_pass_s=round(self._held_s, 3),
+                held_by_second_pass_max_s=round(self._held_max_s, 3),
             )
 
     def close(self) -> None:
@@ -167,6 +223,7 @@ class DecodeScheduler:
             if not batch:
                 continue
             started = time.perf_counter()
+            started_at, cpu_started = time.time(), time.process_time()
             try:
                 decoded = self._decode_batch([r.task for r in batch])
             except BaseException as exc:  # handed to every waiting stream, which then fails
@@ -178,9 +235,25 @@ class DecodeScheduler:
             elapsed = time.perf_counter() - started
             with self._lock:
                 self._last_batch_s = elapsed
+                if all(isinstance(r.task, WindowTask) for r in batch):
+                    self._second_pass_s += elapsed
+                    self._second_pass_cpu_s += time.process_time() - cpu_started
+                    self._count_held(started_at, recognized_at)
             for request, result in zip(batch, decoded, strict=True):
                 request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
             log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
+
+    def _count_held(self, started_at: float, finished_at: float) -> None:
+        """First-pass requests that arrived while a batch of second-pass windows ran waited for it: what
+        the second pass cost the first, counted so that it can be shown (RecognizerStats)."""
+        for queue in self._queues.values():
+            for request in queue:
+                if request.queued_at < finished_at:
+                    held = finished_at - max(request.queued_at, started_at)
+                    self._held += 1
+                    self._held_finals += isinstance(request.task, DecodeTask) and request.task.final
+                    self._held_s += held
+                    self._held_max_s = max(self._held_max_s, held)
 
     def _run_calls(self) -> None:
         while True:
@@ -197,48 +270,83 @@ class DecodeScheduler:
     def _next_batch(self) -> list[_Request] | None:
         """The next batch; an empty one when side jobs arrived first, None once closed and drained."""
         with self._lock:
-            while not self._ready_streams():
+            while not self._ready_streams() and not self._second_pass_may_run():
                 if self._calls:
                     return []
-                if self._closed:
+                if self._closed and not self._second_pass_waiting():
                     return None
                 self._lock.wait()
-            # Others may be about to submit: wait briefly so their requests share this batch.
-            deadline = time.monotonic() + self._window_s
-            while not self._closed:
-                remaining = deadline - time.monotonic()
-                if self._calls and remaining > 0:
-                    # A stream's VAD is waiting: it may produce a request for this very batch.
-                    self._lock.release()
-                    try:
-                        self._run_calls()
-                    finally:
-                        self._lock.acquire()
-                    continue
-                if remaining <= 0 or len(self._ready_streams()) >= min(self._max_batch, len(self._queues)):
-                    break
-                self._lock.wait(remaining)
-            # Oldest head first: a stream that has waited longest is served first, whatever else it or
-            # the others have queued behind.
-            ready = sorted(self._ready_streams(), key=lambda q: (q[0].head_batch, q[0].queued_at))
-            batch = [queue.popleft() for queue in ready[: self._max_batch]]
-            self._max_wait_batches = max(
-                [self._max_wait_batches, *(self._batches - r.head_batch for r in batch)]
-            )
+            batch: list[_Request] = []
+            if self._ready_streams():
+                batch = self._first_pass_batch()
+            # A CPU runs windows alone, and only when first-pass work is done; a GPU adds them to the
+            # room first-pass requests leave.
+            if self._max_batch > 1 or not batch:
+                room = self._max_batch - len(batch)
+                if room > 0 and (batch or self._second_pass_may_run()):
+                    batch += self._take_second_pass(room)
+            if not batch:
+                return []
             self._batches += 1
             self._requests += len(batch)
             self._max_batch_seen = max(self._max_batch_seen, len(batch))
             for request in batch:
-                queue = self._queues[request.stream_id]
-                if queue:
-                    queue[0].head_batch = self._batches
                 self._forget_if_done(request.stream_id)
             return batch
+
+    def _first_pass_batch(self) -> list[_Request]:
+        """Called with the lock held and some stream's first-pass request ready."""
+        # Others may be about to submit: wait briefly so their requests share this batch.
+        deadline = time.monotonic() + self._window_s
+        while not self._closed:
+            remaining = deadline - time.monotonic()
+            if self._calls and remaining > 0:
+                # A stream's VAD is waiting: it may produce a request for this very batch.
+                self._lock.release()
+                try:
+                    self._run_calls()
+                finally:
+                    self._lock.acquire()
+                continue
+            if remaining <= 0 or len(self._ready_streams()) >= min(self._max_batch, len(self._queues)):
+                break
+            self._lock.wait(remaining)
+        # Oldest head first: a stream that has waited longest is served first, whatever else it or
+        # the others have queued behind.
+        ready = sorted(self._ready_streams(), key=lambda q: (q[0].head_batch, q[0].queued_at))
+        batch = [queue.popleft() for queue in ready[: self._max_batch]]
+        self._max_wait_batches = max([self._max_wait_batches, *(self._batches - r.head_batch for r in batch)])
+        for request in batch:
+            queue = self._queues[request.stream_id]
+            if queue:
+                queue[0].head_batch = self._batches + 1
+        return batch
+
+    def _second_pass_waiting(self) -> bool:
+        return any(self._second_pass.values())
+
+    def _second_pass_may_run(self) -> bool:
+        """Whether a batch of second-pass windows alone may start now."""
+        if not self._second_pass_waiting() or self._ready_streams():
+            return False
+        # Closing: what is queued is decoded, nobody is speaking any more.
+        return self._max_batch > 1 or self._closed or not self._speaking
+
+    def _take_second_pass(self, room: int) -> list[_Request]:
+        waiting = sorted((q for q in self._second_pass.values() if q), key=lambda q: q[0].queued_at)
+        taken = [queue.popleft() for queue in waiting[:room]]
+        self._second_pass_served += len(taken)
+        return taken
 
     def _ready_streams(self) -> list[deque[_Request]]:
         return [q for q in self._queues.values() if q]
 
     def _forget_if_done(self, stream_id: int) -> None:
-        if stream_id in self._closing and not self._queues.get(stream_id):
+        if (
+            stream_id in self._closing
+            and not self._queues.get(stream_id)
+            and not self._second_pass.get(stream_id)
+        ):
             self._queues.pop(stream_id, None)
+            self._second_pass.pop(stream_id, None)
             self._closing.discard(stream_id)

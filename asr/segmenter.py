@@ -89,6 +89,11 @@ class UtteranceSegmenter:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def position(self) -> int:
+        """Stream position just past the audio the VAD has scored."""
+        return self._position
+
     def feed(self, samples: np.ndarray) -> list[Segment]:
         """Finals for utterances that ended in `samples`, then at most one partial for the current one.
 

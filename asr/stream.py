@@ -1,4 +1,4 @@
-"""One speaker's audio in, transcripts out.
+"""One speaker's audio in, speech events out: partials, preliminary finals, finals, settled text.
 
 The asyncio side only buffers audio and hands it over. Segmenting (Silero VAD) and decoding, batched
 with other streams, run on the recogniser's threads. Segmenting is pipelined with
@@ -6,6 +6,12 @@ decoding: the next audio is cut while earlier utterances are still being decoded
 the moment its utterance ends, and a partial still waiting when a newer one arrives is skipped. A final
 is even queued before its utterance ends: as a tentative final once its closing silence has lasted
 the trailing pad; if the silence lasts to silence_ms that decode is the final's, else it is dropped.
+When that decode is done while the silence still runs, it is emitted as a PRELIMINARY_FINAL.
+
+Finals then wait for the second pass (asr/settle.py), which decodes them again together and emits
+SETTLED events that replace them. Events come out in this order: an utterance's partials, at most one
+preliminary final, its final, then (later, possibly after other utterances' events) the settled event
+that replaces it, exactly once.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from asr.agreement import LocalAgreement
-from asr.config import SAMPLE_RATE, RecognizerConfig, Transcript
+from asr.config import SAMPLE_RATE, RecognizerConfig, SpeechEvent, SpeechEventKind
 from asr.context import SpeakerContext
-from asr.decoder import Decoded, DecodeTask
+from asr.decoder import Decoded, DecodeTask, WindowDecoded
 from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
+from asr.settle import SecondPass, Window
 from asr.vad import WINDOW
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,7 @@ _END = object()
 
 
 class RecognitionStream:
-    """Push audio, iterate transcripts. Create with SpeechRecognizer.open_stream()."""
+    """Push audio, iterate speech events. Create with SpeechRecognizer.open_stream()."""
 
     def __init__(
         self,
@@ -78,11 +85,10 @@ class RecognitionStream:
         self._agreement: LocalAgreement | None = None
         self._agreement_seq = -1
         self._tentative: tuple[Segment, Future[DecodeResult | None]] | None = None
-        # Called on the event loop with an utterance's likely final when its tentative decode is done
-        # while the closing silence still runs, so slow work on it (translation) can start before the
-        # final is certain. Never a caption to show: the final follows, with the same text unless
-        # speech resumed.
-        self.on_tentative_final: Callable[[Transcript], None] | None = None
+        self._second_pass = SecondPass(config) if config.second_pass else None
+        self._settling: Future[DecodeResult | None] | None = None
+        self._handovers_done = False  # every final has been emitted: the second pass may finish up
+        self._window_done = asyncio.Event()
         self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
         self._max_queued = max(1, int(config.max_queued_s * SAMPLE_RATE))
         self._on_closed = on_closed
@@ -98,8 +104,9 @@ class RecognitionStream:
         self._space = asyncio.Event()
         # Bounded by back-pressure: handovers hold audio counted in _in_flight_samples.
         self._handovers: asyncio.Queue[object] = asyncio.Queue()
-        # Unbounded, but filled at most one partial per partial_interval_s of audio plus one final
-        # per utterance, so it grows only with audio that push() already bounded.
+        # Unbounded, but filled at most one partial per partial_interval_s of audio plus a preliminary
+        # final, a final and a settled event per utterance, so it grows only with audio that push()
+        # already bounded.
         self._out: asyncio.Queue[object] = asyncio.Queue()
         self._finishing = False
         self._failed: BaseException | None = None
@@ -132,6 +139,8 @@ class RecognitionStream:
             "out": self._out.qsize(),
             "agreement_units": self._agreement.size if self._agreement is not None else 0,
             "context_samples": self._context.samples,
+            "unsettled_finals": self._second_pass.unsettled if self._second_pass else 0,
+            "unsettled_samples": self._second_pass.unsettled_samples if self._second_pass else 0,
             "arrivals": len(self._arrivals),
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }
@@ -151,10 +160,10 @@ class RecognitionStream:
         self._arrivals.append((self._pushed_samples, time.time()))
         self._wake.set()
 
-    def __aiter__(self) -> AsyncIterator[Transcript]:
-        return self._transcripts()
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return self._events()
 
-    async def _transcripts(self) -> AsyncIterator[Transcript]:
+    async def _events(self) -> AsyncIterator[SpeechEvent]:
         self._ensure_pump()
         while True:
             item = await self._out.get()
@@ -162,11 +171,12 @@ class RecognitionStream:
                 # Leave the marker for any other iterator, and for repeated iteration.
                 self._out.put_nowait(_END)
                 return
-            assert isinstance(item, Transcript)
+            assert isinstance(item, SpeechEvent)
             yield item
 
     async def finish(self) -> None:
-        """Finalise speech in progress, emit its final, then end the iteration. Idempotent."""
+        """Finalise speech in progress, emit its final, settle every final, then end the iteration.
+        Idempotent."""
         self._finishing = True
         self._wake.set()
         self._space.set()
@@ -190,6 +200,7 @@ class RecognitionStream:
             await self._pump()
             self._handovers.put_nowait(_END)
             await emitter
+            await self._settle_the_rest()
         except Exception as exc:
             log.exception("recognition stream failed")
             self._failed = exc
@@ -215,6 +226,9 @@ class RecognitionStream:
             self._in_flight_samples += self._pending_samples
             self._pending_samples = 0
             segments = await asyncio.wrap_future(self._prepare(self._segment, chunk, finishing))
+            if self._second_pass is not None:
+                self._second_pass.heard(self._segmenter.position, self._segmenter.in_speech)
+                self._settle_if_due()
             requests = []
             for segment in segments:
                 heard_at = self._arrival_of(segment.decided_sample - 1)
@@ -244,6 +258,8 @@ class RecognitionStream:
         if finishing:
             # A partial for audio that is about to be finalised would be stale on arrival.
             segments = [s for s in segments if s.final] + self._segmenter.flush()
+        # Told from here, the moment it is known, so that no second-pass window starts in between.
+        self._scheduler.speaking(self._stream_id, self._segmenter.in_speech and not finishing)
         return segments
 
     def _request(self, segment: Segment) -> tuple[Segment, Future[DecodeResult | None]] | None:
@@ -252,14 +268,13 @@ class RecognitionStream:
         if segment.tentative:
             future = self._scheduler.submit(self._stream_id, self._task(segment), tentative=True)
             self._tentative = (segment, future)
-            if self.on_tentative_final is not None:
-                loop = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
 
-                def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
-                    with contextlib.suppress(RuntimeError):  # the loop closed at shut-down
-                        loop.call_soon_threadsafe(self._tentative_decoded, segment, done)
+            def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
+                with contextlib.suppress(RuntimeError):  # the loop closed at shut-down
+                    loop.call_soon_threadsafe(self._tentative_decoded, segment, done)
 
-                future.add_done_callback(decoded)
+            future.add_done_callback(decoded)
             return None
         if tentative is not None and segment.final and _same_utterance(tentative[0], segment):
             self._scheduler.confirm(self._stream_id, tentative[1])
@@ -268,17 +283,23 @@ class RecognitionStream:
         return segment, self._scheduler.submit(self._stream_id, self._task(segment))
 
     def _tentative_decoded(self, segment: Segment, future: Future[DecodeResult | None]) -> None:
-        if self._tentative is None or self._tentative[1] is not future or self.on_tentative_final is None:
+        """The likely final is decoded while the closing silence still runs: emit it as a preliminary
+        final, so slow work on it (translation) can start before the final is certain."""
+        if self._tentative is None or self._tentative[1] is not future:
             return  # confirmed (the final is already on its way) or superseded (speech went on)
         if future.cancelled() or future.exception() is not None:
             return
         result = future.result()
-        if result is None or not result.decoded.text:
+        if result is None or not isinstance(result.decoded, Decoded) or not result.decoded.text:
             return
         decoded = result.decoded
-        # Built as its final will be (_transcript), so the two compare equal word for word.
+        # Built as its final will be (_event), so the two compare equal word for word.
         timings = {"queued": result.queued_at, "recognized": result.recognized_at}
-        self.on_tentative_final(_transcript_of(segment, decoded, decoded.text, len(decoded.text), timings))
+        self._out.put_nowait(
+            _event_of(
+                SpeechEventKind.PRELIMINARY_FINAL, segment, decoded, decoded.text, len(decoded.text), timings
+            )
+        )
 
     def _task(self, segment: Segment) -> DecodeTask:
         return DecodeTask(
@@ -303,9 +324,12 @@ class RecognitionStream:
                 for segment, future, heard_at in handover.requests:
                     result = await asyncio.wrap_future(future)
                     if result is not None:
-                        transcript = self._transcript(segment, result, heard_at)
-                        if transcript is not None:
-                            self._out.put_nowait(transcript)
+                        event = self._event(segment, result, heard_at)
+                        if event is not None:
+                            self._out.put_nowait(event)
+                            if event.kind is SpeechEventKind.FINAL and self._second_pass is not None:
+                                self._second_pass.add(event, segment.audio)
+                                self._settle_if_due()
                 self._in_flight_samples -= handover.samples
                 self._space.set()
         except BaseException as exc:
@@ -314,8 +338,62 @@ class RecognitionStream:
                 self._wake.set()
             raise
 
-    def _transcript(self, segment: Segment, result: DecodeResult, heard_at: float) -> Transcript | None:
+    def _settle_if_due(self, *, finishing: bool = False) -> None:
+        """Submit the second pass's next window, if one is due and none is being decoded."""
+        if self._second_pass is None:
+            return
+        window = self._second_pass.next_window(
+            english_wanted=self.english_wanted, glossary=self._glossary, finishing=finishing
+        )
+        if window is None:
+            return
+        future = self._scheduler.submit_second_pass(self._stream_id, window.task)
+        self._settling = future
+        loop = asyncio.get_running_loop()
+
+        def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed at shut-down
+                loop.call_soon_threadsafe(self._settled, window, done)
+
+        future.add_done_callback(decoded)
+
+    def _settled(self, window: Window, future: Future[DecodeResult | None]) -> None:
+        assert self._second_pass is not None
+        self._settling = None
+        self._window_done.set()
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # the stream fails, as when a first-pass decode fails
+            self._failed = error
+            self._wake.set()
+            return
+        result = None if future.cancelled() else future.result()
+        if result is None or not isinstance(result.decoded, WindowDecoded):
+            # Second-pass requests are never superseded: this is a decoder that does not do windows.
+            self._failed = RuntimeError("a second-pass window came back without a window's result")
+            self._wake.set()
+            return
+        timings = {"queued": result.queued_at, "recognized": result.recognized_at}
+        for event in self._second_pass.settle(window, result.decoded, timings):
+            log.debug("settled utterances %s: %d chars", ",".join(map(str, event.replaces)), len(event.text))
+            self._out.put_nowait(event)
+        self._settle_if_due(finishing=self._finishing and self._handovers_done)
+
+    async def _settle_the_rest(self) -> None:
+        """The stream is over and every final emitted: settle them all before the iteration ends."""
+        self._handovers_done = True
+        while self._second_pass is not None and self._second_pass.unsettled:
+            if self._settling is None:
+                self._settle_if_due(finishing=True)
+            if self._settling is None:
+                return
+            self._window_done.clear()
+            await self._window_done.wait()
+            if self._failed is not None:
+                raise self._failed
+
+    def _event(self, segment: Segment, result: DecodeResult, heard_at: float) -> SpeechEvent | None:
         decoded = result.decoded
+        assert isinstance(decoded, Decoded)
         audio_s = len(segment.audio) / SAMPLE_RATE
         text = decoded.text
         log.debug(
@@ -337,21 +415,29 @@ class RecognitionStream:
                 self._agreement = LocalAgreement(decoded.language)
                 self._agreement_seq = segment.seq
             text, stable = self._agreement.update(text)
-        return _transcript_of(segment, decoded, text, stable, _timings(result, heard_at))
+        kind = SpeechEventKind.FINAL if segment.final else SpeechEventKind.PARTIAL
+        return _event_of(kind, segment, decoded, text, stable, _timings(result, heard_at))
 
 
-def _transcript_of(
-    segment: Segment, decoded: Decoded, text: str, stable_chars: int, timings: dict[str, float]
-) -> Transcript:
-    return Transcript(
+def _event_of(
+    kind: SpeechEventKind,
+    segment: Segment,
+    decoded: Decoded,
+    text: str,
+    stable_chars: int,
+    timings: dict[str, float],
+) -> SpeechEvent:
+    return SpeechEvent(
+        kind=kind,
         utterance_seq=segment.seq,
-        final=segment.final,
         text=text,
         stable_chars=stable_chars,
         language=decoded.language,
         start_s=segment.start_sample / SAMPLE_RATE,
         end_s=segment.end_sample / SAMPLE_RATE,
         english=(decoded.english if segment.final else None) or None,
+        confidence=decoded.confidence if segment.final else None,
+        english_confidence=decoded.english_confidence if segment.final else None,
         timings=timings,
     )
 

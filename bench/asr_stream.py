@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jiwer
 import numpy as np
 
 from bench.common import (
@@ -58,6 +60,17 @@ CONSULTATION_CACHE = REPO_ROOT / "bench" / "out" / "consultations"
 LAG_BLOCK_S = 600  # final lag is also summarised per 10 minutes of audio, to show drift
 AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".aiff", ".ogg", ".m4a"}
 NOISE_KINDS = ("silence", "white", "pink", "room_keyboard")
+# asr.RecognizerStats counters reported per file, as their change over the file's run.
+SCHEDULER_COUNTERS = (
+    "batches",
+    "requests",
+    "second_pass_requests",
+    "second_pass_s",
+    "second_pass_cpu_s",
+    "held_by_second_pass",
+    "finals_held_by_second_pass",
+    "held_by_second_pass_s",
+)
 
 log = logging.getLogger("bench.asr_stream")
 
@@ -182,6 +195,7 @@ class StreamRun:
     push_blocked_s: float = 0.0  # time push() spent waiting on back-pressure
     drain_s: float = 0.0  # from the last push to finish() returning
     loadavg_1m: float = 0.0  # system load when the run ended
+    scheduler: dict[str, float] = field(default_factory=dict)  # the recogniser's counters over the run
 
     def pushed_at(self, sample: int) -> float:
         """Wall time at which the chunk holding `sample` was pushed (audio is usable only from then)."""
@@ -211,7 +225,9 @@ async def stream_audio(
                 {
                     "wall_s": round(time.perf_counter() - t0, 4),
                     "utterance_seq": t.utterance_seq,
-                    "final": t.final,
+                    "kind": str(t.kind),
+                    "replaces": list(t.replaces),
+                    "uncertain": t.uncertain,
                     "text": t.text,
                     "stable_chars": t.stable_chars,
                     "language": t.language,
@@ -294,8 +310,8 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
         onset = run.pushed_at(min(regions[i][0] for i in g["r"]))
         end = run.pushed_at(max(regions[i][1] for i in g["r"]))
         events = [e for seq in g["u"] for e in utterances[seq]["events"]]
-        partials = [e["wall_s"] for e in events if not e["final"]]
-        finals = [e["wall_s"] for e in events if e["final"]]
+        partials = [e["wall_s"] for e in events if e["kind"] == "partial"]
+        finals = [e["wall_s"] for e in events if e["kind"] == "final"]
         first_caption.append((min(e["wall_s"] for e in events) - onset) * scale)
         if partials:
             first_partial.append((min(partials) - onset) * scale)
@@ -303,8 +319,14 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
             final_latency.append((max(finals) - end) * scale)
 
     # Lag of every final behind its own end of speech, as the engine timestamps it.
-    final_events = [e for e in run.events if e["final"]]
+    final_events = [e for e in run.events if e["kind"] == "final"]
     final_lag = [(e["wall_s"] - run.pushed_at(round(e["end_s"] * SAMPLE_RATE))) * scale for e in final_events]
+    # End of utterance -> settled: a settled event ends where the last final it replaces ended.
+    settled_lag = [
+        (e["wall_s"] - run.pushed_at(round(e["end_s"] * SAMPLE_RATE))) * scale
+        for e in run.events
+        if e["kind"] == "settled"
+    ]
     # Long sessions: does the lag drift? Summarised per block of audio time.
     blocks: dict[int, list[float]] = {}
     for event, lag in zip(final_events, final_lag, strict=True):
@@ -318,11 +340,14 @@ def analyse_latency(run: StreamRun, regions: list[tuple[int, int]], speed: float
         "first_caption_latency_s": summarise(first_caption),
         "final_latency_s": summarise(final_latency),
         "final_lag_s": summarise(final_lag),
+        "settled_lag_s": summarise(settled_lag),
         "final_lag_by_block_s": {
             f"{k * LAG_BLOCK_S / 60:g}-{(k + 1) * LAG_BLOCK_S / 60:g} min": summarise(v)
             for k, v in sorted(blocks.items())
         },
         "_samples": {"first_partial": first_partial, "final": final_latency},
+        "_final_lags": final_lag,
+        "_settled_lags": settled_lag,
     }
 
 
@@ -479,6 +504,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log.info(
                 "streaming %s (%.1f s) at speed %s", f.name, len(audios[f.name]) / SAMPLE_RATE, args.speed
             )
+            before = dataclasses.asdict(recognizer.stats())
             runs[f.name] = await stream_audio(
                 recognizer,
                 audios[f.name],
@@ -486,6 +512,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 allowed_languages=None if len(langs) == 1 else frozenset(langs),
                 speed=args.speed,
             )
+            after = dataclasses.asdict(recognizer.stats())
+            runs[f.name].scheduler = {
+                key: round(after[key] - before[key], 3) for key in SCHEDULER_COUNTERS
+            } | {"held_by_second_pass_max_s_so_far": after["held_by_second_pass_max_s"]}
         noise_runs: dict[str, StreamRun] = {}
         if args.noise_s > 0:
             for kind in NOISE_KINDS:
@@ -533,9 +563,11 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for f in files:
         run = runs[f.name]
         audio_s = len(audios[f.name]) / SAMPLE_RATE
-        finals = sorted((e for e in run.events if e["final"]), key=lambda e: e["utterance_seq"])
-        partials = [e for e in run.events if not e["final"]]
+        finals = sorted((e for e in run.events if e["kind"] == "final"), key=lambda e: e["utterance_seq"])
+        partials = [e for e in run.events if e["kind"] == "partial"]
+        settled = sorted((e for e in run.events if e["kind"] == "settled"), key=lambda e: e["utterance_seq"])
         stream_text = " ".join(e["text"] for e in finals)
+        settled_text = " ".join(e["text"] for e in settled if e["text"]) if settled else None
         regions = speech_regions(audios[f.name], config.silence_ms)
         speech_s = sum(e - s for s, e in regions) / SAMPLE_RATE
         latency = analyse_latency(run, regions, args.speed)
@@ -545,7 +577,17 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "audio_s": round(audio_s, 2),
             "speech_s": round(speech_s, 2),
             "reference_note": f.reference_note,
-            "scores": score_file(f, stream_text, offline[f.name]),
+            "scores": score_file(f, stream_text, offline[f.name])
+            | (
+                {f"settled_{k}": v for k, v in score_file(f, settled_text, offline[f.name]).items()}
+                if settled_text is not None
+                else {}
+            ),
+            "settled": len(settled),
+            "erasure": erasure(finals, settled, f.scoring_language),
+            "partial_flicker": flicker(run.events, f.scoring_language),
+            "uncertain_finals": sum(1 for e in finals if e["uncertain"]),
+            "uncertain_settled": sum(1 for e in settled if e["uncertain"]),
             **{k: v for k, v in latency.items() if not k.startswith("_")},
             "finals": len(finals),
             "partials": len(partials),
@@ -553,6 +595,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "partials_per_audio_s": round(len(partials) / audio_s, 3),
             "rtf_cpu": round(run.cpu_s / run.audio_s, 4),  # includes the trailing silence pushed
             "cpu_s": round(run.cpu_s, 2),
+            "scheduler": run.scheduler,
+            "second_pass_cpu_per_audio_s": (
+                round(run.scheduler["second_pass_cpu_s"] / run.audio_s, 4) if run.scheduler else None
+            ),
             "wall_s": round(run.wall_s, 2),
             "drain_s": round(run.drain_s, 3),
             "loadavg_1m_at_end": round(run.loadavg_1m, 2),
@@ -568,18 +614,23 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 for b, r in offline[f.name].items()
             },
             "stream_text": stream_text,
+            "settled_text": settled_text,
             "stream_events": run.events,
             "latency_samples_s": latency["_samples"],
+            "_final_lags": latency["_final_lags"],
+            "_settled_lags": latency["_settled_lags"],
         }
 
     for kind, run in noise_runs.items():
         minutes = args.noise_s / 60
-        partials = [e for e in run.events if not e["final"]]
-        finals = [e for e in run.events if e["final"]]
+        partials = [e for e in run.events if e["kind"] == "partial"]
+        finals = [e for e in run.events if e["kind"] == "final"]
+        settled_lines = [e for e in run.events if e["kind"] == "settled" and e["text"]]
         results["noise"][kind] = {
             "seconds": args.noise_s,
             "partials_per_min": round(len(partials) / minutes, 2),
             "finals_per_min": round(len(finals) / minutes, 2),
+            "settled_per_min": round(len(settled_lines) / minutes, 2),
             "rtf_cpu": round(run.cpu_s / run.audio_s, 4),
             "loadavg_1m_at_end": round(run.loadavg_1m, 2),
             "offline_b5_segments_per_min": (
@@ -593,6 +644,59 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def erasure(finals: list[dict[str, Any]], settled: list[dict[str, Any]], language: str) -> dict[str, Any]:
+    """How much of what finals showed settling changed: words of the finals a settled event replaces
+    that its text substitutes or drops (normalised as for WER), over all words the finals showed."""
+    text_of = {e["utterance_seq"]: e["text"] for e in finals}
+    shown = changed = 0
+    lines_changed = 0
+    for event in settled:
+        before = normalise_text(" ".join(text_of.get(seq, "") for seq in event["replaces"]), language)
+        after = normalise_text(event["text"], language)
+        if language in CHARACTER_LANGUAGES:
+            before, after = " ".join(before), " ".join(after)
+        words = len(before.split())
+        if not words:
+            continue
+        shown += words
+        if after.split() == before.split():
+            continue
+        lines_changed += 1
+        if not after.strip():
+            changed += words
+            continue
+        measure = jiwer.process_words(before, after)
+        changed += measure.substitutions + measure.deletions
+    return {
+        "words_shown_in_finals": shown,
+        "words_changed": changed,
+        "share": round(changed / shown, 4) if shown else None,
+        "settled_lines_changed": lines_changed,
+        "merges": sum(1 for e in settled if len(e["replaces"]) > 1),
+        "removed": sum(1 for e in settled if not e["text"]),
+    }
+
+
+def flicker(events: list[dict[str, Any]], language: str) -> dict[str, Any]:
+    """Partial-caption flicker: of the words a partial showed, the share the next partial or the final
+    of the same utterance no longer shows in place (outside the common word prefix)."""
+    shown: dict[int, list[list[str]]] = {}
+    for e in events:
+        if e["kind"] in ("partial", "final"):
+            words = normalise_text(e["text"], language)
+            units = list(words) if language in CHARACTER_LANGUAGES else words.split()
+            shown.setdefault(e["utterance_seq"], []).append(units)
+    total = changed = 0
+    for displays in shown.values():
+        for current, following in itertools.pairwise(displays):
+            common = 0
+            while common < min(len(current), len(following)) and current[common] == following[common]:
+                common += 1
+            total += len(current)
+            changed += len(current) - common
+    return {"partial_words": total, "changed": changed, "share": round(changed / total, 4) if total else None}
+
+
 def _timing_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Median/p90 of whatever numeric timings the engine attaches to transcripts (if any).
 
@@ -602,7 +706,7 @@ def _timing_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     """
     per_key: dict[str, list[float]] = {}
     for e in events:
-        kind = "final" if e["final"] else "partial"
+        kind = e["kind"]
         numeric = {k: float(v) for k, v in e["timings"].items() if isinstance(v, int | float)}
         clocks = {k: v for k, v in numeric.items() if v > 1e8}
         origin = min(clocks.values(), default=0.0)
@@ -625,6 +729,8 @@ def _overall(
         entry: dict[str, Any] = {"files": [f.name for f in group]}
         refs = [normalise_text(f.reference or "", f.scoring_language) for f in group]
         hyps = {"stream": [normalise_text(per[f.name]["stream_text"], f.scoring_language) for f in group]}
+        if all(per[f.name]["settled_text"] is not None for f in group) and group:
+            hyps["settled"] = [normalise_text(per[f.name]["settled_text"], f.scoring_language) for f in group]
         for b in beams:
             hyps[f"offline_b{b}"] = [
                 normalise_text(per[f.name]["offline"][b]["text"], f.scoring_language) for f in group
@@ -635,6 +741,8 @@ def _overall(
             entry[name] = None if rates[metric] is None else round(rates[metric], 4)
         for b in beams:
             entry[f"stream_relative_to_offline_b{b}"] = _rel(entry["stream"], entry[f"offline_b{b}"])
+            if "settled" in hyps:
+                entry[f"settled_relative_to_offline_b{b}"] = _rel(entry["settled"], entry[f"offline_b{b}"])
         if metric == "wer":
             entry.update(_relative_intervals(group, hyps))
             entry["by_utterance_length"] = _errors_by_utterance_length(group, per, hyps)
@@ -644,6 +752,22 @@ def _overall(
     overall["first_partial_latency_s"] = summarise(first)
     overall["final_latency_s"] = summarise(final)
     overall["max_final_lag_s"] = max((r["final_lag_s"]["max"] or 0 for r in per.values()), default=None)
+    overall["final_lag_s"] = summarise(x for r in per.values() for x in r["_final_lags"])
+    overall["settled_lag_s"] = summarise(x for r in per.values() for x in r["_settled_lags"])
+    for key in ("erasure", "partial_flicker"):
+        numerator = "words_changed" if key == "erasure" else "changed"
+        denominator = "words_shown_in_finals" if key == "erasure" else "partial_words"
+        changed = sum(r[key][numerator] for r in per.values())
+        shown = sum(r[key][denominator] for r in per.values())
+        overall[key] = {
+            numerator: changed,
+            denominator: shown,
+            "share": round(changed / shown, 4) if shown else None,
+        }
+    overall["erasure"] |= {
+        name: sum(r["erasure"][name] for r in per.values())
+        for name in ("settled_lines_changed", "merges", "removed")
+    }
     audio = sum(r.audio_s for r in runs.values())
     overall["rtf_cpu"] = round(sum(r.cpu_s for r in runs.values()) / audio, 4) if audio else None
     speech = sum(r["speech_s"] for r in per.values())
@@ -662,6 +786,9 @@ def _overall(
             ),
             "finals_per_min": round(
                 sum(n["finals_per_min"] * n["seconds"] / 60 for n in noise.values()) / minutes, 2
+            ),
+            "settled_per_min": round(
+                sum(n["settled_per_min"] * n["seconds"] / 60 for n in noise.values()) / minutes, 2
             ),
         }
     overall["chinese_traditional_to_simplified"] = opencc_ok
@@ -682,10 +809,11 @@ def _relative_intervals(files: list[SpeechFile], hyps: dict[str, list[str]]) -> 
         for name, texts in hyps.items()
     }
     intervals: dict[str, Any] = {"interval_units": sum(len(u) for u in units)}
-    for name in hyps:
-        if name != "stream":
-            interval = relative_error_interval(errors["stream"], errors[name])
-            intervals[f"stream_relative_to_{name}_interval95"] = list(interval) if interval else None
+    for ours in ("stream", "settled"):
+        for name in hyps:
+            if ours in hyps and name.startswith("offline"):
+                interval = relative_error_interval(errors[ours], errors[name])
+                intervals[f"{ours}_relative_to_{name}_interval95"] = list(interval) if interval else None
     return intervals
 
 
@@ -710,7 +838,7 @@ def _errors_by_utterance_length(
         return next(label for limit, label in UTTERANCE_LENGTHS if length < limit)
 
     for index, f in enumerate(files):
-        finals = [e for e in per[f.name]["stream_events"] if e["final"]]
+        finals = [e for e in per[f.name]["stream_events"] if e["kind"] == "final"]
         utterances = [normalise_text(e["text"], f.scoring_language) for e in finals]
         pieces = split_reference_by_utterance(
             normalise_text(f.reference or "", f.scoring_language), utterances
@@ -782,17 +910,21 @@ def print_table(results: dict[str, Any]) -> None:
     print(" latencies in s; part/s: partials per second of speech; rtf: process CPU time / audio time)")
     for key in ("wer_pooled", "cer_pooled"):
         e = o[key]
-        rel = ", ".join(
-            f"vs b{k.rsplit('b', 1)[1]} {_fmt(v, True)}" + _fmt_interval(e.get(f"{k}_interval95"))
-            for k, v in e.items()
-            if k.startswith("stream_rel") and not k.endswith("interval95")
-        )
-        if "interval_units" in e:
-            rel += f" (95% intervals over {e['interval_units']} reference turns)"
-        print(
-            f"{key}: stream {_fmt(e['stream'], True)}, offline b5 {_fmt(e.get('offline_b5'), True)}, "
-            f"offline b1 {_fmt(e.get('offline_b1'), True)}; streaming relative: {rel}"
-        )
+        for ours in ("stream", "settled"):
+            if ours not in e:
+                continue
+            rel = ", ".join(
+                f"vs b{k.rsplit('b', 1)[1]} {_fmt(v, True)}" + _fmt_interval(e.get(f"{k}_interval95"))
+                for k, v in e.items()
+                if k.startswith(f"{ours}_rel") and not k.endswith("interval95")
+            )
+            if "interval_units" in e:
+                rel += f" (95% intervals over {e['interval_units']} reference turns)"
+            print(
+                f"{key}: {'finals' if ours == 'stream' else 'settled'} {_fmt(e[ours], True)}, offline b5 "
+                f"{_fmt(e.get('offline_b5'), True)}, offline b1 {_fmt(e.get('offline_b1'), True)}; "
+                f"relative: {rel}"
+            )
     fp, fl = o["first_partial_latency_s"], o["final_latency_s"]
     print(
         f"first partial latency: median {_fmt(fp['median'])} s, p90 {_fmt(fp['p90'])} s (n={fp['n']}); "
@@ -802,6 +934,26 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"rtf (cpu) {_fmt(o['rtf_cpu'])}, partials per speech second {_fmt(o['partials_per_speech_s'])}, "
         f"rss max {_fmt(o['rss_mib']['max'])} MiB"
+    )
+    fg, sl = o["final_lag_s"], o["settled_lag_s"]
+    print(
+        f"end of utterance -> final: median {_fmt(fg['median'])} s, p95 {_fmt(fg['p95'])} s (n={fg['n']}); "
+        f"-> settled: median {_fmt(sl['median'])} s, p95 {_fmt(sl['p95'])} s (n={sl['n']})"
+    )
+    held = [r["scheduler"] for r in results["files"].values() if r["scheduler"]]
+    if held:
+        total = {key: sum(h[key] for h in held) for key in SCHEDULER_COUNTERS}
+        print(
+            f"second pass: {total['second_pass_requests']:.0f} windows, {total['second_pass_cpu_s']:.1f} s "
+            f"CPU; first-pass requests that waited for one: {total['held_by_second_pass']:.0f} "
+            f"({total['finals_held_by_second_pass']:.0f} finals), "
+            f"{total['held_by_second_pass_s']:.2f} s in all"
+        )
+    er, fl = o["erasure"], o["partial_flicker"]
+    print(
+        f"erasure: {_fmt(er['share'], True)} of {er['words_shown_in_finals']} words shown in finals changed "
+        f"by settling ({er['settled_lines_changed']} lines changed, {er['merges']} merges, {er['removed']} "
+        f"removed); partial flicker: {_fmt(fl['share'], True)} of {fl['partial_words']} partial words"
     )
     by_length = o["wer_pooled"].get("by_utterance_length")
     if by_length:
@@ -823,7 +975,7 @@ def print_table(results: dict[str, Any]) -> None:
         for kind, n in results["noise"].items():
             print(
                 f"  {kind:14} partials/min {n['partials_per_min']:>5.1f}  "
-                f"finals/min {n['finals_per_min']:>5.1f}  "
+                f"finals/min {n['finals_per_min']:>5.1f}  settled/min {n['settled_per_min']:>5.1f}  "
                 f"offline b5 segments/min {_fmt(n['offline_b5_segments_per_min'])}"
             )
 

@@ -213,14 +213,16 @@ def relative_error_interval(
 
 
 def summarise(values: Iterable[float]) -> dict[str, float | int | None]:
-    """n, median, p90, max and mean: the figures benchmarks report (medians and tails, not means alone)."""
+    """n, median, p90, p95, max and mean: the figures benchmarks report (medians and tails, not means
+    alone)."""
     arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     if arr.size == 0:
-        return {"n": 0, "median": None, "p90": None, "max": None, "mean": None}
+        return {"n": 0, "median": None, "p90": None, "p95": None, "max": None, "mean": None}
     return {
         "n": int(arr.size),
         "median": round(float(np.median(arr)), 4),
         "p90": round(float(np.percentile(arr, 90)), 4),
+        "p95": round(float(np.percentile(arr, 95)), 4),
         "max": round(float(arr.max()), 4),
         "mean": round(float(arr.mean()), 4),
     }

@@ -33,7 +33,7 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 mkdir -p "$out/models/translation"
 if [[ ! -f "$out/models/whisper-large-v3-turbo/model.bin" ]]; then
-    "$python" -m models.synthetic_whisper "$out/models/whisper-large-v3-turbo" --shape large-v3-turbo \
+    "$python" -m bench.synthetic_whisper build "$out/models/whisper-large-v3-turbo" --shape large-v3-turbo \
         --tokenizer-from "$tokenizer"
 fi
 # The translation speed sweep; without "mt", a minimal run that only builds the NLLB-600M-shaped model.
@@ -49,6 +49,6 @@ fi
     --audio "$audio" --out "$out/load" \
     --server-env BABELCALL_ASR_DEVICE=cuda --server-env BABELCALL_ASR_COMPUTE_TYPE=float16 \
     --server-env BABELCALL_WHISPER_MODEL="$out/models/whisper-large-v3-turbo" \
-    --server-env BABELCALL_ASR_SYNTHETIC_TOKENS_PER_S=3.5 \
+    --synthetic-tokens-per-s 3.5 \
     --server-env BABELCALL_MT_DEVICE=cuda --server-env BABELCALL_MT_COMPUTE_TYPE=float16 \
     --server-env BABELCALL_TRANSLATION_MODELS_DIR="$out/models/translation" "$@"

@@ -252,14 +252,19 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 class ServerProcess:
     """A server this benchmark started, with its CPU time and memory sampled."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, synthetic_tokens_per_s: float = 0.0) -> None:
         self.port = _free_port()
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
         self.log_path = log_path
         full_env = {**os.environ, **env, "BABELCALL_PORT": str(self.port)}
-        # `babelcall serve`, with models built by bench/synthetic.py forced to a realistic length.
+        # `babelcall serve`, with models built by bench/synthetic.py forced to a realistic length, and
+        # a random-weight Whisper decoding a forced number of tokens when asked to.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.synthetic", "serve"],
+            [
+                sys.executable,
+                *("-m", "bench.synthetic", "serve"),
+                *("--whisper-tokens-per-s", str(synthetic_tokens_per_s)),
+            ],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -527,6 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--break-s", type=float, default=5.0, help="stop the sweep when p95 exceeds this")
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for a started server")
     parser.add_argument("--label", default="", help="e.g. 'synthetic weights: speed only'")
+    parser.add_argument(
+        "--synthetic-tokens-per-s",
+        type=float,
+        default=0.0,
+        help="the started server's Whisper has random weights (bench/synthetic_whisper.py): decode this "
+        "many tokens per second of audio (speech: about 3.5)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "load")
     args = parser.parse_args(argv)
 
@@ -562,7 +574,7 @@ def sweep(args: argparse.Namespace, counts: list[int], source: Path, work: Path)
         # Every benchmark member applies from this machine's address.
         env.setdefault("BABELCALL_APPLICATIONS_PER_ADDRESS", "0")
         create_admin(env, args.admin_email)
-        server = ServerProcess(env, args.out / "server.log")
+        server = ServerProcess(env, args.out / "server.log", args.synthetic_tokens_per_s)
         base_url = server.url
         admin = RestClient(base_url)
         status, body = admin.call("POST", "/api/login", {"email": args.admin_email, "password": PASSWORD})

@@ -17,7 +17,7 @@ engine that loads a directory, or `python -m bench.synthetic serve` for a whole 
 calls decode LENGTH_RATIO target tokens per source token. Production code knows nothing of this.
 
     python -m bench.synthetic DIR --shape opus-mt --pairs en-fr,en-es --sentences NTREX/src.eng.txt
-    python -m bench.synthetic serve        # `babelcall serve`, synthetic models forced to a length
+    python -m bench.synthetic serve [--whisper-tokens-per-s N]   # the server, synthetic models forced
 """
 
 from __future__ import annotations
@@ -91,11 +91,22 @@ def synthetic_lengths() -> Iterator[None]:
 
 
 def serve(argv: Sequence[str]) -> int:
-    """`babelcall serve ARGV`, with synthetic models forced to a length (bench/load.py starts this)."""
+    """`babelcall serve ARGV` for speed benchmarks (bench/load.py starts this): translation models
+    built here decode a forced length, and with `--whisper-tokens-per-s N` a random-weight Whisper
+    (bench/synthetic_whisper.py) decodes N tokens per second of audio."""
+    import argparse
+
     from server.cli import main as babelcall
 
+    options = argparse.ArgumentParser(prog="python -m bench.synthetic serve")
+    options.add_argument("--whisper-tokens-per-s", type=float, default=0.0)
+    known, server_args = options.parse_known_args(list(argv))
+    if known.whisper_tokens_per_s > 0:
+        from bench.synthetic_whisper import use_forced_length_whisper
+
+        use_forced_length_whisper(known.whisper_tokens_per_s)
     with synthetic_lengths():
-        return babelcall(["serve", *argv])
+        return babelcall(["serve", *server_args])
 
 
 def transformer_weight_shape(scope: str, d_model: int, ffn: int, vocab_size: int) -> tuple[int, ...]:

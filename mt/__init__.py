@@ -14,7 +14,7 @@ models is mt/catalogue.py.
 """
 
 from mt.catalogue import KNOWN_MODELS, KnownModel
-from mt.engine import TranslationBusyError, TranslationEngine, UtteranceTranslation
+from mt.engine import Priority, TranslationBusyError, TranslationEngine, UtteranceTranslation
 from mt.errors import DeviceUnavailableError, ModelLoadError
 from mt.families import ModelFamily
 from mt.model import GeneratorModel, Seq2SeqModel, TranslationModel, load_model
@@ -31,6 +31,7 @@ __all__ = [
     "ModelFamily",
     "ModelLoadError",
     "PartialTranslationPolicy",
+    "Priority",
     "Route",
     "Seq2SeqModel",
     "TargetPlan",

@@ -4,7 +4,8 @@ Model calls run in worker threads, never on the event loop. Calls that pile up w
 busy are grouped, so concurrent utterances from the same language share one batch. Each target
 language is handed out as soon as the model call that produced it returns
 (`UtteranceTranslation.as_ready`): with one pair model per language, a listener never waits for
-another language's model. Finals (urgent) always go before partials:
+another language's model. Work has a priority (`Priority`): finals first, then settled captions'
+translations, then partials, then bulk work such as a record's export:
 - on CPU one pool of `workers` threads serves both: a call starts whenever a thread is free, finals
   first, and calls to different models run side by side, so one pair model per listener language
   costs the slowest language, not the sum of all. `from_directory` divides the cores among the
@@ -14,7 +15,8 @@ another language's model. Finals (urgent) always go before partials:
 - on a GPU finals have a worker of their own, so a final never waits for a batch of partials to finish
   (the models are opened with one CUDA stream per worker, see mt/model.py).
 Partials are best-effort: when half the engine's capacity is taken, a partial is refused at once
-(TranslationBusyError) rather than queued, so they can never crowd finals out.
+(TranslationBusyError) rather than queued, so they can never crowd finals out. Settled captions and
+bulk work are never refused: they wait behind everything more pressing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 from models import translation_model_directories
@@ -53,6 +56,15 @@ _FAMILY_PREFERENCE = {
     ModelFamily.M2M100: 2,
     ModelFamily.GENERATOR: 3,
 }
+
+
+class Priority(IntEnum):
+    """Which queued model calls go first (lower first)."""
+
+    FINAL = 0  # a final caption: a reader is waiting for it
+    SETTLED = 1  # a settled caption's new text: the reader already has the final
+    PARTIAL = 2  # a partial caption: best-effort, refused when the engine is busy
+    BULK = 3  # nobody is watching it happen (a consultation record's export)
 
 
 class TranslationBusyError(RuntimeError):
@@ -158,21 +170,23 @@ class TranslationEngine:
         self._max_pending = max_pending
         self._slots = asyncio.Semaphore(max_pending)
         self._pending_jobs = 0
-        self._urgent: list[_Job] = []
-        self._background: list[_Job] = []
+        self._queues: dict[Priority, list[_Job]] = {priority: [] for priority in Priority}
         if finals_lane is None:
             finals_lane = any(model.device != "cpu" for model in self._models)
         self._finals_lane = finals_lane
+        later = tuple(self._queues[p] for p in Priority if p is not Priority.FINAL)
         if finals_lane:
             self._lanes = [
-                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"), 1, (self._urgent,)),
                 _Lane(
-                    ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-partials"), 1, (self._background,)
+                    ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-finals"),
+                    1,
+                    (self._queues[Priority.FINAL],),
                 ),
+                _Lane(ThreadPoolExecutor(1, thread_name_prefix="babelcall-mt-later"), 1, later),
             ]
         else:
             executor = ThreadPoolExecutor(workers, thread_name_prefix="babelcall-mt")
-            self._lanes = [_Lane(executor, workers, (self._urgent, self._background))]
+            self._lanes = [_Lane(executor, workers, (self._queues[Priority.FINAL], *later))]
         # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
         # the model object (two directories may share a name), the pair and the exact model input, which
         # carries the glossary's placeholders: terms are restored after the cache, per request.
@@ -295,11 +309,11 @@ class TranslationEngine:
         *,
         whisper_english: str | None = None,
         glossary: Glossary | None = None,
-        urgent: bool = True,
+        priority: Priority = Priority.FINAL,
     ) -> dict[str, Translation]:
         """Every target's translation of one utterance, once the last is ready (see `start`)."""
         return await self.start(
-            text, source, targets, whisper_english=whisper_english, glossary=glossary, urgent=urgent
+            text, source, targets, whisper_english=whisper_english, glossary=glossary, priority=priority
         ).result()
 
     def start(
@@ -310,13 +324,13 @@ class TranslationEngine:
         *,
         whisper_english: str | None = None,
         glossary: Glossary | None = None,
-        urgent: bool = True,
+        priority: Priority = Priority.FINAL,
     ) -> UtteranceTranslation:
         """Start translating one utterance into each target language; one model call per distinct
         target at most. Call from the event loop.
 
-        `urgent=False` marks best-effort work (partial captions): queued urgent work (finals) runs first,
-        and when the engine is half full it raises TranslationBusyError instead of queueing.
+        Queued work runs in `priority` order; a PARTIAL raises TranslationBusyError instead of queueing
+        when the engine is half full.
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
@@ -327,7 +341,7 @@ class TranslationEngine:
         """
         if self._closed:
             raise RuntimeError("translation engine is closed")
-        if not urgent and self._pending_jobs >= self._max_pending // 2:
+        if priority is Priority.PARTIAL and self._pending_jobs >= self._max_pending // 2:
             raise TranslationBusyError("translation engine busy: partial caption not translated")
         wanted = list(dict.fromkeys(targets))
         plan = self.plan(source, wanted)
@@ -353,9 +367,9 @@ class TranslationEngine:
                     assert protected_english is not None
                     work = self._given(protected_english.text)
                 elif given is not None:
-                    work = self._call_after(hop, given, urgent)
+                    work = self._call_after(hop, given, priority)
                 else:
-                    work = self._call(hop, protected.text, urgent)
+                    work = self._call(hop, protected.text, priority)
                 hops[hop] = asyncio.create_task(work)
                 hops[hop].add_done_callback(_retrieve)
             return hops[hop]
@@ -415,7 +429,7 @@ class TranslationEngine:
 
     async def aclose(self) -> None:
         self._closed = True
-        for queue in (self._urgent, self._background):
+        for queue in self._queues.values():
             for job in queue:
                 if not job.future.done():
                     job.future.set_exception(RuntimeError("translation engine closed"))
@@ -432,10 +446,10 @@ class TranslationEngine:
     async def _given_translation(text: str) -> Translation:
         return Translation(text, TranslationPath.ORIGINAL, None, None)
 
-    async def _call_after(self, hop: Hop, given: asyncio.Task[str], urgent: bool) -> str:
-        return await self._call(hop, await given, urgent)
+    async def _call_after(self, hop: Hop, given: asyncio.Task[str], priority: Priority) -> str:
+        return await self._call(hop, await given, priority)
 
-    async def _call(self, hop: Hop, text: str, urgent: bool) -> str:
+    async def _call(self, hop: Hop, text: str, priority: Priority) -> str:
         model = hop.model
         assert model is not None
         if not text.strip():
@@ -451,7 +465,7 @@ class TranslationEngine:
             self._pending_jobs += 1
             try:
                 future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-                queue = self._urgent if urgent else self._background
+                queue = self._queues[priority]
                 queue.append(_Job(model, hop.source, hop.target, text, future))
                 for lane in self._lanes:
                     if any(q is queue for q in lane.queues):

@@ -47,7 +47,9 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             context_s=config.asr_context_s,
             short_final_windows=config.asr_short_final_windows,
             speculative_finals=config.asr_speculative_finals,
-            synthetic_tokens_per_s=config.asr_synthetic_tokens_per_s,
+            second_pass=config.asr_second_pass,
+            settle_pause_s=config.asr_settle_pause_s,
+            settle_window_s=config.asr_settle_window_s,
         ),
     )
     recognizer.warm_up()

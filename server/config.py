@@ -42,8 +42,10 @@ class Config:
     asr_speculative_finals: bool = True  # decode a final during its closing silence (see asr/config.py)
     asr_context_s: float = 0.0  # seconds of a speaker's previous finals decoded before each final
     asr_short_final_windows: bool = False  # finals encoded in utterance-sized windows: faster, less accurate
-    # Speed benchmarks with random-weight models only (models/synthetic_whisper.py); 0 in production.
-    asr_synthetic_tokens_per_s: float = 0.0
+    # The second pass that settles finals with the speech around them in view (asr/settle.py)
+    asr_second_pass: bool = True
+    asr_settle_pause_s: float = 1.5  # a speaker's pause that lets their finals be settled...
+    asr_settle_window_s: float = 12.0  # ...or this much of their unsettled speech (a monologue)
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"

@@ -96,7 +96,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._latency = Histogram(
             "babelcall_stage_latency_seconds",
-            "Seconds each stage took per caption (final or partial)",
+            "Seconds each stage took per caption (partial, final or settled)",
             ["stage", "kind"],
             buckets=_BUCKETS,
             registry=self.registry,
@@ -130,9 +130,9 @@ class Metrics:
         self.registry.register(_LiveCollector(read))
 
     def observe(
-        self, timings: dict[str, float], sent_at: float, *, final: bool, path: str, listeners: int
+        self, timings: dict[str, float], sent_at: float, *, kind: str, path: str, listeners: int
     ) -> None:
-        kind = "final" if final else "partial"
+        """One caption sent: `kind` is the caption's (partial, final, settled)."""
         points = {**timings, "sent": sent_at}
         for stage, (start, end) in STAGES.items():
             if start in points and end in points:

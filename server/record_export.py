@@ -5,7 +5,7 @@ An export is in the language each line was spoken in, or translated into any of 
 at export time with the server's installed models, through the same engine, routes and glossary
 protection as live captions (mt/). A line with no model for its pair keeps its original words and says
 so, as captions do: "not translated: no model for ar→zh". Translation runs as best-effort work
-(`urgent=False`), so exporting never delays a live call's captions.
+(`Priority.BULK`), so exporting never delays a live call's captions.
 
 Cue times count from the start of the record.
 """
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from mt import Priority
 from protocol import LANGUAGES, Glossary, TranslationPath
 from server.records import RecordLine
 from server.store import StoredRecord
@@ -30,8 +31,6 @@ if TYPE_CHECKING:  # mt (CTranslate2) is imported when an export is translated: 
 
 # Lines translated at once: enough for the engine to batch them, few enough to leave room for calls.
 _TRANSLATIONS_IN_FLIGHT = 4
-# The engine refuses best-effort work while it is half full; the export waits for it to drain.
-_BUSY_RETRY_S = 0.2
 
 
 class ExportFormat(StrEnum):
@@ -69,8 +68,6 @@ async def translate_lines(
     lines: list[RecordLine], language: str | None, engine: TranslationEngine | None, glossary: Glossary
 ) -> list[ExportLine]:
     """Each line in `language` (None: as spoken, and no engine is needed)."""
-    from mt import TranslationBusyError
-
     slots = asyncio.Semaphore(_TRANSLATIONS_IN_FLIGHT)
 
     async def one(line: RecordLine) -> ExportLine:
@@ -78,14 +75,9 @@ async def translate_lines(
             return ExportLine(line, line.text, line.language)
         assert engine is not None, "a translated export needs the translation engine"
         async with slots:
-            while True:
-                try:
-                    translations = await engine.translate(
-                        line.text, line.language, [language], glossary=glossary, urgent=False
-                    )
-                    break
-                except TranslationBusyError:
-                    await asyncio.sleep(_BUSY_RETRY_S)
+            translations = await engine.translate(
+                line.text, line.language, [language], glossary=glossary, priority=Priority.BULK
+            )
         done = translations[language]
         shown_in = line.language if done.path is TranslationPath.UNTRANSLATED else language
         return ExportLine(line, done.text, shown_in, done.path, done.model, done.note)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr import RecognitionStream, Transcript
+from asr import RecognitionStream, SpeechEvent
 
 SAMPLE_RATE = 16_000
 
@@ -131,10 +131,10 @@ def espeak(text: str, voice: str = "en") -> np.ndarray:
         return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
 
 
-def collect_transcripts(stream: RecognitionStream) -> tuple[list[Transcript], asyncio.Task[None]]:
-    """Gather a stream's transcripts in the background, as the server's caption delivery does; the
-    list fills as they arrive and the task ends when the stream does."""
-    transcripts: list[Transcript] = []
+def collect_transcripts(stream: RecognitionStream) -> tuple[list[SpeechEvent], asyncio.Task[None]]:
+    """Gather a stream's events in the background, as the server's caption delivery does; the list
+    fills as they arrive and the task ends when the stream does."""
+    transcripts: list[SpeechEvent] = []
 
     async def collect() -> None:
         async for transcript in stream:

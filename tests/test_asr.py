@@ -21,7 +21,14 @@ import pytest
 from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 
-from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, StreamFinishedError, Transcript
+from asr import (
+    RecognitionStream,
+    RecognizerConfig,
+    SpeechEvent,
+    SpeechEventKind,
+    SpeechRecognizer,
+    StreamFinishedError,
+)
 from asr.context import SpeakerContext
 
 pytestmark = pytest.mark.slow
@@ -56,7 +63,7 @@ def recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
 
 async def transcribe(
     stream: RecognitionStream, audio: np.ndarray, *, speed: float | None = None
-) -> list[Transcript]:
+) -> list[SpeechEvent]:
     """Push `audio` in 20 ms chunks, finish, and return everything the stream yielded.
 
     `speed` None: as fast as back-pressure allows. Otherwise paced at `speed` times real time, so that
@@ -75,11 +82,12 @@ async def transcribe(
     return transcripts
 
 
-def finals(transcripts: list[Transcript]) -> list[Transcript]:
-    return [t for t in transcripts if t.final]
+def finals(transcripts: list[SpeechEvent]) -> list[SpeechEvent]:
+    return [t for t in transcripts if t.kind is SpeechEventKind.FINAL]
 
 
-def check_invariants(transcripts: list[Transcript]) -> None:
+def check_invariants(transcripts: list[SpeechEvent]) -> None:
+    transcripts = [t for t in transcripts if t.kind in (SpeechEventKind.PARTIAL, SpeechEventKind.FINAL)]
     for t in transcripts:
         assert t.text and t.text == t.text.strip()
         assert 0 <= t.stable_chars <= len(t.text)
@@ -88,7 +96,7 @@ def check_invariants(transcripts: list[Transcript]) -> None:
     closed: set[int] = set()
     for t in transcripts:
         assert t.utterance_seq not in closed
-        if t.final:
+        if t.kind is SpeechEventKind.FINAL:
             closed.add(t.utterance_seq)
 
 
@@ -110,9 +118,11 @@ async def test_jfk_finals_match_reference(recognizer: SpeechRecognizer, speech_d
     assert wer <= 0.10, f"WER {wer:.2%}"
     assert all(t.language == "en" and t.english is None for t in got)
 
-    first_final = next(i for i, t in enumerate(transcripts) if t.final)
-    assert any(not t.final for t in transcripts[:first_final]), "no partial before the first final"
-    partial_seqs = {t.utterance_seq for t in transcripts if not t.final}
+    first_final = next(i for i, t in enumerate(transcripts) if t.kind is SpeechEventKind.FINAL)
+    assert any(t.kind is SpeechEventKind.PARTIAL for t in transcripts[:first_final]), (
+        "no partial before the first final"
+    )
+    partial_seqs = {t.utterance_seq for t in transcripts if t.kind is SpeechEventKind.PARTIAL}
     assert partial_seqs <= {t.utterance_seq for t in got}, "a partial's utterance never got its final"
 
     clip_s = len(audio) / SAMPLE_RATE
@@ -382,22 +392,26 @@ async def test_transcripts_carry_stage_timings(recognizer: SpeechRecognizer, spe
 async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_final(
     whisper_model_path: Path, speech_dir: Path
 ) -> None:
-    """The likely final, decoded while the closing silence runs, reaches `on_tentative_final` first (so
+    """The likely final, decoded while the closing silence runs, comes first as a preliminary final (so
     the server can start translating it), and it is the final word for word when speech does not
     resume. A long silence_ms leaves the decode time to finish before the silence confirms the end."""
     recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(silence_ms=2000))
     try:
         stream = recognizer.open_stream(language="en")
-        tentatives: list[tuple[float, Transcript]] = []
-        stream.on_tentative_final = lambda t: tentatives.append((time.monotonic(), t))
         finals_at: dict[int, float] = {}
+        tentatives: list[tuple[float, SpeechEvent]] = []
         audio = np.concatenate([load(speech_dir, "en_jfk.flac"), np.zeros(3 * SAMPLE_RATE, np.float32)])
         transcripts, collector = collect_transcripts(stream)
 
         async def note_finals() -> None:
+            noted = 0
             while not collector.done():
-                for t in finals(transcripts):
-                    finals_at.setdefault(t.utterance_seq, time.monotonic())
+                for t in transcripts[noted:]:
+                    if t.kind is SpeechEventKind.FINAL:
+                        finals_at.setdefault(t.utterance_seq, time.monotonic())
+                    elif t.kind is SpeechEventKind.PRELIMINARY_FINAL:
+                        tentatives.append((time.monotonic(), t))
+                noted = len(transcripts)
                 await asyncio.sleep(0.01)
 
         watcher = asyncio.create_task(note_finals())
@@ -419,12 +433,14 @@ async def test_a_tentative_final_is_reported_with_the_finals_words_before_the_fi
     assert confirmed, (tentatives, by_seq)
     for at, tentative in confirmed:
         final = by_seq[tentative.utterance_seq]
-        assert at < finals_at[final.utterance_seq]
-        assert (tentative.language, tentative.english, tentative.final) == (
+        assert at <= finals_at[final.utterance_seq]
+        assert (tentative.language, tentative.english, tentative.confidence) == (
             final.language,
             final.english,
-            True,
+            final.confidence,
         )
+        # Emitted before the final in the stream's own order too.
+        assert transcripts.index(tentative) < transcripts.index(final)
     # The last sentence is followed by 3 s of silence: its tentative decode was confirmed.
     assert max(by_seq) in {t.utterance_seq for _, t in confirmed}
 
@@ -486,11 +502,18 @@ async def test_a_final_the_short_window_leaves_unconfident_is_decoded_in_the_ful
     attempts_made: list[tuple[bool, float]] = []  # (short window?, temperature) of each decode
     attempts = WhisperDecoder._attempts
 
-    def unconfident_in_short_windows(self: WhisperDecoder, encoder_output: Any, *args: Any) -> Any:
-        temperature = args[4]
+    def unconfident_in_short_windows(
+        self: WhisperDecoder,
+        encoder_output: Any,
+        prompts: Any,
+        language: str,
+        task: str,
+        temperature: float,
+        **kw: Any,
+    ) -> Any:
         short = encoder_output.shape[1] < FULL_WINDOW_FRAMES // 2
         attempts_made.append((short, temperature))
-        made = attempts(self, encoder_output, *args)
+        made = attempts(self, encoder_output, prompts, language, task, temperature, **kw)
         return [replace(a, avg_logprob=-1.5) for a in made] if short else made
 
     monkeypatch.setattr(WhisperDecoder, "_attempts", unconfident_in_short_windows)

@@ -23,9 +23,9 @@ from audio_fixtures import collect_transcripts
 from faster_whisper import decode_audio
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from asr import RecognitionStream, RecognizerConfig, SpeechRecognizer, Transcript
+from asr import RecognitionStream, RecognizerConfig, SpeechEvent, SpeechEventKind, SpeechRecognizer
 from asr.context import SpeakerContext
-from asr.decoder import Decoded, DecodeTask
+from asr.decoder import Decoded, DecodeTask, WindowTask
 from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.vad import StreamingVad
 
@@ -127,6 +127,89 @@ def test_newer_requests_supersede_queued_partials_never_finals(
     assert scheduler.stats().skipped_partials == 3
 
 
+def window(name: str) -> WindowTask:
+    return WindowTask(np.zeros(10, dtype=np.float32), "en", False, glossary=(name,))
+
+
+@pytest.fixture
+def one_at_a_time() -> Iterator[tuple[DecodeScheduler, ScriptedDecoder]]:
+    """A CPU's scheduler: one request per batch."""
+    decoder = ScriptedDecoder()
+    scheduler = DecodeScheduler(decoder, max_batch=1, window_s=0.0)
+    yield scheduler, decoder
+    decoder.release.set()
+    scheduler.close()
+
+
+def test_the_second_pass_never_runs_while_first_pass_work_waits(
+    one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = one_at_a_time
+    a, _blocker = stream_behind_a_blocker(scheduler)
+    b = scheduler.open_stream()
+    settle = scheduler.submit_second_pass(a, window("w1"))  # queued first, served last
+    first_pass = [
+        scheduler.submit(b, task("b-final")),
+        scheduler.submit(a, task("a-partial", final=False)),
+        scheduler.submit(b, task("b-partial", final=False)),
+    ]
+    decoder.release.set()
+    assert settle.result(5) is not None and all(f.result(5) is not None for f in first_pass)
+    assert decoder.batches == [["blocker"], ["b-final"], ["a-partial"], ["b-partial"], ["w1"]]
+    assert scheduler.stats().second_pass_requests == 1
+
+
+def test_on_a_cpu_the_second_pass_waits_until_nobody_is_mid_utterance(
+    one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = one_at_a_time
+    a, blocker = stream_behind_a_blocker(scheduler)
+    b = scheduler.open_stream()
+    scheduler.speaking(b, True)  # b's speaker is talking: its final will be wanted soon
+    settle = scheduler.submit_second_pass(a, window("w1"))
+    decoder.release.set()
+    assert blocker.result(5) is not None
+    # The scheduler is idle but for the window; a first-pass request still comes first.
+    assert scheduler.submit(b, task("b-partial", final=False)).result(5) is not None
+    assert not settle.done()
+    scheduler.speaking(b, False)
+    assert settle.result(5) is not None
+    assert decoder.batches == [["blocker"], ["b-partial"], ["w1"]]
+
+
+def test_first_pass_work_that_arrives_during_a_window_is_counted_as_held_by_it(
+    one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = one_at_a_time
+    a = scheduler.open_stream()
+    settle = scheduler.submit_second_pass(a, window("w1"))  # decoded at once, and blocks
+    while scheduler.stats().batches == 0:
+        threading.Event().wait(0.001)
+    final = scheduler.submit(a, task("f1"))  # a call cannot be interrupted: this waits for w1
+    decoder.release.set()
+    assert settle.result(5) is not None and final.result(5) is not None
+    stats = scheduler.stats()
+    assert (stats.second_pass_requests, stats.held_by_second_pass, stats.finals_held_by_second_pass) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_with_room_in_a_batch_the_second_pass_joins_first_pass_work(
+    scripted: tuple[DecodeScheduler, ScriptedDecoder],
+) -> None:
+    scheduler, decoder = scripted  # batches of 2, as on a GPU
+    a, _blocker = stream_behind_a_blocker(scheduler)
+    b = scheduler.open_stream()
+    scheduler.speaking(b, True)
+    settle = scheduler.submit_second_pass(a, window("w1"))
+    final = scheduler.submit(b, task("b-final"))
+    decoder.release.set()
+    assert settle.result(5) is not None and final.result(5) is not None
+    assert decoder.batches == [["blocker"], ["b-final", "w1"]]
+
+
 # ---- the real model ----
 
 
@@ -211,7 +294,9 @@ async def test_prep_threads_take_vad_and_features_off_the_scheduler_thread(
     clips: dict[str, np.ndarray],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    alone = [t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.final]
+    alone = [
+        t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.kind is SpeechEventKind.FINAL
+    ]
     threads: dict[str, set[str]] = {"vad": set(), "features": set()}
     vad_process, extract = StreamingVad.process, FeatureExtractor.__call__
 
@@ -230,7 +315,7 @@ async def test_prep_threads_take_vad_and_features_off_the_scheduler_thread(
     finally:
         await pooled.aclose()
     for transcripts in results:
-        assert [t.text for t in transcripts if t.final] == alone
+        assert [t.text for t in transcripts if t.kind is SpeechEventKind.FINAL] == alone
     assert threads["vad"] and all(name.startswith("asr-prep") for name in threads["vad"])
     # Batches of several rows extract their features in the pool; a lone row stays on the scheduler.
     assert any(name.startswith("asr-prep") for name in threads["features"])
@@ -238,7 +323,7 @@ async def test_prep_threads_take_vad_and_features_off_the_scheduler_thread(
 
 async def stream_clip(
     recognizer: SpeechRecognizer, audio: np.ndarray, blocked: list[int] | None = None
-) -> list[Transcript]:
+) -> list[SpeechEvent]:
     stream = recognizer.open_stream(language="en")
     transcripts, collector = collect_transcripts(stream)
     for i in range(0, len(audio), CHUNK):
@@ -257,14 +342,16 @@ async def stream_clip(
 async def test_concurrent_streams_are_batched_and_all_get_their_finals(
     recognizer: SpeechRecognizer, clips: dict[str, np.ndarray]
 ) -> None:
-    alone = [t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.final]
+    alone = [
+        t.text for t in await stream_clip(recognizer, clips["jfk_7s"]) if t.kind is SpeechEventKind.FINAL
+    ]
     before = recognizer.stats()
     n = 4
     results = await asyncio.gather(*(stream_clip(recognizer, clips["jfk_7s"]) for _ in range(n)))
     after = recognizer.stats()
     # Finals are never dropped under load, and batching does not change what they say.
     for transcripts in results:
-        assert [t.text for t in transcripts if t.final] == alone
+        assert [t.text for t in transcripts if t.kind is SpeechEventKind.FINAL] == alone
     assert after.max_batch_size >= 2, "no two streams' requests ever shared a batch"
     batches = after.batches - before.batches
     assert (after.requests - before.requests) / batches > 1.2
@@ -283,7 +370,7 @@ async def test_push_blocks_while_the_scheduler_is_saturated(
             *(stream_clip(recognizer, clips["jfk_start"], blocked[k]) for k in range(3))
         )
         assert all(blocked), "some stream's push() never waited although decoding was saturated"
-        assert all(any(t.final for t in transcripts) for transcripts in results)
+        assert all(any(t.kind is SpeechEventKind.FINAL for t in transcripts) for transcripts in results)
     finally:
         await recognizer.aclose()
 
@@ -305,7 +392,7 @@ async def test_speech_end_is_when_the_closing_silence_arrived_however_late_it_wa
 
         return pool.submit(run)
 
-    config = RecognizerConfig(speculative_finals=False)
+    config = RecognizerConfig(speculative_finals=False, second_pass=False)
     stream = RecognitionStream(
         scheduler,
         config,
@@ -332,7 +419,7 @@ async def test_speech_end_is_when_the_closing_silence_arrived_however_late_it_wa
     finally:
         scheduler.close()
         pool.shutdown()
-    (final,) = [t for t in transcripts if t.final]
+    (final,) = [t for t in transcripts if t.kind is SpeechEventKind.FINAL]
     # The silence_ms of silence after the speech arrived with this chunk:
     closing_chunk = math.ceil((final.end_s + config.silence_ms / 1000) * SAMPLE_RATE / CHUNK) - 1
     expected = pushed_at[closing_chunk]

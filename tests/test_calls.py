@@ -28,7 +28,7 @@ from mt_models import build_marian_pair, build_multilingual, replace_calls
 from rest_app import admin_client, cheap_passwords, member_client
 from test_api import _receive
 
-from asr import RecognizerStats, Transcript
+from asr import RecognizerStats, SpeechEvent, SpeechEventKind
 from media import FileAudioTrack, enable_loopback_candidates
 from mt import TranslationEngine
 from server.app import create_app
@@ -46,7 +46,7 @@ class _EchoStream:
     def __init__(self, recognizer: _EchoRecognizer, language: str) -> None:
         self._recognizer = recognizer
         self._language = language
-        self._out: asyncio.Queue[Transcript | None] = asyncio.Queue()
+        self._out: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.pushed = 0
         self.finished = False
         self.english_wanted = False
@@ -68,11 +68,12 @@ class _EchoStream:
             self._out.put_nowait(self._transcript(final=True))
             self._out.put_nowait(None)
 
-    def _transcript(self, *, final: bool) -> Transcript:
+    def _transcript(self, *, final: bool) -> SpeechEvent:
         text = self._recognizer.text
-        return Transcript(0, final, text, len(text), self._language, 0.0, self.pushed / 16_000, None, {})
+        kind = SpeechEventKind.FINAL if final else SpeechEventKind.PARTIAL
+        return SpeechEvent(kind, 0, text, len(text), self._language, 0.0, self.pushed / 16_000)
 
-    async def __aiter__(self) -> AsyncIterator[Transcript]:
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         while (transcript := await self._out.get()) is not None:
             yield transcript
 

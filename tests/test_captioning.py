@@ -11,8 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from mt_models import build_marian_pair, build_multilingual, hold_calls, real_calls, replace_calls
 
-from asr import Transcript
+from asr import Confidence, SpeechEvent, SpeechEventKind
 from mt import TranslationEngine
 from protocol import CaptionEvent, Glossary, TranslationPath
 from protocol.errors import CloseCode
@@ -36,23 +35,15 @@ async def _no_audio() -> AsyncIterator[np.ndarray]:
     yield  # an async generator that ends at once: the microphone is not what these tests exercise
 
 
-@dataclass(frozen=True)
-class _Tentative:
-    """A script step: the stream reports a tentative final (`on_tentative_final`) instead of yielding."""
-
-    transcript: Transcript
-
-
 class _ScriptedStream:
     """Yields the given transcripts, spaced in time, as a RecognitionStream would."""
 
-    def __init__(self, script: list[tuple[float, Transcript | _Tentative]]) -> None:
+    def __init__(self, script: list[tuple[float, SpeechEvent]]) -> None:
         self.script = script
         self.english_wanted = False
         self.glossary: tuple[str, ...] = ()
         self.allowed_languages: frozenset[str] | None = None
         self.opened_with: dict[str, Any] = {}
-        self.on_tentative_final: Callable[[Transcript], None] | None = None
         self.yielded_at: list[float] = []
 
     async def push(self, samples: Any) -> None:
@@ -61,15 +52,12 @@ class _ScriptedStream:
     async def finish(self) -> None:
         return None
 
-    async def __aiter__(self) -> AsyncIterator[Transcript]:
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         for delay, step in self.script:
             await asyncio.sleep(delay)
-            if isinstance(step, _Tentative):
-                assert self.on_tentative_final is not None
-                self.on_tentative_final(step.transcript)
-            else:
+            if step.kind is not SpeechEventKind.PRELIMINARY_FINAL:
                 self.yielded_at.append(time.time())
-                yield step
+            yield step
 
 
 class _ScriptedRecognizer:
@@ -85,10 +73,17 @@ def _member(name: str) -> Member:
     return Member(name, f"{name}@example.org", name, "", MemberStatus.APPROVED, False, 0.0)
 
 
-def _partial(text: str, stable: int) -> Transcript:
+def _partial(text: str, stable: int) -> SpeechEvent:
     now = time.time()
-    return Transcript(
-        0, False, text, stable, "en", 0.0, 1.0, None, {"speech_end": now, "queued": now, "recognized": now}
+    return SpeechEvent(
+        SpeechEventKind.PARTIAL,
+        0,
+        text,
+        stable,
+        "en",
+        0.0,
+        1.0,
+        timings={"speech_end": now, "queued": now, "recognized": now},
     )
 
 
@@ -160,8 +155,15 @@ async def test_fan_out_rate_control_glossary_and_timings(
         (0.9, _partial("The patient takes metformin twice", 27)),  # grew, interval passed
         (
             0.6,  # after that partial's translation was delivered (a final drops one still running)
-            Transcript(
-                0, True, final_text, len(final_text), "en", 0.0, 3.0, None, {"speech_end": time.time()}
+            SpeechEvent(
+                SpeechEventKind.FINAL,
+                0,
+                final_text,
+                len(final_text),
+                "en",
+                0.0,
+                3.0,
+                timings={"speech_end": time.time()},
             ),
         ),
     ]
@@ -205,8 +207,15 @@ async def test_a_final_drops_the_partial_translation_still_running(
     room = LiveRoom(RoomRecord("room2", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     final_text = "The doctor says it daily."
-    final = Transcript(
-        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    final = SpeechEvent(
+        SpeechEventKind.FINAL,
+        0,
+        final_text,
+        len(final_text),
+        "en",
+        0.0,
+        2.0,
+        timings={"speech_end": time.time()},
     )
     # (Texts unlike the other test's: the engine's cache would answer those at once.)
     stream = _ScriptedStream([(0.0, _partial("The doctor says", 10)), (0.2, final)])
@@ -234,8 +243,15 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
     hold_calls(monkeypatch, engine.models[0], lambda texts: texts == [final_text], release)  # still running
     room = LiveRoom(RoomRecord("room3", "Consult", RoomKind.CONSULTATION, "host", 0.0, Glossary()), 2)
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
-    final = Transcript(
-        0, True, final_text, len(final_text), "en", 0.0, 2.0, None, {"speech_end": time.time()}
+    final = SpeechEvent(
+        SpeechEventKind.FINAL,
+        0,
+        final_text,
+        len(final_text),
+        "en",
+        0.0,
+        2.0,
+        timings={"speech_end": time.time()},
     )
     pipeline = _pipeline(room, _ScriptedStream([(0.0, final)]), engine, Metrics())
     for _ in range(100):  # until the speaker has their final (at most 5 s)
@@ -283,8 +299,12 @@ def _review() -> LiveRoom:
     return LiveRoom(RoomRecord("room1", "Review", RoomKind.REVIEW, "host", 0.0, Glossary()), 12)
 
 
-def _final(text: str) -> Transcript:
-    return Transcript(0, True, text, len(text), "en", 0.0, 3.0, None, {"speech_end": time.time()})
+def _final(text: str, kind: SpeechEventKind = SpeechEventKind.FINAL) -> SpeechEvent:
+    return SpeechEvent(kind, 0, text, len(text), "en", 0.0, 3.0, timings={"speech_end": time.time()})
+
+
+def _preliminary(text: str) -> SpeechEvent:
+    return _final(text, SpeechEventKind.PRELIMINARY_FINAL)
 
 
 async def test_a_finals_translation_starts_during_its_closing_silence(
@@ -304,7 +324,7 @@ async def test_a_finals_translation_starts_during_its_closing_silence(
     room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is stable."
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.3, _final(text))])
     metrics = Metrics()
     await _pipeline(room, stream, engine, metrics).finish()
 
@@ -325,7 +345,7 @@ async def test_an_early_translation_is_not_used_when_speech_went_on(
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     # The speaker paused after "The patient is", then went on: the final has other words.
     stream = _ScriptedStream(
-        [(0.0, _Tentative(_final("The patient is"))), (0.3, _final("The patient is stable today."))]
+        [(0.0, _preliminary("The patient is")), (0.3, _final("The patient is stable today."))]
     )
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
@@ -354,7 +374,7 @@ async def test_no_early_translation_while_the_engine_is_busy(
     room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is resting now."  # not in the shared engine's cache from other tests
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.3, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.3, _final(text))])
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
     await asyncio.sleep(0.5)
@@ -375,7 +395,7 @@ async def test_no_early_translation_where_no_model_would_run() -> None:
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The wound is healing well."
     metrics = Metrics()
-    stream = _ScriptedStream([(0.0, _Tentative(_final(text))), (0.1, _final(text))])
+    stream = _ScriptedStream([(0.0, _preliminary(text)), (0.1, _final(text))])
     await _pipeline(room, stream, no_models, metrics).finish()
 
     (final,) = [CaptionEvent.from_dict(m) for m in inboxes["reader"]]
@@ -384,8 +404,10 @@ async def test_no_early_translation_where_no_model_would_run() -> None:
     await no_models.aclose()
 
 
-def _final(text: str, language: str = "en") -> Transcript:
-    return Transcript(0, True, text, len(text), language, 0.0, 2.0, None, {"speech_end": time.time()})
+def _final_in(language: str, text: str, seq: int = 0) -> SpeechEvent:
+    return SpeechEvent(
+        SpeechEventKind.FINAL, seq, text, len(text), language, 0.0, 2.0, timings={"speech_end": time.time()}
+    )
 
 
 async def test_a_glossary_term_with_a_turkish_i_costs_no_reader_their_final(
@@ -400,7 +422,7 @@ async def test_a_glossary_term_with_a_turkish_i_costs_no_reader_their_final(
     inboxes = _join(room, {"speaker": "tr", "french": "fr", "japanese": "ja"})
     room.seats["speaker"].speaks = "tr"
     said = "Kolunda kırık var, ilaç verdik."
-    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final(said, "tr"))]), engine, Metrics())
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final_in("tr", said))]), engine, Metrics())
     await pipeline.finish()
     (spoken,) = [CaptionEvent.from_dict(m) for m in inboxes["speaker"]]
     assert spoken.text == said and spoken.path is TranslationPath.ORIGINAL
@@ -427,7 +449,7 @@ async def test_one_languages_failed_translation_costs_the_others_nothing(
     inboxes = _join(room, {"speaker": "en", "french": "fr", "japanese": "ja"})
     said = "Her haemoglobin is seven point two."
     caplog.set_level(logging.DEBUG)
-    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final(said))]), engine, Metrics())
+    pipeline = _pipeline(room, _ScriptedStream([(0.0, _final_in("en", said))]), engine, Metrics())
     await pipeline.finish()
     await engine.aclose()
 
@@ -439,3 +461,139 @@ async def test_one_languages_failed_translation_costs_the_others_nothing(
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert "failed" in logged  # the operator hears of it...
     assert "haemoglobin" not in logged  # ...without the words
+
+
+def _settled(text: str, replaces: tuple[int, ...], english: str | None = None) -> SpeechEvent:
+    return SpeechEvent(
+        SpeechEventKind.SETTLED,
+        replaces[0],
+        text,
+        len(text),
+        "en",
+        0.0,
+        4.0,
+        english=english,
+        confidence=Confidence(-0.2, 0.01, 1.3),
+        replaces=replaces,
+        timings={"speech_end": time.time()},
+    )
+
+
+def _kinds(inbox: list[dict[str, Any]]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    events = [CaptionEvent.from_dict(m) for m in inbox]
+    return [(e.kind.value, e.utterance_id, e.text, e.replaces) for e in events]
+
+
+async def test_a_settled_caption_replaces_the_finals_it_names_after_them(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two finals heard as one sentence: the settled caption replaces both, for every reader whose
+    text changes, and never reaches a reader before the finals it replaces."""
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr"})
+    script = [
+        (0.0, _final_in("en", "She has a fiel", seq=0)),
+        (0.05, _final_in("en", "and volor in the chest.", seq=1)),
+        (0.05, _settled("She has a fever and pain in the chest.", (0, 1))),
+    ]
+    await _pipeline(room, _ScriptedStream(script), engine, Metrics()).finish()
+    assert _kinds(inboxes["speaker"]) == [
+        ("final", "speaker-0", "She has a fiel", ()),
+        ("final", "speaker-1", "and volor in the chest.", ()),
+        ("settled", "speaker-0", "She has a fever and pain in the chest.", ("speaker-0", "speaker-1")),
+    ]
+    french = [CaptionEvent.from_dict(m) for m in inboxes["french"]]
+    assert [(e.kind.value, e.utterance_id) for e in french] == [
+        ("final", "speaker-0"),
+        ("final", "speaker-1"),
+        ("settled", "speaker-0"),
+    ]
+    settled = french[-1]
+    assert settled.replaces == ("speaker-0", "speaker-1") and settled.path is TranslationPath.MACHINE
+    assert settled.confidence is not None and not settled.uncertain
+
+
+async def test_settling_translates_and_sends_again_only_where_the_text_changes(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[list[str], str]] = []
+
+    def constant(texts: list[str], source: str, target: str) -> list[str]:
+        # A model that says the same whatever it reads: the settled French equals the final's.
+        calls.append((list(texts), target))
+        return ["Le patient va bien." for _ in texts]
+
+    replace_calls(monkeypatch, engine.models[0], constant)
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr"})
+    script = [
+        (0.0, _final_in("en", "Her pulse is steady at rest.", seq=0)),
+        (0.05, _settled("Her pulse is steady at rest.", (0,))),  # the second pass agrees: nothing to send
+        (0.05, _final_in("en", "Pressure one twenty.", seq=1)),
+        (0.05, _settled("Pressure is one twenty.", (1,))),  # new words; the same French
+    ]
+    await _pipeline(room, _ScriptedStream(script), engine, Metrics()).finish()
+    assert [kind for kind, *_ in _kinds(inboxes["speaker"])] == ["final", "final", "settled"]
+    assert _kinds(inboxes["speaker"])[-1] == (
+        "settled",
+        "speaker-1",
+        "Pressure is one twenty.",
+        ("speaker-1",),
+    )
+    assert [kind for kind, *_ in _kinds(inboxes["french"])] == ["final", "final"]
+    # Translated again only for the settled caption whose words changed.
+    assert [texts for texts, _ in calls] == [
+        ["Her pulse is steady at rest."],
+        ["Pressure one twenty."],
+        ["Pressure is one twenty."],
+    ]
+
+
+async def test_a_settled_translation_still_running_holds_no_final_back(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second pass's translation is work for later: while one is held, the next final still reaches
+    its readers at once (on CPU its translation waits at most for that one model call to end: a
+    running CTranslate2 call cannot be interrupted), and queued finals go before queued settled work."""
+    release = threading.Event()
+    hold_calls(monkeypatch, engine.models[0], lambda texts: "Her fever settled." in texts, release)
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr"})
+    script = [
+        (0.0, _final_in("en", "Her fever setled.", seq=0)),
+        (0.05, _settled("Her fever settled.", (0,))),
+        (0.2, _final_in("en", "She went home.", seq=1)),
+    ]
+    arrived = asyncio.Event()
+    speaker_inbox = inboxes["speaker"]
+    original_send = speaker_inbox.send
+
+    async def noticing(message: ServerMessage) -> None:
+        await original_send(message)
+        if isinstance(message, CaptionEvent) and message.utterance_id == "speaker-1":
+            arrived.set()
+
+    speaker_inbox.send = noticing  # type: ignore[method-assign]
+    pipeline = _pipeline(room, _ScriptedStream(script), engine, Metrics())
+    await asyncio.wait_for(arrived.wait(), 10)
+    assert not release.is_set()  # the settled translation is still held
+    assert not any(kind == "settled" for kind, *_ in _kinds(inboxes["french"]))
+    release.set()
+    await pipeline.finish()
+    french = _kinds(inboxes["french"])
+    assert sorted(kind for kind, *_ in french) == ["final", "final", "settled"]
+    assert [kind for kind, utterance, *_ in french if utterance == "speaker-0"] == ["final", "settled"]
+
+
+async def test_a_reader_of_traditional_chinese_gets_traditional_characters(engine: TranslationEngine) -> None:
+    room = _review()
+    inboxes = _join(room, {"speaker": "zh", "simplified": "zh", "traditional": "zh"})
+    for seat in room.seats.values():
+        seat.speaks = "zh"
+    room.seats["traditional"].chinese_script = ChineseScript.TRADITIONAL
+    said = "头发和血压都正常"
+    await _pipeline(room, _ScriptedStream([(0.0, _final_in("zh", said))]), engine, Metrics()).finish()
+    (simplified,) = [CaptionEvent.from_dict(m) for m in inboxes["simplified"]]
+    (traditional,) = [CaptionEvent.from_dict(m) for m in inboxes["traditional"]]
+    assert simplified.text == said
+    assert traditional.text == "頭髮和血壓都正常"

@@ -12,7 +12,7 @@ import pytest
 from mt_models import build_marian_pair, build_multilingual, hold_calls
 
 from bench.synthetic import LENGTH_RATIO, STAMP, force_length, synthetic_lengths
-from mt import TranslationBusyError, TranslationEngine, TranslationModel, load_model
+from mt import Priority, TranslationBusyError, TranslationEngine, TranslationModel, load_model
 from protocol import TranslationPath
 
 
@@ -62,7 +62,7 @@ async def test_a_final_starts_on_a_free_thread_while_a_partial_is_translated(
     pair_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, _, release = _french_held(pair_dirs, monkeypatch)
-    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], urgent=False))
+    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], priority=Priority.PARTIAL))
     await asyncio.sleep(0.2)
     try:
         # The French partial holds one thread; the Spanish final does not wait for it.
@@ -118,12 +118,12 @@ async def test_queued_finals_run_before_queued_partials(
     release = threading.Event()
     # Hold the worker on the first partial while the others queue up.
     order = hold_calls(monkeypatch, engine.models[0], lambda texts: texts == ["partial one"], release, 5)
-    first = asyncio.create_task(engine.translate("partial one", "en", ["fr"], urgent=False))
+    first = asyncio.create_task(engine.translate("partial one", "en", ["fr"], priority=Priority.PARTIAL))
     await asyncio.sleep(0.2)
     later = [
-        asyncio.create_task(engine.translate("partial two", "en", ["fr"], urgent=False)),
+        asyncio.create_task(engine.translate("partial two", "en", ["fr"], priority=Priority.PARTIAL)),
         asyncio.create_task(engine.translate("the final", "en", ["fr"])),
-        asyncio.create_task(engine.translate("partial three", "en", ["fr"], urgent=False)),
+        asyncio.create_task(engine.translate("partial three", "en", ["fr"], priority=Priority.PARTIAL)),
     ]
     await asyncio.sleep(0.2)
     release.set()
@@ -202,7 +202,7 @@ async def test_on_a_gpu_finals_overtake_a_running_batch_of_partials(
     engine = TranslationEngine([load_model(nllb_dir)], finals_lane=True)
     release = threading.Event()
     _held_partials(monkeypatch, engine.models[0], release)
-    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], urgent=False))
+    partial = asyncio.create_task(engine.translate("partial words", "en", ["fr"], priority=Priority.PARTIAL))
     await asyncio.sleep(0.2)
     try:
         # The partial's batch is still running; the final has a worker of its own.
@@ -220,12 +220,14 @@ async def test_partials_are_refused_when_half_the_engine_is_busy(
     engine = TranslationEngine([load_model(nllb_dir)], max_pending=4)
     release = threading.Event()
     _held_partials(monkeypatch, engine.models[0], release)
-    held = asyncio.create_task(engine.translate("partial held", "en", ["fr", "ja"], urgent=False))
+    held = asyncio.create_task(
+        engine.translate("partial held", "en", ["fr", "ja"], priority=Priority.PARTIAL)
+    )
     await asyncio.sleep(0.2)
     assert engine.pending == 2
     try:
         with pytest.raises(TranslationBusyError):
-            await engine.translate("partial refused", "en", ["fr"], urgent=False)
+            await engine.translate("partial refused", "en", ["fr"], priority=Priority.PARTIAL)
         # Finals are never refused: they queue (and wait for a free slot when all are taken).
         final = asyncio.create_task(engine.translate("the final", "en", ["fr"]))
         await asyncio.sleep(0.2)
@@ -243,9 +245,13 @@ async def test_a_partial_whose_caller_gave_up_is_never_translated(
     engine = TranslationEngine([load_model(nllb_dir)])
     release = threading.Event()
     order = _held_partials(monkeypatch, engine.models[0], release)
-    running = asyncio.create_task(engine.translate("partial running", "en", ["fr"], urgent=False))
+    running = asyncio.create_task(
+        engine.translate("partial running", "en", ["fr"], priority=Priority.PARTIAL)
+    )
     await asyncio.sleep(0.2)
-    superseded = asyncio.create_task(engine.translate("partial superseded", "en", ["fr"], urgent=False))
+    superseded = asyncio.create_task(
+        engine.translate("partial superseded", "en", ["fr"], priority=Priority.PARTIAL)
+    )
     await asyncio.sleep(0.1)
     superseded.cancel()  # what the caption pipeline does when the utterance's final arrives
     release.set()

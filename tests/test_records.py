@@ -24,7 +24,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from rest_app import admin_client, member_client
 from test_calls import _start, _tone
 
-from asr import RecognizerStats, Transcript
+from asr import RecognizerStats, SpeechEvent, SpeechEventKind
 from media import FileAudioTrack
 from mt import TranslationEngine
 
@@ -39,7 +39,7 @@ class _Voice:
         self.language = language
         self.pushed = 0
         self._heard = asyncio.Condition()
-        self._out: asyncio.Queue[Transcript | None] = asyncio.Queue()
+        self._out: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self._seq = 0
         self.english_wanted = False
         self.glossary: tuple[str, ...] = ()
@@ -64,8 +64,14 @@ class _Voice:
         """`text` is what the speaker says over the next `seconds` of their audio."""
         start, end = await self.hear(seconds)
         self._out.put_nowait(
-            Transcript(
-                self._seq, True, text, len(text), self.language, start / SAMPLE_RATE, end / SAMPLE_RATE, None
+            SpeechEvent(
+                SpeechEventKind.FINAL,
+                self._seq,
+                text,
+                len(text),
+                self.language,
+                start / SAMPLE_RATE,
+                end / SAMPLE_RATE,
             )
         )
         self._seq += 1
@@ -73,7 +79,7 @@ class _Voice:
     async def finish(self) -> None:
         self._out.put_nowait(None)
 
-    async def __aiter__(self) -> AsyncIterator[Transcript]:
+    async def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         while (transcript := await self._out.get()) is not None:
             yield transcript
 

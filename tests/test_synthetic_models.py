@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from faster_whisper import decode_audio
 
-from asr import RecognizerConfig, SpeechRecognizer
-from asr.decoder import DecodeTask, WhisperDecoder
-from models.synthetic_whisper import build, is_synthetic
+from asr import SpeechEventKind, SpeechRecognizer
+from asr.decoder import DecodeTask
+from bench.synthetic_whisper import ForcedLengthDecoder, build, forced_length_decoder, is_synthetic
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ async def test_synthetic_whisper_runs_with_forced_token_counts(
     model_dir = build(tmp_path / "whisper-synthetic", "base", whisper_model_path)
     assert is_synthetic(model_dir) and not is_synthetic(whisper_model_path)
     tokens_per_s = 4.0
-    recognizer = SpeechRecognizer(model_dir, RecognizerConfig(synthetic_tokens_per_s=tokens_per_s))
+    recognizer = SpeechRecognizer(model_dir, decoder_factory=forced_length_decoder(tokens_per_s))
     try:
         stream = recognizer.open_stream(language="en")
         audio = decode_audio(str(speech_dir / "en_jfk.flac"), sampling_rate=16_000)
@@ -34,7 +34,7 @@ async def test_synthetic_whisper_runs_with_forced_token_counts(
             await stream.finish()
 
         feeding = asyncio.create_task(feed())
-        finals = [t async for t in stream if t.final]
+        finals = [t async for t in stream if t.kind is SpeechEventKind.FINAL]
         await feeding
     finally:
         await recognizer.aclose()
@@ -57,7 +57,7 @@ async def test_synthetic_whisper_runs_with_forced_token_counts(
             return results
 
     model.model = CountingWhisper()
-    decoder = WhisperDecoder(model, beam_size=1, synthetic_tokens_per_s=tokens_per_s)
+    decoder = ForcedLengthDecoder(model, 1, tokens_per_s=tokens_per_s)
     seconds = 5.0
     clip = audio[: int(seconds * 16_000)]
     decoder.decode_batch([DecodeTask(clip, True, "en", None, False)])

@@ -4,23 +4,31 @@ Production-size weights (large-v3-turbo and the like) cannot be downloaded on th
 benchmark, and they would not fit through the GPU machine's 64 MiB transfer limit anyway. The cost of
 a model depends on its shape, not its values, so a model of the real shape with random weights times
 the real work. Its output is meaningless: every figure measured with one must be labelled
-"synthetic weights: speed only", and recognition must be told how many tokens to decode
-(`RecognizerConfig.synthetic_tokens_per_s`), because random weights never decide to stop on their own.
+"synthetic weights: speed only". Random weights never decide to stop on their own, so recognition
+with them needs `ForcedLengthDecoder`: it decodes a set number of tokens per second of audio, at
+temperature 0, without the quality guards. `python -m bench.synthetic serve --whisper-tokens-per-s N`
+runs the BabelCall server with it (bench/load.py --synthetic-tokens-per-s starts the server that way).
 
-    python -m models.synthetic_whisper OUT_DIR --shape large-v3-turbo --tokenizer-from BASE_MODEL_DIR
+    python -m bench.synthetic_whisper build OUT_DIR --shape large-v3-turbo --tokenizer-from BASE_MODEL_DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ctranslate2.specs import WhisperSpec, model_spec
+from faster_whisper.tokenizer import Tokenizer
+
+from asr.decoder import Attempt, WhisperDecoder
 
 _ENCODER_POSITIONS = 1500  # 30 s of audio after the encoder's stride-2 convolution
 _DECODER_POSITIONS = 448
@@ -116,14 +124,60 @@ def is_synthetic(directory: Path) -> bool:
     return (directory / "SYNTHETIC").is_file()
 
 
+class ForcedLengthDecoder(WhisperDecoder):
+    """Decodes exactly `tokens_per_s` tokens per second of audio (speech runs at about 3-4 Whisper
+    tokens a second), at temperature 0, and keeps whatever random weights write: the guards would
+    judge noise, and the text's length is what a speed measurement is about."""
+
+    def __init__(self, *args: Any, tokens_per_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tokens_per_s = tokens_per_s
+
+    def new_token_limit(self, audio_s: float) -> int:
+        return math.ceil(self._tokens_per_s * audio_s)
+
+    def temperatures(self, final: bool) -> tuple[float, ...]:
+        return (0.0,)
+
+    def suppressed_tokens(self, tokenizer: Tokenizer) -> list[int]:
+        return [*super().suppressed_tokens(tokenizer), tokenizer.eot]  # never stop early
+
+    def verdict(self, attempt: Attempt) -> str | None:
+        return attempt.text
+
+    def clean(self, text: str, utterance_s: float, language: str) -> str:
+        return text
+
+
+def forced_length_decoder(tokens_per_s: float) -> functools.partial[ForcedLengthDecoder]:
+    """A `decoder_factory` for asr.SpeechRecognizer."""
+    return functools.partial(ForcedLengthDecoder, tokens_per_s=tokens_per_s)
+
+
+def use_forced_length_whisper(tokens_per_s: float) -> None:
+    """Make the server started in this process recognise with a ForcedLengthDecoder
+    (`python -m bench.synthetic serve --whisper-tokens-per-s N` calls this)."""
+    import server.app
+    from asr import SpeechRecognizer
+
+    # The server builds its recogniser in server.app; only this benchmark process is changed.
+    server.app.SpeechRecognizer = functools.partial(  # type: ignore[misc]
+        SpeechRecognizer, decoder_factory=forced_length_decoder(tokens_per_s)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="large-v3-turbo")
-    parser.add_argument("--tokenizer-from", type=Path, required=True, help="a real multilingual Whisper dir")
-    parser.add_argument("--seed", type=int, default=0)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_args = commands.add_parser("build", help="save a random-weight Whisper model")
+    build_args.add_argument("out", type=Path)
+    build_args.add_argument("--shape", choices=sorted(SHAPES), default="large-v3-turbo")
+    build_args.add_argument(
+        "--tokenizer-from", type=Path, required=True, help="a real multilingual Whisper dir"
+    )
+    build_args.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(build(args.out, args.shape, args.tokenizer_from, args.seed))
 
