@@ -12,12 +12,14 @@ import asyncio
 import itertools
 import logging
 import time
+from dataclasses import replace
 
+from asr import to_traditional
 from mt import Translation, TranslationEngine
 from protocol import TranslationPath
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.privacy import describe_exception
-from protocol.signalling import AUTO_LANGUAGE, ChatMessage
+from protocol.signalling import AUTO_LANGUAGE, ChatMessage, ChineseScript
 from server.rooms import Seat
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,15 @@ class ChatRelay:
                 sent_at=sent_at,
             )
             readers = [seat for seat in list(room.seats.values()) if seat.captions == language]
-            await asyncio.gather(*(seat.send(message) for seat in readers))
+            traditional = (
+                replace(message, text=to_traditional(message.text)) if shown_language == "zh" else message
+            )
+            await asyncio.gather(
+                *(
+                    seat.send(traditional if seat.chinese_script is ChineseScript.TRADITIONAL else message)
+                    for seat in readers
+                )
+            )
 
         if source in targets:
             await to_readers_of(source, Translation(text, TranslationPath.ORIGINAL, None, None))
