@@ -37,6 +37,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from participant.rest import RestClient
+from protocol.captions import CaptionKind
 from server.metrics import STAGES, probe_loop_lag
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,7 @@ def make_excerpts(source: Path, count: int, seconds: float, directory: Path) -> 
 class RoomPlan:
     room_url: str
     speaker_email: str
+    speaker_language: str
     listener_emails: list[str]
     listener_languages: list[str]
     audio: str
@@ -144,7 +146,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
                 email=email,
                 password=PASSWORD,
                 audio=None,
-                speaks="en",
+                speaks=language,
                 captions=language,
                 linger_s=0.0,
                 leave=done,
@@ -160,8 +162,8 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
             email=plan.speaker_email,
             password=PASSWORD,
             audio=Path(plan.audio),
-            speaks="en",
-            captions="en",
+            speaks=plan.speaker_language,
+            captions=plan.speaker_language,
             linger_s=plan.linger_s,
             video=plan.speakers_send_video,
         )
@@ -181,7 +183,7 @@ async def _run_room(plan: RoomPlan) -> dict[str, Any]:
     measurements = []
     for language, report in zip(plan.listener_languages, reports, strict=True):
         measurements.extend(_measure(report, language, started, plan.regions))
-    measurements.extend(_measure(speaker, "en", started, plan.regions))
+    measurements.extend(_measure(speaker, plan.speaker_language, started, plan.regions))
     return {
         "room": plan.room_url,
         "measurements": measurements,
@@ -212,7 +214,7 @@ def _measure(
         # Speech going on well past the caption's end: recognition cut a monologue (max_utterance_s)
         # rather than hearing a pause. Such captions wait for the cut, not for the speaker.
         ended_by = "cut" if region_end > span_end + 0.5 else "pause"
-        if not event.final:
+        if event.kind is CaptionKind.PARTIAL:
             first_partial.setdefault(event.utterance_id, round(arrived - (started + onset), 3))
             continue
         stages = {}
@@ -222,6 +224,7 @@ def _measure(
                 stages[stage] = round(points[b] - points[a], 3)
         rows.append(
             {
+                "kind": event.kind.value,
                 "listener_language": language,
                 "path": event.path.value,
                 "utterance": event.utterance_id,
@@ -336,13 +339,16 @@ def run_level(
     regions: list[Any],
 ) -> list[dict[str, Any]]:
     """Creates the rooms and runs them; one result (rooms and loop lag) per client process."""
-    languages = list(LISTENER_LANGUAGES[: args.listeners])
+    languages = (
+        args.listener_languages
+        or [code for code in LISTENER_LANGUAGES if code != args.speaks][: args.listeners]
+    )
     plans = []
     for index in range(speakers):
         speaker_email = f"speaker{index}@bench.invalid"
         ensure_member(base_url, admin, speaker_email, f"Speaker {index}")
         listener_emails = []
-        for j in range(args.listeners):
+        for j in range(len(languages)):
             email = f"listener{index}-{j}@bench.invalid"
             ensure_member(base_url, admin, email, f"Listener {index}.{j}")
             listener_emails.append(email)
@@ -355,6 +361,7 @@ def run_level(
             RoomPlan(
                 base_url + body["link"],
                 speaker_email,
+                args.speaks,
                 listener_emails,
                 languages,
                 str(audio[index % len(audio)]),
@@ -423,7 +430,9 @@ def early_translations_between(
 
 def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
     rooms = [room for worker in workers for room in worker["rooms"]]
-    rows = [m for room in rooms for m in room["measurements"]]
+    measured = [m for room in rooms for m in room["measurements"]]
+    settled = [r for r in measured if r["kind"] == "settled"]
+    rows = [r for r in measured if r["kind"] == "final"]
     stage_names = sorted({s for r in rows for s in r["stages_s"]})
     paused = [r for r in rows if r["ended_by"] == "pause"]
     return {
@@ -433,6 +442,8 @@ def summarise(speakers: int, workers: list[dict[str, Any]], usage: dict[str, Any
         "failures": sorted({room["failed"] for room in rooms if "failed" in room}),
         # The headline: utterances that ended because the speaker paused.
         "end_to_final_s": percentiles([r["end_to_final_s"] for r in paused]),
+        # A settled caption replaces finals the second pass decoded again; sent only where text changed.
+        "end_to_settled_s": percentiles([r["end_to_final_s"] for r in settled]),
         "cut_end_to_final_s": percentiles([r["end_to_final_s"] for r in rows if r["ended_by"] == "cut"]),
         "end_to_final_by_path_s": {
             path: percentiles([r["end_to_final_s"] for r in paused if r["path"] == path])
@@ -528,6 +539,15 @@ def main(argv: list[str] | None = None) -> int:
         "listener, and the client processes decode it",
     )
     parser.add_argument("--audio", type=Path, help="recording to speak (default: the dev consultation)")
+    parser.add_argument("--speaks", default="en", help="the language spoken in --audio")
+    parser.add_argument(
+        "--listener-languages",
+        type=lambda text: [code.strip() for code in text.split(",") if code.strip()],
+        default=None,
+        help="comma-separated caption languages of the listeners (default: --listeners of "
+        + ",".join(LISTENER_LANGUAGES)
+        + ")",
+    )
     parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) // 4))
     parser.add_argument("--break-s", type=float, default=5.0, help="stop the sweep when p95 exceeds this")
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for a started server")
@@ -616,11 +636,13 @@ def sweep(args: argparse.Namespace, counts: list[int], source: Path, work: Path)
             levels.append(level)
             write_results(args, levels)
             e2f = level["end_to_final_s"]
+            e2s = level["end_to_settled_s"]
             print(
                 f"{count:4d} speakers: end→final p50 {e2f['p50']} p95 {e2f['p95']} p99 {e2f['p99']} s "
                 f"(n={e2f['n']}; cut monologues p50 {level['cut_end_to_final_s']['p50']} s, "
                 f"n={level['cut_end_to_final_s']['n']}); "
                 f"first partial p50 {level['onset_to_first_partial_s']['p50']} s; "
+                f"end→settled p50 {e2s['p50']} p95 {e2s['p95']} s (n={e2s['n']}); "
                 f"stages p50 {level['stages_p50_s']}; early translations {level['early_translations']}; "
                 f"server loop lag {level['server_loop_lag']}; "
                 f"client loop lag p95 {level['client_loop_lag_s']['p95']} s; "
