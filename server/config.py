@@ -160,11 +160,14 @@ class Config:
         return context
 
     def describe(self) -> str:
+        """The configuration by the stage each setting configures, as `serve` prints it at start-up."""
         lines = ["BabelCall configuration:"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            shown = ("(set)" if value else "(not set)") if f.name in _SECRETS else value
-            lines.append(f"  {f.name} = {shown!s}")
+        for stage, (title, names) in STAGES.items():
+            lines.append(f"  [{stage}] {title}")
+            for name in names:
+                value = getattr(self, name)
+                shown = ("(set)" if value else "(not set)") if name in _SECRETS else value
+                lines.append(f"    {name} = {shown!s}")
         lines.append(
             f"  (database: {self.database_path}; translation models: {self.translation_dir}; "
             f"media workers: {self.media_worker_count})"
@@ -174,6 +177,69 @@ class Config:
 
 ENV_PREFIX = "BABELCALL_"
 _SECRETS = frozenset({"metrics_token", "turn_secret"})
+# Every setting under the stage it configures: how start-up prints them, and the tables a TOML file
+# may group them in (`[asr]` then `silence_ms = 300`; a top-level `silence_ms` works too).
+STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "server": ("where it listens and keeps its data", ("host", "port", "data_dir", "tls_cert", "tls_key")),
+    "asr": (
+        "speech recognition (asr/)",
+        (
+            "whisper_model",
+            "asr_device",
+            "asr_compute_type",
+            "cpu_threads",
+            "silence_ms",
+            "max_utterance_s",
+            "partial_interval_s",
+            "asr_max_batch",
+            "asr_prep_threads",
+            "asr_speculative_finals",
+            "asr_context_s",
+            "asr_short_final_windows",
+            "asr_second_pass",
+            "asr_settle_pause_s",
+            "asr_settle_window_s",
+        ),
+    ),
+    "mt": (
+        "translation (mt/)",
+        (
+            "translation_models_dir",
+            "mt_device",
+            "mt_compute_type",
+            "mt_beam_size",
+            "mt_prefer_whisper_english",
+        ),
+    ),
+    "media": (
+        "WebRTC media (media/)",
+        (
+            "media_workers",
+            "ice_servers",
+            "turn_urls",
+            "turn_secret",
+            "turn_credential_ttl_s",
+            "loopback_candidates",
+        ),
+    ),
+    "calls": ("calls and messages", ("max_review_participants", "max_message_bytes")),
+    "security": (
+        "sign-in, sessions and who may ask",
+        (
+            "session_days",
+            "cookie_secure",
+            "allowed_origins",
+            "signin_failures_per_email",
+            "signin_failures_per_address",
+            "signin_window_s",
+            "applications_per_address",
+            "applications_window_s",
+            "metrics_token",
+            "metrics_public",
+        ),
+    ),
+    "records": ("consultation records", ("record_key_file", "record_retention_days")),
+}
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -183,7 +249,7 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     config_file = path or (Path(env["BABELCALL_CONFIG"]) if env.get("BABELCALL_CONFIG") else None)
     if config_file is not None:
         try:
-            values.update(tomllib.loads(config_file.read_text()))
+            values.update(_flatten(tomllib.loads(config_file.read_text())))
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"cannot read config file {config_file}: {error}") from error
     for f in fields(Config):
@@ -230,6 +296,20 @@ def _check_ice_settings(config: Config) -> None:
         raise ConfigError("turn_secret is set but turn_urls is empty: list the TURN server's URLs")
     if config.turn_credential_ttl_s <= 0:
         raise ConfigError("turn_credential_ttl_s must be a positive number of seconds")
+
+
+def _flatten(document: dict[str, Any]) -> dict[str, Any]:
+    """A TOML document's settings, from the top level and from each stage's table."""
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in STAGES and isinstance(value, dict):
+            unknown = sorted(set(value) - set(STAGES[key][1]))
+            if unknown:
+                raise ConfigError(f"[{key}] has no settings {', '.join(unknown)}")
+            values.update(value)
+        else:
+            values[key] = value
+    return values
 
 
 def convert_field(spec: dataclasses.Field[Any], value: Any) -> Any:

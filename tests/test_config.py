@@ -98,3 +98,21 @@ def test_allowed_origins_from_the_environment_are_checked_and_normalised() -> No
         load_config(environ={"BABELCALL_ALLOWED_ORIGINS": "babelcall.example.org"})
     assert load_config(environ={"BABELCALL_METRICS_PUBLIC": "yes"}).metrics_public
     assert not Config(host="0.0.0.0").loopback_only and Config(host="127.0.0.2").loopback_only
+
+
+def test_every_setting_has_one_stage_and_a_file_may_group_them_by_stage(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from server.config import STAGES
+
+    staged = [name for _, names in STAGES.values() for name in names]
+    assert sorted(staged) == sorted(f.name for f in fields(Config))  # each once, none forgotten
+    config_file = tmp_path / "babelcall.toml"
+    config_file.write_text('port = 9000\n[asr]\nsilence_ms = 300\n[mt]\nmt_beam_size = 1\n')
+    config = load_config(config_file, environ={})
+    assert (config.port, config.silence_ms, config.mt_beam_size) == (9000, 300, 1)
+    described = config.describe()
+    assert described.index("[asr]") < described.index("silence_ms = 300") < described.index("[mt]")
+    config_file.write_text("[asr]\nmt_beam_size = 1\n")  # a setting under another stage's table
+    with pytest.raises(ConfigError, match=r"\[asr\] has no settings mt_beam_size"):
+        load_config(config_file, environ={})
