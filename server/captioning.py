@@ -319,7 +319,8 @@ class SpeakerPipeline:
         if source in readers:
             texts[source] = Translation(settled.text, TranslationPath.ORIGINAL, None, None)
         targets = set(plan.targets)
-        if settled.text and (words_changed or english_changed) and targets:
+        # Merged lines are one sentence now: its translation is of the sentence, not the pieces.
+        if settled.text and (words_changed or english_changed or merged) and targets:
             translation = self._start_translation(settled, targets, Priority.SETTLED)
             try:
                 async for target, translated in translation.as_ready():
