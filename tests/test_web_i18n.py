@@ -44,11 +44,14 @@ def keys_used_by_the_client() -> set[str]:
     for module in (WEB / "js").rglob("*.js"):
         source = module.read_text(encoding="utf-8")
         used |= set(re.findall(r'\b(?:t|tNodes|notice|signedOut)\("([a-zA-Z]+\.[a-zA-Z_.]+)"', source))
-        used |= set(re.findall(r'"((?:errors|connection|call|captions|devices)\.[a-zA-Z_]+)"', source))
+        prefixes = "errors|connection|call|captions|devices|chat|screen|host|record|records|lobby|people"
+        used |= set(re.findall(rf'"((?:{prefixes})\.[a-zA-Z_]+)"', source))
     # Keys built from a device kind and a problem (media.js: deviceProblem).
     problems = ("denied", "in_use", "not_found", "insecure", "other")
     used |= {f"devices.{kind}.{problem}" for kind in ("audio", "video") for problem in problems}
     used |= {f"devices.advice.{problem}" for problem in problems}
+    # Keys built from a screen-sharing problem (media.js: openScreen).
+    used |= {f"screen.{problem}" for problem in ("unsupported", "failed")}
     return used
 
 
