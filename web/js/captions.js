@@ -19,6 +19,11 @@ export function stageOf(event) {
 
 const SETTLE_HIGHLIGHT_MS = 2000;
 
+// A line's parts with spaces between them, so that its text (announced, copied) reads as words.
+function spaced(nodes) {
+  return nodes.filter(Boolean).flatMap((node, index) => (index ? [" ", node] : [node]));
+}
+
 // The text of a caption: a line in progress sets apart the beginning that will not change any more;
 // a finished line the recogniser or translator was unsure of is marked in words, not only underlined.
 function captionNodes(event, state) {
@@ -150,14 +155,14 @@ export class CaptionBoard {
       item.classList.add("chat");
       item.dataset.chat = message.id;
       item.dataset.path = message.path;
-      item.replaceChildren(...chatNodes(message));
+      item.replaceChildren(...spaced(chatNodes(message)));
       return;
     }
     item.classList.add(state);
     if (state === "settled") item.classList.add("final"); // finished, like a final
     item.dataset.utterance = message.utterance_id;
     item.dataset.path = message.path;
-    item.replaceChildren(...captionNodes(message, state));
+    item.replaceChildren(...spaced(captionNodes(message, state)));
   }
 
   highlight(item) {

@@ -214,6 +214,28 @@ export async function publishOffer(pc, media, { withVideo }) {
   return { sdp: pc.localDescription.sdp, senders };
 }
 
+// A screen, window or tab to share (the browser asks which): {stream, track}, or {problem}:
+// "cancelled" (the person closed the browser's picker, or it is not allowed), "unsupported", "failed".
+export async function openScreen() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) return { problem: "unsupported" };
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    track.contentHint = "detail"; // scans and lab results: sharp text over smooth motion
+    return { stream, track };
+  } catch (error) {
+    return { problem: error && error.name === "NotAllowedError" ? "cancelled" : "failed" };
+  }
+}
+
+// The shared screen's own publishing connection (docs/protocol.md: `publish` with source "screen").
+export async function screenOffer(pc, { stream, track }) {
+  pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc);
+  return pc.localDescription.sdp;
+}
+
 export async function subscribeOffer(pc, kinds) {
   for (const kind of kinds) pc.addTransceiver(kind, { direction: "recvonly" });
   await pc.setLocalDescription(await pc.createOffer());
