@@ -392,8 +392,13 @@ async def test_the_phone_layout_and_the_arabic_interface(
                 assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
                 assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (selector, box)
             assert await page.evaluate(NO_OVERFLOW), "the call overflows a phone's width"
-            # The people list does not scroll away with the captions.
+            # The people list does not scroll away with the captions; on a phone it starts folded,
+            # leaving the room to the captions and the chat.
             assert await page.locator("#captions #people").count() == 0
+            assert await page.locator("#people").is_hidden()
+            for selector in ("#chat-text", "#chat-send"):
+                box = await page.locator(selector).bounding_box()
+                assert box is not None and box["y"] + box["height"] <= 844, (selector, box)
             await assert_accessible(page, "the call on a phone")
             await keep_screenshot(page, "call-phone.png")
 
@@ -410,6 +415,7 @@ async def test_the_phone_layout_and_the_arabic_interface(
             timer = await page.locator("#call-timer").inner_text()
             assert re.fullmatch(f"[{arabic_digits}]+:[{arabic_digits}]{{2}}", timer), timer
             assert (await page.locator("#people-count").inner_text()) in arabic_digits
+            await page.click("#people-panel summary")
             people = await page.locator("#people").inner_text()
             assert "الإنجليزية" in people and not re.search(
                 r"[A-Za-z]{4,}", people.replace("Dr Layla Phone", "")

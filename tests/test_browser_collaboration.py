@@ -157,6 +157,30 @@ async def test_chat_reaches_the_other_reader_translated_with_the_original_and_a_
             await assert_accessible(jean, "the call with a shared screen and chat, in French")
             await keep_screenshot(amal, "call-sharing.png")
 
+            # On a phone the shared screen keeps the main area, with the chat and its composer below.
+            await jean.set_viewport_size({"width": 390, "height": 844})
+            boxes = {}
+            for selector in (
+                f"#screen-{amal_id}",
+                f"#tile-{amal_id}",
+                "#caption-lines .chat >> nth=0",
+                "#chat-text",
+            ):
+                box = await jean.locator(selector).bounding_box()
+                assert box is not None, selector
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
+                assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (selector, box)
+                boxes[selector] = box
+            shared, camera = boxes[f"#screen-{amal_id}"], boxes[f"#tile-{amal_id}"]
+            assert shared["width"] * shared["height"] > 2 * camera["width"] * camera["height"], (
+                shared,
+                camera,
+            )
+            assert await jean.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+            await assert_accessible(jean, "the call with a shared screen on a phone")
+            await keep_screenshot(jean, "call-sharing-phone.png")
+            await jean.set_viewport_size({"width": 1280, "height": 800})
+
             # The reader's copy holds the chat with the words as typed.
             async with jean.expect_download() as download_info:
                 await jean.click("#download-captions")

@@ -182,8 +182,10 @@ async def test_a_record_keeps_words_only_while_everyone_agrees_and_is_read_from_
             await finals.nth(await finals.count()).wait_for(timeout=120_000)
             assert await kept_lines(host, at_least=0) == 0
 
-            # He agrees: it records, as both pages say.
-            await question.get_by_role("button", name="Agree").click()
+            # He agrees, from the keyboard: it records, as both pages say.
+            await yusuf.keyboard.press("Tab")
+            assert await yusuf.evaluate("() => document.activeElement.id") == "consent-agree"
+            await yusuf.keyboard.press("Enter")
             await question.wait_for(state="hidden")
             await yusuf_state.filter(has_text="Recorded: everyone agreed").wait_for()
             await rania_state.filter(has_text="Recorded: everyone agreed").wait_for()

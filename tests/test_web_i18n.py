@@ -50,8 +50,6 @@ def keys_used_by_the_client() -> set[str]:
     problems = ("denied", "in_use", "not_found", "insecure", "other")
     used |= {f"devices.{kind}.{problem}" for kind in ("audio", "video") for problem in problems}
     used |= {f"devices.advice.{problem}" for problem in problems}
-    # Keys built from a screen-sharing problem (media.js: openScreen).
-    used |= {f"screen.{problem}" for problem in ("unsupported", "failed")}
     return used
 
 

@@ -214,10 +214,12 @@ export async function publishOffer(pc, media, { withVideo }) {
   return { sdp: pc.localDescription.sdp, senders };
 }
 
+// Phones' browsers mostly cannot share their screen: the button is offered where this is true.
+export const canShareScreen = Boolean(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+
 // A screen, window or tab to share (the browser asks which): {stream, track}, or {problem}:
-// "cancelled" (the person closed the browser's picker, or it is not allowed), "unsupported", "failed".
+// "cancelled" (the person closed the browser's picker, or it is not allowed) or "failed".
 export async function openScreen() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) return { problem: "unsupported" };
   try {
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
     const track = stream.getVideoTracks()[0];

@@ -8,6 +8,7 @@ import { errorText, formatDuration, formatNumber, isolate, languageName, onLangu
 import {
   LevelMeter,
   canChooseSpeaker,
+  canShareScreen,
   listDevices,
   mediaFigures,
   openScreen,
@@ -25,6 +26,7 @@ const STATS_INTERVAL_MS = 400;
 const SPEAKING_LEVEL = 0.04; // received audio level (0-1) above which a participant is speaking
 const MUTED_SPEAKING_LEVEL = 0.12; // local level that counts as speaking into a muted microphone
 const MUTED_SPEAKING_HOLD_MS = 1500;
+const PHONE = "(max-width: 600px)"; // style.css: the phone layout
 
 // The board outlives a call: after the call ends its final captions can still be downloaded.
 export const captionBoard = new CaptionBoard({ lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions") });
@@ -82,6 +84,8 @@ export class Call {
     $("#call-chinese-script").value = this.me.chineseScript;
     showChineseScript($("#call-chinese-script-label"), this.me.captions);
     $("#chat-error").hidden = true;
+    // On a phone the list of people starts folded, so the captions and chat have the room.
+    $("#people-panel").open = !window.matchMedia(PHONE).matches;
     this.addSelfTile();
     this.watchMicrophone();
     this.showControls();
@@ -383,7 +387,7 @@ export class Call {
       return;
     }
     if (opened.problem) {
-      if (opened.problem !== "cancelled") this.app.notice(`screen.${opened.problem}`);
+      if (opened.problem === "failed") this.app.notice("screen.failed");
       return;
     }
     const screen = { ...opened, pc: null };
@@ -579,6 +583,7 @@ export class Call {
     camera.textContent = cameraOn ? t("call.cameraStop") : t("call.cameraStart");
     camera.title = !this.withVideo ? t("call.audioOnlyHint") : cameraOn ? t("call.cameraStopHint") : t("call.cameraStartHint");
     const screen = $("#toggle-screen");
+    screen.hidden = !canShareScreen;
     setPressed(screen, Boolean(this.screen));
     screen.textContent = this.screen ? t("screen.stop") : t("screen.share");
     screen.title = this.screen ? t("screen.stopHint") : t("screen.shareHint");
