@@ -130,6 +130,7 @@ async def test_chat_reaches_the_other_reader_translated_with_the_original_and_a_
             assert await amal.input_value("#chat-text") == too_long
             await assert_accessible(amal, "the call with a chat error")
             await amal.fill("#chat-text", "")
+            await amal.locator("#chat-error").wait_for(state="hidden")
 
             # Amal shares her screen: it reaches Jean's page, playing, in the main area, with the
             # cameras in a strip beside it.
@@ -178,7 +179,6 @@ async def test_chat_reaches_the_other_reader_translated_with_the_original_and_a_
             )
             assert await jean.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
             await assert_accessible(jean, "the call with a shared screen on a phone")
-            await keep_screenshot(jean, "call-sharing-phone.png")
             await jean.set_viewport_size({"width": 1280, "height": 800})
 
             # The reader's copy holds the chat with the words as typed.

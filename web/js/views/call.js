@@ -828,6 +828,8 @@ export function wireCallControls() {
     if (current) current.sendChat();
   });
   // Enter sends, Shift+Enter starts a new line; never while an input method is composing a word.
+  // A refusal's reason stays until the writer changes the message.
+  $("#chat-text").addEventListener("input", () => current && current.chatError && current.showChatError(null));
   $("#chat-text").addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
     event.preventDefault();

@@ -84,12 +84,11 @@ export class RecordPanel {
     $("#record-decline").hidden = mine !== "asked";
     $("#record-withdraw").hidden = mine !== "agreed";
     $("#record-stop").hidden = !this.call.isHost();
+    $("#consent-body").textContent = t(this.state.started_by === this.call.host ? "record.askBodyHost" : "record.askBodyAdmin");
   }
 
   ask() {
     const dialog = $("#consent-dialog");
-    const starter = this.state.started_by === this.call.host ? "record.askBodyHost" : "record.askBodyAdmin";
-    $("#consent-body").textContent = t(starter);
     if (!dialog.open) dialog.showModal();
     dialog.focus(); // not on Agree: a stray Enter must not answer for the reader
   }
