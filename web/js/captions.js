@@ -12,7 +12,7 @@ import { badgeText, noteText, pathLabel, provenance } from "./paths.js";
 // above the lines in progress, announced, kept for the download) or "settled" (the second pass: takes
 // the place of the lines it replaces, and never changes again). A kind this page does not know is
 // treated as final.
-export function stageOf(event) {
+function stageOf(event) {
   if (event.kind === "partial" || event.kind === "settled") return event.kind;
   return "final";
 }

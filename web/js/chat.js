@@ -6,7 +6,7 @@ import { el, userText } from "./dom.js";
 import { formatTime, languageName, t } from "./i18n.js";
 import { badgeText, noteText, pathLabel, provenance } from "./paths.js";
 
-export const MAX_CHAT_CHARS = 2000; // protocol/signalling.py: MAX_CHAT_CHARS
+const MAX_CHAT_CHARS = 2000; // protocol/signalling.py: MAX_CHAT_CHARS
 // Control and invisible formatting characters, which the server refuses in chat (new lines and tabs
 // are allowed).
 const FORBIDDEN = /[\p{Cc}\p{Cf}]/u;

@@ -9,7 +9,7 @@ import { ApiError, api } from "../rest.js";
 let listed = null; // {app, records}
 let shown = null; // {app, record, lines}
 
-export function recordLink(id) {
+function recordLink(id) {
   return `/?record=${encodeURIComponent(id)}`;
 }
 
