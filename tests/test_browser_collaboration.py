@@ -135,7 +135,7 @@ async def test_chat_reaches_the_other_reader_translated_with_the_original_and_a_
             # Amal shares her screen: it reaches Jean's page, playing, in the main area, with the
             # cameras in a strip beside it.
             await amal.click("#toggle-screen")
-            assert await amal.get_attribute("#toggle-screen", "aria-pressed") == "true"
+            await amal.wait_for_selector("#toggle-screen[aria-pressed=true]")  # once the browser gave it
             screen = f"document.querySelector('#screen-{amal_id} video')"
             await jean.wait_for_selector(f"#screen-{amal_id} video")
             await wait_until(jean, f"() => {screen}.videoWidth > 0", timeout_s=60)
