@@ -392,8 +392,13 @@ async def test_the_phone_layout_and_the_arabic_interface(
                 assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
                 assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (selector, box)
             assert await page.evaluate(NO_OVERFLOW), "the call overflows a phone's width"
-            # The people list does not scroll away with the captions.
+            # The people list does not scroll away with the captions; on a phone it starts folded,
+            # leaving the room to the captions and the chat.
             assert await page.locator("#captions #people").count() == 0
+            assert await page.locator("#people").is_hidden()
+            for selector in ("#chat-text", "#chat-send"):
+                box = await page.locator(selector).bounding_box()
+                assert box is not None and box["y"] + box["height"] <= 844, (selector, box)
             await assert_accessible(page, "the call on a phone")
             await keep_screenshot(page, "call-phone.png")
 
@@ -410,6 +415,7 @@ async def test_the_phone_layout_and_the_arabic_interface(
             timer = await page.locator("#call-timer").inner_text()
             assert re.fullmatch(f"[{arabic_digits}]+:[{arabic_digits}]{{2}}", timer), timer
             assert (await page.locator("#people-count").inner_text()) in arabic_digits
+            await page.click("#people-panel summary")
             people = await page.locator("#people").inner_text()
             assert "الإنجليزية" in people and not re.search(
                 r"[A-Za-z]{4,}", people.replace("Dr Layla Phone", "")
@@ -500,10 +506,11 @@ async def test_caption_lines_in_progress_stay_at_the_bottom_and_are_cut_off_when
                         lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions"),
                     });
                     const event = (id, speaker, text, final) => ({
-                        type: "caption", version: 1, room: "r", speaker_id: speaker, speaker_name: speaker,
-                        utterance_id: id, final, source_language: "en", caption_language: "en", text,
-                        stable_chars: 0, path: "original", note: null, start_s: 0, end_s: 1,
-                        sent_at: Date.now() / 1000, timings: {},
+                        type: "caption", version: 2, room: "r", speaker_id: speaker, speaker_name: speaker,
+                        utterance_id: id, kind: final ? "final" : "partial", source_language: "en",
+                        caption_language: "en", text, stable_chars: 0, path: "original", note: null,
+                        start_s: 0, end_s: 1, sent_at: Date.now() / 1000, replaces: [], confidence: null,
+                        uncertain: false, model: null, timings: {},
                     });
                     const text = (n) => n.querySelector(".text").textContent;
                     const lines = () => [...document.querySelectorAll("#captions .caption")].map((n) =>
@@ -565,3 +572,169 @@ async def test_the_interface_follows_the_browsers_language_until_another_is_chos
             assert await page.input_value("#interface-language") == "th"
         finally:
             await browser.close()
+
+
+# A caption board of its own, laid out (the call's is hidden on the sign-in page), fed caption events
+# as the call feeds them: `window.board`, `window.caption(id, kind, text, fields)`, `window.place(id)`
+# (where a line is in the scrolled area) and `window.settledView()`.
+SETTLING_BOARD = """async () => {
+    const { CaptionBoard } = await import("/static/js/captions.js");
+    const scroller = document.createElement("div");
+    scroller.className = "captions-scroll";
+    scroller.style.height = "240px";  // CSSOM, which the page's Content-Security-Policy allows
+    scroller.style.width = "360px";
+    const lines = document.createElement("ol");
+    const live = document.createElement("ol");
+    scroller.append(lines, live);
+    document.body.append(scroller);
+    window.scroller = scroller;
+    window.board = new CaptionBoard({ lines, live, scroller });
+    window.caption = (id, kind, text, fields = {}) => ({
+        type: "caption", version: 2, room: "r", speaker_id: "s", speaker_name: "Dr Amal", utterance_id: id,
+        kind, source_language: "en", caption_language: "en", text, stable_chars: text.length,
+        path: "original", note: null, start_s: 0, end_s: 1, sent_at: Date.now() / 1000, replaces: [],
+        confidence: kind === "partial" ? null : 0.9, uncertain: false, model: null, timings: {}, ...fields,
+    });
+    window.line = (id) => lines.querySelector(`[data-utterance="${id}"]`);
+    window.place = (id) => line(id).getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+    window.atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 2;
+    window.texts = () => [...lines.children].map(
+        (n) => n.dataset.utterance + ":" + n.querySelector(".text").textContent);
+    for (let n = 0; n < 40; n += 1) board.show(caption(`u${n}`, "final", `Line ${n} of the consultation.`));
+}"""
+
+
+async def test_settled_captions_take_the_place_of_the_lines_they_replace_without_moving_the_reader(
+    server: RunningServer,
+) -> None:
+    """Protocol 2's settled captions, uncertain text, the model's name and chat lines, rendered by the
+    caption module in the page (imported as the page imports it)."""
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    chromium = require_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await new_page(browser)
+            await page.goto(server.base_url + "/")
+            await page.wait_for_selector("#auth:not([hidden])")
+            await page.evaluate(SETTLING_BOARD)
+            assert await page.evaluate("() => atBottom()")  # the board follows new lines
+
+            # The reader scrolls up to read line 20; above it, the second pass merges lines 5 and 6
+            # into one longer line and finds line 10 was no speech. Line 20 stays where it was.
+            moved = await page.evaluate(
+                """() => {
+                    scroller.scrollTop += place("u20");
+                    const before = place("u20");
+                    line("u5").marker = "the same element";
+                    board.show(caption("u5", "settled",
+                        "Line five and six, heard together with what came after, as one sentence that is " +
+                        "long enough to wrap onto several lines of the caption panel.",
+                        { replaces: ["u5", "u6"] }));
+                    board.show(caption("u10", "settled", "", { replaces: ["u10"] }));
+                    return { before, after: place("u20"), marker: line("u5").marker,
+                             highlighted: line("u5").classList.contains("just-settled"),
+                             classes: line("u5").className };
+                }"""
+            )
+            assert abs(moved["after"] - moved["before"]) < 1, moved
+            assert moved["marker"] == "the same element" and moved["highlighted"], moved  # rewritten in place
+            assert moved["classes"].split() == ["caption", "settled", "final", "just-settled"], moved
+            texts = await page.evaluate("() => texts()")
+            assert texts[4:7] == [
+                "u4:Line 4 of the consultation.",
+                "u5:Line five and six, heard together with what came after, as one sentence that is long "
+                "enough to wrap onto several lines of the caption panel.",
+                "u7:Line 7 of the consultation.",
+            ], texts[4:7]
+            assert not [text for text in texts if text.startswith(("u6:", "u10:"))], texts
+
+            # Nothing older comes back: a final arriving after its settled version, a late final of a
+            # line that was merged away, a second settled version.
+            await page.evaluate(
+                """() => {
+                    board.show(caption("u5", "final", "Line 5 of the consultation."));
+                    board.show(caption("u6", "final", "Line 6 of the consultation."));
+                    board.show(caption("u10", "partial", "Line 10"));
+                    board.show(caption("u5", "settled", "Something else.", { replaces: ["u5"] }));
+                }"""
+            )
+            assert await page.evaluate("() => texts()") == texts
+
+            # A reader at the bottom stays at the bottom when a line above is settled.
+            at_bottom = await page.evaluate(
+                """() => {
+                    scroller.scrollTop = scroller.scrollHeight;
+                    board.show(caption("u30", "settled", "Line thirty, settled with a longer text that " +
+                        "takes more room than the final did, on two or three lines.", { replaces: ["u30"] }));
+                    return atBottom();
+                }"""
+            )
+            assert at_bottom
+
+            # Unsure words are marked in words, not only underlined, and the badge names the path and
+            # the models that produced the text; a missing model is said in the reader's language.
+            marked = await page.evaluate(
+                """() => {
+                    board.show(caption("z1", "final", "Douleur thoracique depuis hier.", {
+                        source_language: "zh", caption_language: "fr", path: "pivot", uncertain: true,
+                        confidence: 0.31, model: "translate-zh_en-1_9+opus-mt-en-fr" }));
+                    board.show(caption("t1", "final", "Take it twice a day.", {
+                        caption_language: "en", path: "untranslated",
+                        note: "not translated: no model for en→th" }));
+                    const node = line("z1");
+                    const text = node.querySelector(".text");
+                    return { badge: node.querySelector(".lang").textContent,
+                             path: node.querySelector(".lang").title,
+                             underline: getComputedStyle(text).textDecorationStyle,
+                             hint: text.title, flag: node.querySelector(".flag").textContent,
+                             spoken: node.innerText,
+                             note: line("t1").querySelector(".note").textContent };
+                }"""
+            )
+            assert marked["badge"] == "zh→fr", marked
+            assert marked["path"].endswith("zh→en→fr: translate-zh_en-1_9 + opus-mt-en-fr"), marked
+            assert "through English" in marked["path"], marked
+            assert marked["underline"] == "dotted" and "unsure" in marked["hint"], marked
+            assert marked["flag"] == "uncertain" and "uncertain" in marked["spoken"], marked
+            assert "null" not in marked["spoken"], marked
+            assert marked["note"] == "Not translated: no English to Thai translation on this server.", marked
+
+            # A chat message is a line of the same board, marked as chat, with the words as typed.
+            chat = await page.evaluate(
+                """() => {
+                    board.show(caption("u40", "partial", "And the dose"));
+                    board.showChat({ type: "chat", id: "p-c0", sender_id: "p", sender_name: "Dr Jean",
+                        source_language: "en", language: "fr", text: "Donner 25 mg de métoprolol.",
+                        original: "Give 25 mg of metoprolol.", path: "machine", note: null,
+                        model: "opus-mt-en-fr", sent_at: Date.now() / 1000 });
+                    const node = board.lines.querySelector('[data-chat="p-c0"]');
+                    return { last: board.lines.lastElementChild === node, classes: node.className,
+                             tag: node.querySelector(".chat-tag").textContent,
+                             path: node.querySelector(".lang").title,
+                             original: node.querySelector(".original").textContent };
+                }"""
+            )
+            assert chat["last"] and "chat" in chat["classes"].split(), chat  # above the line in progress
+            assert chat["tag"] == "chat" and chat["path"].endswith("en→fr: opus-mt-en-fr"), chat
+            assert chat["original"] == "As written (English): Give 25 mg of metoprolol.", chat
+
+            # The reader's copy holds the newest text of each line, in the order shown, and the chat.
+            async with page.expect_download() as download_info:
+                await page.evaluate("() => board.download('Settling')")
+            path = Path(await (await download_info.value).path())
+            saved = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        finally:
+            await browser.close()
+    assert saved.startswith("BabelCall captions: Settling"), saved
+    assert "Dr Amal (en): Line five and six, heard together" in saved, saved
+    assert "Line 6 of" not in saved and "Line 10 of" not in saved and "Line 30 of" not in saved, saved
+    assert saved.index("Line 4 of") < saved.index("Line five and six") < saved.index("Line 7 of"), saved
+    assert "Douleur thoracique depuis hier. [uncertain]" in saved, saved
+    assert "Dr Jean (chat, en→fr, machine translation): Donner 25 mg de métoprolol." in saved, saved
+    assert "[As written (English): Give 25 mg of metoprolol.]" in saved, saved
+    assert "And the dose" not in saved  # a line in progress is not in the copy

@@ -44,7 +44,8 @@ def keys_used_by_the_client() -> set[str]:
     for module in (WEB / "js").rglob("*.js"):
         source = module.read_text(encoding="utf-8")
         used |= set(re.findall(r'\b(?:t|tNodes|notice|signedOut)\("([a-zA-Z]+\.[a-zA-Z_.]+)"', source))
-        used |= set(re.findall(r'"((?:errors|connection|call|captions|devices)\.[a-zA-Z_]+)"', source))
+        prefixes = "errors|connection|call|captions|devices|chat|screen|host|record|records|lobby|people"
+        used |= set(re.findall(rf'"((?:{prefixes})\.[a-zA-Z_]+)"', source))
     # Keys built from a device kind and a problem (media.js: deviceProblem).
     problems = ("denied", "in_use", "not_found", "insecure", "other")
     used |= {f"devices.{kind}.{problem}" for kind in ("audio", "video") for problem in problems}
@@ -56,3 +57,22 @@ def test_every_key_the_client_uses_is_in_the_english_catalogue() -> None:
     used = keys_used_by_the_client()
     assert len(used) > 100  # the scan found the page's and the modules' keys
     assert sorted(used - set(ENGLISH)) == []
+
+
+# A button whose visible label is short ("Remove") is named for assistive technology with whom or what
+# it acts on; the name must contain the visible label (WCAG 2.5.3, label in name), so that a person
+# who speaks the label to voice control reaches the button, in every language.
+LABELLED_BUTTONS = [
+    ("people.remove", "people.removeNamed"),
+    ("host.askToMute", "host.askToMuteNamed"),
+    ("lobby.deleteRoom", "lobby.deleteRoomNamed"),
+    ("records.view", "records.viewNamed"),
+    ("records.delete", "records.deleteNamed"),
+]
+
+
+@pytest.mark.parametrize("code", sorted(LANGUAGES))
+def test_a_buttons_accessible_name_contains_its_visible_label(code: str) -> None:
+    catalogue: dict[str, str] = json.loads((CATALOGUES / f"{code}.json").read_text(encoding="utf-8"))
+    for visible, named in LABELLED_BUTTONS:
+        assert catalogue[visible].casefold() in catalogue[named].casefold(), (visible, named)

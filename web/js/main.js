@@ -16,11 +16,12 @@ import {
 } from "./i18n.js";
 import { api } from "./rest.js";
 import { enterAdmin, leaveAdmin } from "./views/admin.js";
-import { activeCall, wireCallControls } from "./views/call.js";
+import { activeCall, showChineseScript, wireCallControls } from "./views/call.js";
 import { enterLobby, wireLobby } from "./views/lobby.js";
 import { enterPrejoin, leavePrejoin, wirePrejoin } from "./views/prejoin.js";
+import { enterRecord, leaveRecord, wireRecords } from "./views/records.js";
 
-const SECTIONS = ["auth", "pending", "lobby", "no-room", "prejoin", "call", "admin"];
+const SECTIONS = ["auth", "pending", "lobby", "record", "no-room", "prejoin", "call", "admin"];
 const LANGUAGES_KEY = "babelcall.languages";
 const CAPTION_SIZE_KEY = "babelcall.captionSize";
 
@@ -34,6 +35,7 @@ const app = {
     for (const id of SECTIONS) $(`#${id}`).hidden = id !== section;
     if (section !== "prejoin") leavePrejoin();
     if (section !== "admin") leaveAdmin();
+    if (section !== "record") leaveRecord();
   },
 
   // A message for the reader, from the catalogue (null clears it).
@@ -77,7 +79,9 @@ function showNotice() {
     return;
   }
   const params = { ...shownNotice.params };
-  if (shownNotice.key === "call.linkCopied") params.link = el("bdi", { textContent: params.link, dir: "ltr" });
+  // Text from elsewhere inside the message keeps its own direction.
+  if ("link" in params) params.link = el("bdi", { textContent: params.link, dir: "ltr" });
+  if ("name" in params) params.name = userText(params.name);
   node.replaceChildren(shownNotice.text ? shownNotice.text : tNodes(shownNotice.key, params));
   node.hidden = false;
 }
@@ -95,6 +99,8 @@ async function route() {
   $("#admin-link").hidden = !app.me.is_admin;
   if (app.me.status !== "approved") return app.show("pending");
   if (location.pathname === "/admin" && app.me.is_admin) return enterAdmin(app);
+  const recordId = location.pathname === "/" && new URLSearchParams(location.search).get("record");
+  if (recordId) return enterRecord(app, recordId);
   const roomId = roomIdFromPath();
   if (!roomId) return enterLobby(app);
   // A made-up or deleted room's link says so at once, instead of a call that never connects.
@@ -131,6 +137,7 @@ function fillLanguagePickers() {
   $("#speaks").value = speaks;
   fillLanguageSelect($("#captions-language"), $("#captions-language").value || saved.captions || fallback);
   fillLanguageSelect($("#call-captions-language"), call ? call.me.captions : saved.captions || fallback);
+  showChineseScript($("#chinese-script-label"), $("#captions-language").value);
 }
 
 function fillInterfaceLanguages() {
@@ -192,9 +199,11 @@ async function start() {
   app.info = await api("/api/info");
   fillInterfaceLanguages();
   fillLanguagePickers();
+  $("#chinese-script").value = JSON.parse(localStorage.getItem(LANGUAGES_KEY) || "{}").chineseScript || "simplified";
   setCaptionSize(localStorage.getItem(CAPTION_SIZE_KEY) || "normal");
   wireAccounts();
   wireLobby(app);
+  wireRecords(app);
   wirePrejoin();
   wireCallControls();
   $("#interface-language").addEventListener("change", (event) => setLanguage(event.target.value, { remember: true }));

@@ -214,6 +214,30 @@ export async function publishOffer(pc, media, { withVideo }) {
   return { sdp: pc.localDescription.sdp, senders };
 }
 
+// Phones' browsers mostly cannot share their screen: the button is offered where this is true.
+export const canShareScreen = Boolean(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+
+// A screen, window or tab to share (the browser asks which): {stream, track}, or {problem}:
+// "cancelled" (the person closed the browser's picker, or it is not allowed) or "failed".
+export async function openScreen() {
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    track.contentHint = "detail"; // scans and lab results: sharp text over smooth motion
+    return { stream, track };
+  } catch (error) {
+    return { problem: error && error.name === "NotAllowedError" ? "cancelled" : "failed" };
+  }
+}
+
+// The shared screen's own publishing connection (docs/protocol.md: `publish` with source "screen").
+export async function screenOffer(pc, { stream, track }) {
+  pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc);
+  return pc.localDescription.sdp;
+}
+
 export async function subscribeOffer(pc, kinds) {
   for (const kind of kinds) pc.addTransceiver(kind, { direction: "recvonly" });
   await pc.setLocalDescription(await pc.createOffer());

@@ -33,9 +33,9 @@ const SLOW_RETRY_MS = 20000;
 export class CallConnection {
   // onMessage(message): every server message once joined; onState({state, ...}): "connecting",
   // "joined", "reconnecting" {slow, retryAt, reason}, "ended" {reason}.
-  constructor({ roomId, speaks, captions, onMessage, onState }) {
+  constructor({ roomId, speaks, captions, chineseScript, onMessage, onState }) {
     this.roomId = roomId;
-    this.join = { speaks, captions };
+    this.join = { speaks, captions, chinese_script: chineseScript };
     this.onMessage = onMessage;
     this.onState = onState;
     this.socket = null;
@@ -52,9 +52,10 @@ export class CallConnection {
     this.attempt();
   }
 
-  setCaptions(captions) {
-    this.join.captions = captions; // a rejoin keeps the new choice
-    this.send({ type: "languages", captions });
+  // The caption language and how Chinese captions are written, changed mid-call.
+  setCaptions(captions, chineseScript) {
+    this.join = { ...this.join, captions, chinese_script: chineseScript }; // a rejoin keeps the new choice
+    this.send({ type: "languages", captions, chinese_script: chineseScript });
   }
 
   send(message) {

@@ -1,11 +1,24 @@
-// The call: tiles, people, controls, captions and the connection's state, for one joined room.
+// The call: tiles, shared screens, people, controls, captions, chat and the connection's state, for
+// one joined room.
 
 import { CaptionBoard } from "../captions.js";
+import { CHAT_ERROR_CODES, ChatOutbox, chatProblem, refusalKey } from "../chat.js";
 import { $, el, setPressed, userText } from "../dom.js";
 import { errorText, formatDuration, formatNumber, isolate, languageName, onLanguageChange, t, tNodes } from "../i18n.js";
-import { LevelMeter, canChooseSpeaker, listDevices, mediaFigures, publishOffer, subscribeOffer } from "../media.js";
+import {
+  LevelMeter,
+  canChooseSpeaker,
+  canShareScreen,
+  listDevices,
+  mediaFigures,
+  openScreen,
+  publishOffer,
+  screenOffer,
+  subscribeOffer,
+} from "../media.js";
 import { api } from "../rest.js";
 import { CallConnection, PROTOCOL_VERSION } from "../signalling.js";
+import { RecordPanel, wireRecordControls } from "./record.js";
 
 // Media that has not connected this long after the server answered is reported, with what to try.
 const MEDIA_CONNECT_TIMEOUT_MS = 10000;
@@ -13,6 +26,7 @@ const STATS_INTERVAL_MS = 400;
 const SPEAKING_LEVEL = 0.04; // received audio level (0-1) above which a participant is speaking
 const MUTED_SPEAKING_LEVEL = 0.12; // local level that counts as speaking into a muted microphone
 const MUTED_SPEAKING_HOLD_MS = 1500;
+const PHONE = "(max-width: 600px)"; // style.css: the phone layout
 
 // The board outlives a call: after the call ends its final captions can still be downloaded.
 export const captionBoard = new CaptionBoard({ lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions") });
@@ -25,10 +39,10 @@ export function activeCall() {
 
 export class Call {
   // app: {me, info, notice, route, navigate}; media: an open LocalMedia, which the call now owns.
-  constructor(app, { roomId, speaks, captions, media, withVideo, speakerId }) {
+  constructor(app, { roomId, speaks, captions, chineseScript, media, withVideo, speakerId }) {
     this.app = app;
     this.roomId = roomId;
-    this.me = { speaks, captions };
+    this.me = { speaks, captions, chineseScript };
     this.media = media;
     this.withVideo = withVideo;
     this.speakerId = speakerId || "";
@@ -36,6 +50,11 @@ export class Call {
     this.participants = new Map(); // id -> participant (from the server)
     this.subscribers = new Map(); // publisher id -> {pc, stream, state, watchdog}
     this.publisher = null; // {pc, senders, watchdog}
+    this.screen = null; // this page's shared screen: {stream, track, pc}
+    this.screens = new Map(); // id of a participant sharing their screen -> {pc, stream}
+    this.outbox = new ChatOutbox();
+    this.record = new RecordPanel(this);
+    this.endingForAll = false; // this page's host asked to end the call for everyone
     this.room = null;
     this.host = null;
     this.status = "connecting";
@@ -48,6 +67,7 @@ export class Call {
       roomId,
       speaks,
       captions,
+      chineseScript,
       onMessage: (message) => this.handle(message),
       onState: (state) => this.changeState(state),
     });
@@ -61,6 +81,11 @@ export class Call {
     $("#call-title").textContent = t("call.connecting");
     $("#call-timer").textContent = "";
     $("#call-captions-language").value = this.me.captions;
+    $("#call-chinese-script").value = this.me.chineseScript;
+    showChineseScript($("#call-chinese-script-label"), this.me.captions);
+    $("#chat-error").hidden = true;
+    // On a phone the list of people starts folded, so the captions and chat have the room.
+    $("#people-panel").open = !window.matchMedia(PHONE).matches;
     this.addSelfTile();
     this.watchMicrophone();
     this.showControls();
@@ -131,7 +156,7 @@ export class Call {
           room_full: "errors.room_full",
           removed: "errors.removed",
           replaced: "errors.replaced",
-          call_ended: "errors.call_ended",
+          call_ended: this.endingForAll ? "host.youEnded" : "errors.call_ended",
         }[reason] || "call.ended";
         this.app.notice(key);
         this.app.navigate("/");
@@ -151,7 +176,12 @@ export class Call {
     if (this.meter) this.meter.stop();
     this.meter = null;
     this.media.stop();
+    if (this.screen) this.screen.track.stop();
+    this.screen = null;
+    this.record.reset();
     $("#videos").replaceChildren();
+    $("#screens").replaceChildren();
+    this.arrangeScreens();
     $("#people").replaceChildren();
     $("#connection-banner").hidden = true;
     $("#muted-speaking").hidden = true;
@@ -166,6 +196,11 @@ export class Call {
     this.publisher = null;
     this.mediaProblem = false;
     for (const id of [...this.subscribers.keys()]) this.closeSubscriber(id);
+    for (const id of [...this.screens.keys()]) this.closeScreen(id);
+    if (this.screen && this.screen.pc) this.screen.pc.close();
+    if (this.screen) this.screen.pc = null; // shared again once the call is joined again
+    this.outbox.clear();
+    this.record.reset();
     this.participants.clear();
     this.participantId = null;
     const self = document.getElementById("tile-self");
@@ -187,47 +222,69 @@ export class Call {
       if (participant.id === this.participantId) continue;
       this.participants.set(participant.id, participant);
       if (participant.publishing.length) this.subscribe(participant);
+      this.followScreen(participant);
     }
     this.tick();
     this.showPeople();
+    this.showControls();
+    this.record.render();
     await this.publish();
+    if (this.screen && this.screen.track.readyState === "live") await this.publishScreen();
   }
 
   async handle(message) {
     switch (message.type) {
-      case "published":
-        if (this.publisher) await this.publisher.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      case "published": {
+        const publisher = message.source === "screen" ? this.screen : this.publisher;
+        if (publisher && publisher.pc) await publisher.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
         break;
+      }
       case "subscribed": {
-        const subscriber = this.subscribers.get(message.publisher_id);
+        const subscriber = (message.source === "screen" ? this.screens : this.subscribers).get(message.publisher_id);
         if (subscriber) await subscriber.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
         break;
       }
       case "participant_joined":
       case "participant_updated":
+      case "participant_published": {
         // This page's own update comes back too: it is shown from this.me, not as a participant.
-        if (message.participant.id !== this.participantId) this.participants.set(message.participant.id, message.participant);
+        const participant = message.participant;
+        if (participant.id === this.participantId) break;
+        this.participants.set(participant.id, participant);
+        if (participant.publishing.length) this.subscribe(participant);
+        this.followScreen(participant);
         this.showPeople();
+        this.record.render();
         break;
-      case "participant_published":
-        this.participants.set(message.participant.id, message.participant);
-        this.subscribe(message.participant);
-        this.showPeople();
-        break;
+      }
       case "participant_left":
         this.participants.delete(message.participant_id);
         this.closeSubscriber(message.participant_id);
+        this.closeScreen(message.participant_id);
         this.showPeople();
         break;
       case "caption":
         captionBoard.show(message);
         break;
+      case "chat":
+        if (message.sender_id === this.participantId) this.outbox.delivered(message);
+        captionBoard.showChat(message);
+        break;
       case "glossary_updated":
         this.showGlossary(message.terms);
         break;
-      case "error":
-        this.app.noticeText(errorText(message));
+      case "mute_requested":
+        this.muteRequested(message.by_name);
         break;
+      case "record_state":
+        this.record.update(message);
+        break;
+      case "error": {
+        const refused = CHAT_ERROR_CODES.has(message.code) ? this.outbox.refused() : null;
+        if (refused !== null) this.chatRefused(refused, refusalKey(message.code));
+        else this.app.noticeText(errorText(message));
+        break;
+      }
     }
   }
 
@@ -314,6 +371,108 @@ export class Call {
     this.subscribers.delete(participantId);
     const tile = document.getElementById(`tile-${participantId}`);
     if (tile) tile.remove();
+  }
+
+  // ------------------------------------------------------------ shared screens
+
+  async toggleScreen() {
+    if (this.screen) this.stopSharing();
+    else await this.shareScreen();
+  }
+
+  async shareScreen() {
+    const opened = await openScreen();
+    if (current !== this) {
+      if (opened.track) opened.track.stop();
+      return;
+    }
+    if (opened.problem) {
+      if (opened.problem === "failed") this.app.notice("screen.failed");
+      return;
+    }
+    const screen = { ...opened, pc: null };
+    this.screen = screen;
+    // The browser's own "Stop sharing" ends the track.
+    opened.track.addEventListener("ended", () => this.screen === screen && this.stopSharing());
+    this.addScreenTile("self", this.app.me.name, opened.stream);
+    this.showControls();
+    if (this.status === "joined") await this.publishScreen();
+  }
+
+  // The screen gets a publishing connection of its own, beside the camera's.
+  async publishScreen() {
+    const screen = this.screen;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    screen.pc = pc;
+    const sdp = await screenOffer(pc, screen);
+    if (this.screen !== screen || screen.pc !== pc) return; // stopped, or the connection dropped, meanwhile
+    this.connection.send({ type: "publish", source: "screen", sdp });
+  }
+
+  stopSharing() {
+    const screen = this.screen;
+    if (!screen) return;
+    this.screen = null;
+    screen.track.stop();
+    if (screen.pc) {
+      screen.pc.close();
+      this.connection.send({ type: "unpublish", source: "screen" });
+    }
+    this.closeScreen("self");
+    this.showControls();
+  }
+
+  // Someone's screen is watched while they share it.
+  followScreen(participant) {
+    if (participant.sharing_screen && !this.screens.has(participant.id)) this.subscribeScreen(participant);
+    else if (!participant.sharing_screen && this.screens.has(participant.id)) this.closeScreen(participant.id);
+  }
+
+  async subscribeScreen(participant) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const stream = new MediaStream();
+    const watching = { pc, stream };
+    this.screens.set(participant.id, watching);
+    pc.addEventListener("track", (event) => stream.addTrack(event.track));
+    this.addScreenTile(participant.id, participant.name, stream);
+    const sdp = await subscribeOffer(pc, ["video"]);
+    if (this.screens.get(participant.id) !== watching) return;
+    this.connection.send({ type: "subscribe", publisher_id: participant.id, source: "screen", sdp });
+  }
+
+  closeScreen(participantId) {
+    const watching = this.screens.get(participantId);
+    if (watching) watching.pc.close();
+    this.screens.delete(participantId);
+    const tile = document.getElementById(`screen-${participantId}`);
+    if (tile) tile.remove();
+    this.arrangeScreens();
+  }
+
+  addScreenTile(id, name, stream) {
+    const tile = el(
+      "figure",
+      { className: "tile screen", id: `screen-${id}`, attrs: { role: "group" }, dataset: { name } },
+      el("video", { autoplay: true, playsInline: true, muted: true, srcObject: stream }),
+      el("span", { className: "who" }),
+    );
+    $("#screens").append(tile);
+    this.labelScreenTile(tile);
+    this.arrangeScreens();
+  }
+
+  labelScreenTile(tile) {
+    const self = tile.id === "screen-self";
+    const name = tile.dataset.name;
+    tile.querySelector(".who").replaceChildren(self ? t("screen.yours") : tNodes("screen.of", { name: userText(name) }));
+    tile.setAttribute("aria-label", self ? t("screen.yours") : t("screen.of", { name: isolate(name) }));
+  }
+
+  // A shared screen takes the main area; the cameras become a strip beside it.
+  arrangeScreens() {
+    const sharing = $("#screens").children.length > 0;
+    $("#screens").hidden = !sharing;
+    $(".main-area").classList.toggle("presenting", sharing);
   }
 
   addTile(id, name, stream, audioOnly = false) {
@@ -423,6 +582,12 @@ export class Call {
     camera.disabled = !this.withVideo;
     camera.textContent = cameraOn ? t("call.cameraStop") : t("call.cameraStart");
     camera.title = !this.withVideo ? t("call.audioOnlyHint") : cameraOn ? t("call.cameraStopHint") : t("call.cameraStartHint");
+    const screen = $("#toggle-screen");
+    screen.hidden = !canShareScreen;
+    setPressed(screen, Boolean(this.screen));
+    screen.textContent = this.screen ? t("screen.stop") : t("screen.share");
+    screen.title = this.screen ? t("screen.stopHint") : t("screen.shareHint");
+    $("#end-for-all").hidden = !this.isHost();
   }
 
   toggleMicrophone() {
@@ -518,14 +683,79 @@ export class Call {
         el("span", { className: "hint languages", textContent: t("people.languages", { speaks: spoken, reads: languageName(person.captions) }) }),
       );
       if (person.self && !this.media.microphoneOn) item.append(el("span", { className: "badge", textContent: t("call.muted") }));
+      if (person.sharing_screen || (person.self && this.screen)) item.append(el("span", { className: "hint", textContent: t("screen.sharing") }));
       if (mayRemove && !person.self) {
+        const actions = el("span", { className: "actions" });
+        if (person.publishing.includes("audio")) {
+          const mute = el("button", { type: "button", className: "secondary small", textContent: t("host.askToMute") });
+          mute.setAttribute("aria-label", t("host.askToMuteNamed", { name: isolate(person.name) }));
+          mute.addEventListener("click", () => this.askToMute(person));
+          actions.append(mute);
+        }
         const remove = el("button", { type: "button", className: "secondary small", textContent: t("people.remove") });
+        remove.setAttribute("aria-label", t("people.removeNamed", { name: isolate(person.name) }));
         remove.addEventListener("click", () => this.remove(person));
-        item.append(remove);
+        actions.append(remove);
+        item.append(actions);
       }
       list.append(item);
     }
     $("#people-count").textContent = formatNumber(1 + this.participants.size);
+  }
+
+  async askToMute(person) {
+    try {
+      await api(`/api/rooms/${this.roomId}/participants/${person.id}/mute`, { method: "POST" });
+      this.app.notice("host.askedToMute", { name: person.name });
+    } catch (error) {
+      this.app.noticeText(errorText(error));
+    }
+  }
+
+  // The host asked this participant to mute: the microphone goes quiet at once; unmuting is theirs.
+  muteRequested(byName) {
+    if (this.media.audioTrack && this.media.microphoneOn) this.toggleMicrophone();
+    this.app.notice("host.muteRequested", { name: byName });
+  }
+
+  async endForAll() {
+    if (!confirm(t("host.endConfirm"))) return;
+    this.endingForAll = true;
+    try {
+      await api(`/api/rooms/${this.roomId}/end`, { method: "POST" });
+    } catch (error) {
+      this.endingForAll = false;
+      this.app.noticeText(errorText(error));
+    }
+  }
+
+  // ------------------------------------------------------------ chat
+
+  sendChat() {
+    const input = $("#chat-text");
+    const text = input.value.trim();
+    if (!text) return;
+    const problem = chatProblem(text);
+    if (problem) return this.showChatError(...problem);
+    if (this.status !== "joined") return this.showChatError("chat.offline");
+    this.connection.send({ type: "chat", text });
+    this.outbox.sent(text);
+    input.value = "";
+    this.showChatError(null);
+  }
+
+  // The server refused a message: the writer gets it back to correct or resend, with the reason.
+  chatRefused(text, key) {
+    const input = $("#chat-text");
+    input.value = input.value ? `${text}\n${input.value}` : text;
+    this.showChatError(key);
+  }
+
+  showChatError(key, params = {}) {
+    this.chatError = key ? { key, params } : null;
+    const node = $("#chat-error");
+    node.hidden = !key;
+    node.textContent = key ? t(key, params) : "";
   }
 
   async remove(person) {
@@ -564,9 +794,17 @@ export class Call {
     this.showPeople();
     this.showBanner();
     this.showGlossary(this.glossary);
+    this.record.render();
+    if (this.chatError) this.showChatError(this.chatError.key, this.chatError.params);
     for (const tile of document.querySelectorAll("#videos .tile")) this.labelTile(tile);
+    for (const tile of document.querySelectorAll("#screens .tile")) this.labelScreenTile(tile);
     if (!this.room) $("#call-title").textContent = t("call.connecting");
   }
+}
+
+// The choice of Chinese script is offered to readers of Chinese captions only.
+export function showChineseScript(label, captions) {
+  label.hidden = captions !== "zh";
 }
 
 export function fillPicker(select, devices, chosen, fallbackKey) {
@@ -583,6 +821,21 @@ export function wireCallControls() {
   $("#toggle-mic").addEventListener("click", () => current && current.toggleMicrophone());
   $("#toggle-camera").addEventListener("click", () => current && current.toggleCamera());
   $("#leave").addEventListener("click", () => current && current.leave());
+  $("#toggle-screen").addEventListener("click", () => current && current.toggleScreen());
+  $("#end-for-all").addEventListener("click", () => current && current.endForAll());
+  $("#chat-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (current) current.sendChat();
+  });
+  // Enter sends, Shift+Enter starts a new line; never while an input method is composing a word.
+  // A refusal's reason stays until the writer changes the message.
+  $("#chat-text").addEventListener("input", () => current && current.chatError && current.showChatError(null));
+  $("#chat-text").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    $("#chat-form").requestSubmit();
+  });
+  wireRecordControls(() => current);
   $("#retry-now").addEventListener("click", () => current && current.connection.tryNow());
   $("#toggle-devices").addEventListener("click", (event) => {
     const panel = $("#devices-panel");
@@ -601,12 +854,17 @@ export function wireCallControls() {
   $("#call-microphone-choice").addEventListener("change", (event) => current && current.switchDevice("audio", event.target.value));
   $("#call-camera-choice").addEventListener("change", (event) => current && current.switchDevice("video", event.target.value));
   $("#call-speaker-choice").addEventListener("change", (event) => current && current.switchDevice("speaker", event.target.value));
-  $("#call-captions-language").addEventListener("change", (event) => {
+  const languagesChanged = () => {
     if (!current) return;
-    current.me.captions = event.target.value;
-    current.connection.setCaptions(event.target.value);
+    current.me.captions = $("#call-captions-language").value;
+    current.me.chineseScript = $("#call-chinese-script").value;
+    showChineseScript($("#call-chinese-script-label"), current.me.captions);
+    current.connection.setCaptions(current.me.captions, current.me.chineseScript);
+    current.app.rememberLanguages({ chineseScript: current.me.chineseScript });
     current.showPeople();
-  });
+  };
+  $("#call-captions-language").addEventListener("change", languagesChanged);
+  $("#call-chinese-script").addEventListener("change", languagesChanged);
   $("#copy-link").addEventListener("click", async () => {
     const link = `${location.origin}/r/${current ? current.roomId : ""}`;
     await navigator.clipboard.writeText(link).catch(() => {});

@@ -5,7 +5,7 @@
 import { $, el, setPressed } from "../dom.js";
 import { onLanguageChange, t } from "../i18n.js";
 import { LevelMeter, LocalMedia, canChooseSpeaker, listDevices } from "../media.js";
-import { Call, fillPicker } from "./call.js";
+import { Call, fillPicker, showChineseScript } from "./call.js";
 
 let view = null; // {app, roomId, media, meter}
 
@@ -101,9 +101,10 @@ async function join({ audioOnly }) {
   view = null; // the call owns the media now
   const speaks = $("#speaks").value;
   const captions = $("#captions-language").value;
-  app.rememberLanguages({ speaks, captions });
+  const chineseScript = $("#chinese-script").value;
+  app.rememberLanguages({ speaks, captions, chineseScript });
   app.notice(null);
-  new Call(app, { roomId, speaks, captions, media, withVideo, speakerId: current.speakerId }).start();
+  new Call(app, { roomId, speaks, captions, chineseScript, media, withVideo, speakerId: current.speakerId }).start();
 }
 
 export function wirePrejoin() {
@@ -112,6 +113,7 @@ export function wirePrejoin() {
     join({ audioOnly: false });
   });
   $("#join-audio-only").addEventListener("click", () => join({ audioOnly: true }));
+  $("#captions-language").addEventListener("change", (event) => showChineseScript($("#chinese-script-label"), event.target.value));
   $("#prejoin-mic").addEventListener("click", () => {
     if (!view) return;
     view.media.setMicrophone(!view.media.microphoneOn);
