@@ -108,7 +108,7 @@ def test_every_setting_has_one_stage_and_a_file_may_group_them_by_stage(tmp_path
     staged = [name for _, names in STAGES.values() for name in names]
     assert sorted(staged) == sorted(f.name for f in fields(Config))  # each once, none forgotten
     config_file = tmp_path / "babelcall.toml"
-    config_file.write_text('port = 9000\n[asr]\nsilence_ms = 300\n[mt]\nmt_beam_size = 1\n')
+    config_file.write_text("port = 9000\n[asr]\nsilence_ms = 300\n[mt]\nmt_beam_size = 1\n")
     config = load_config(config_file, environ={})
     assert (config.port, config.silence_ms, config.mt_beam_size) == (9000, 300, 1)
     described = config.describe()
