@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -597,3 +598,29 @@ async def test_a_reader_of_traditional_chinese_gets_traditional_characters(engin
     (traditional,) = [CaptionEvent.from_dict(m) for m in inboxes["traditional"]]
     assert simplified.text == said
     assert traditional.text == "頭髮和血壓都正常"
+
+
+async def test_captions_carry_the_decoders_confidence_and_mark_the_uncertain(
+    engine: TranslationEngine,
+) -> None:
+    """Unintelligible speech read as fluent text scores low: the caption says so, in every language
+    (Whisper's English carries its own score)."""
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr"})
+    unsure = SpeechEvent(
+        SpeechEventKind.FINAL,
+        0,
+        "I am the king of the world.",
+        27,
+        "en",
+        0.0,
+        2.0,
+        confidence=Confidence(-1.45, 0.2, 1.1),
+        timings={"speech_end": time.time()},
+    )
+    sure = replace(unsure, utterance_seq=1, text="Take two tablets.", confidence=Confidence(-0.15, 0.01, 1.2))
+    await _pipeline(room, _ScriptedStream([(0.0, unsure), (0.0, sure)]), engine, Metrics()).finish()
+    for reader in ("speaker", "french"):
+        first, second = (CaptionEvent.from_dict(m) for m in inboxes[reader])
+        assert first.uncertain and first.confidence == pytest.approx(0.235, abs=0.001), reader
+        assert not second.uncertain and second.confidence == pytest.approx(0.861, abs=0.001), reader
