@@ -23,7 +23,7 @@ from protocol.wire import WireError, parse_json_object
 from server.context import MEMBER_KEY, AppContext
 from server.errors import ApiError, Handler
 from server.passwords import HashingBusy
-from server.store import EmailTakenError, Member, MemberStatus, RoomKind, RoomRecord
+from server.store import EmailTakenError, Member, MemberStatus, RoomKind
 from server.turn import ice_servers_for
 
 log = logging.getLogger(__name__)
@@ -393,23 +393,11 @@ async def get_glossary(request: web.Request) -> web.Response:
     return web.json_response({"terms": glossary.to_list()})
 
 
-async def _room_of_its_host(request: web.Request, action: str) -> tuple[Member, RoomRecord]:
-    """The member asking and the room in the path, if they are its host or an administrator."""
-    context: AppContext = request.app[AppContext.KEY]
-    member = context.require_member(request)
-    record = await context.store.room(request.match_info["room_id"])
-    if record is None:
-        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
-    if member.id != record.created_by and not member.is_admin:
-        raise ApiError(403, ErrorCode.NOT_HOST, f"only the room's host or an administrator {action}")
-    return member, record
-
-
 @routes.put("/api/rooms/{room_id}/glossary")
 async def put_glossary(request: web.Request) -> web.Response:
     """The room's host (or an administrator) sets the terms recognition and translation protect."""
     context: AppContext = request.app[AppContext.KEY]
-    _, record = await _room_of_its_host(request, "edits its glossary")
+    _, record = await context.require_host(request, "edits its glossary")
     data = await _body(request)
     try:
         glossary = Glossary.from_list(data.get("terms"))
@@ -427,7 +415,7 @@ async def remove_participant(request: web.Request) -> web.Response:
     """The room's host (or an administrator) ends someone's part in the call; they cannot join again
     until the call is ended for everyone."""
     context: AppContext = request.app[AppContext.KEY]
-    member, record = await _room_of_its_host(request, "removes participants")
+    member, record = await context.require_host(request, "removes participants")
     live = context.calls.room(record.id)
     seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
     if live is None or seat is None:
@@ -443,7 +431,7 @@ async def remove_participant(request: web.Request) -> web.Response:
 async def ask_to_mute(request: web.Request) -> web.Response:
     """The room's host (or an administrator) asks someone to mute; their page mutes and says who asked."""
     context: AppContext = request.app[AppContext.KEY]
-    member, record = await _room_of_its_host(request, "asks participants to mute")
+    member, record = await context.require_host(request, "asks participants to mute")
     live = context.calls.room(record.id)
     seat = live.seats.get(request.match_info["participant_id"]) if live is not None else None
     if seat is None:
@@ -457,7 +445,7 @@ async def delete_room(request: web.Request) -> web.Response:
     """The room's host (or an administrator) deletes it: a call in it ends for everyone, and its link
     leads nowhere any more."""
     context: AppContext = request.app[AppContext.KEY]
-    member, record = await _room_of_its_host(request, "deletes it")
+    member, record = await context.require_host(request, "deletes it")
     ended = await context.calls.end(record)
     await context.store.delete_room(record.id)
     log.info("room %s deleted by member %s (%d were in its call)", record.id, member.id, ended)
@@ -468,7 +456,7 @@ async def delete_room(request: web.Request) -> web.Response:
 async def end_call(request: web.Request) -> web.Response:
     """The room's host (or an administrator) ends the call for everyone in it; removals are lifted."""
     context: AppContext = request.app[AppContext.KEY]
-    member, record = await _room_of_its_host(request, "ends its call")
+    member, record = await context.require_host(request, "ends its call")
     ended = await context.calls.end(record)
     log.info("call in room %s ended for %d participant(s) by member %s", record.id, ended, member.id)
     return web.json_response({"ended": ended})

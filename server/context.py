@@ -25,7 +25,7 @@ from server.passwords import PasswordWork
 from server.records import RecordCipher, RecordKeeper
 from server.rooms import LiveRoom, Seat
 from server.signin_limits import AttemptLimiter
-from server.store import Member, MemberStatus, Store
+from server.store import Member, MemberStatus, RoomRecord, Store
 
 MEMBER_KEY: web.RequestKey[Member | None] = web.RequestKey("member")
 
@@ -122,6 +122,17 @@ class AppContext:
         if not member.is_admin:
             raise ApiError(403, ErrorCode.NOT_ADMIN, "administrators only")
         return member
+
+    async def require_host(self, request: web.Request, action: str) -> tuple[Member, RoomRecord]:
+        """The member asking and the room in the path, if they are its host or an administrator;
+        `action` completes "only the room's host or an administrator ..." in the refusal."""
+        member = self.require_member(request)
+        room = await self.store.room(request.match_info["room_id"])
+        if room is None:
+            raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
+        if member.id != room.created_by and not member.is_admin:
+            raise ApiError(403, ErrorCode.NOT_HOST, f"only the room's host or an administrator {action}")
+        return member, room
 
     def start_captions(self, room: LiveRoom, seat: Seat, audio: AsyncIterator[np.ndarray]) -> SpeakerPipeline:
         return SpeakerPipeline(

@@ -19,7 +19,7 @@ from server.context import AppContext
 from server.errors import ApiError
 from server.record_export import ExportFormat, filename, render, translate_lines
 from server.records import AuditEvent, may_manage, may_read
-from server.store import Member, RoomRecord, StoredRecord
+from server.store import Member, StoredRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,6 @@ def _public(context: AppContext, record: StoredRecord, member: Member) -> dict[s
     }
 
 
-async def _hosted_room(request: web.Request, action: str) -> tuple[Member, RoomRecord]:
-    context: AppContext = request.app[AppContext.KEY]
-    member = context.require_member(request)
-    room = await context.store.room(request.match_info["room_id"])
-    if room is None:
-        raise ApiError(404, ErrorCode.NO_ROOM, "no such room")
-    if member.id != room.created_by and not member.is_admin:
-        raise ApiError(403, ErrorCode.NOT_HOST, f"only the room's host or an administrator {action}")
-    return member, room
-
-
 async def _record(request: web.Request) -> tuple[Member, StoredRecord]:
     context: AppContext = request.app[AppContext.KEY]
     member = context.require_member(request)
@@ -83,7 +72,7 @@ async def _readable(request: web.Request) -> tuple[Member, StoredRecord]:
 async def start_record(request: web.Request) -> web.Response:
     """The host (or an administrator) starts recording the call: everyone in it is asked."""
     context: AppContext = request.app[AppContext.KEY]
-    member, room = await _hosted_room(request, "starts its record")
+    member, room = await context.require_host(request, "starts its record")
     live = context.calls.room(room.id)
     if live is None:
         raise ApiError(409, ErrorCode.NO_CALL, "nobody is in this call")
@@ -97,7 +86,7 @@ async def start_record(request: web.Request) -> web.Response:
 @routes.post("/api/rooms/{room_id}/record/stop")
 async def stop_record(request: web.Request) -> web.Response:
     context: AppContext = request.app[AppContext.KEY]
-    member, room = await _hosted_room(request, "stops its record")
+    member, room = await context.require_host(request, "stops its record")
     try:
         record = await context.records.stop(room.id, member)
     except ProtocolError as error:
