@@ -105,18 +105,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
 def _print_record(record: StoredRecord, expires_at: float, *, as_json: bool) -> None:
     if as_json:
-        fields = {
-            "id": record.id,
-            "room_id": record.room_id,
-            "room_title": record.room_title,
-            "started_by": record.started_by,
-            "started_at": record.started_at,
-            "ended_at": record.ended_at,
-            "expires_at": expires_at,
-            "lines": record.lines,
-            "participants": sorted(record.members),
-        }
-        print(json.dumps(fields, ensure_ascii=False))
+        print(json.dumps({**record.public(), "expires_at": expires_at}, ensure_ascii=False))
         return
 
     def utc(timestamp: float | None) -> str:

@@ -213,14 +213,7 @@ def _json(record: StoredRecord, lines: Iterable[ExportLine], language: str | Non
         }
 
     document = {
-        "record": {
-            "id": record.id,
-            "room_id": record.room_id,
-            "room_title": record.room_title,
-            "started_by": record.started_by,
-            "started_at": record.started_at,
-            "ended_at": record.ended_at,
-        },
+        "record": record.public(),
         "language": language,
         "lines": [entry(exported) for exported in lines],
     }

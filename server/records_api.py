@@ -34,15 +34,8 @@ def _refused(error: ProtocolError) -> ApiError:
 
 def _public(context: AppContext, record: StoredRecord, member: Member) -> dict[str, Any]:
     return {
-        "id": record.id,
-        "room_id": record.room_id,
-        "room_title": record.room_title,
-        "started_by": record.started_by,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
+        **record.public(),
         "expires_at": context.records.expires_at(record),
-        "lines": record.lines,
-        "participants": sorted(record.members),
         "may_read": may_read(member, record),
         "may_delete": may_manage(member, record),
     }

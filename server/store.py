@@ -184,6 +184,19 @@ class StoredRecord:
     members: frozenset[str]  # who may read it (with administrators)
     lines: int
 
+    def public(self) -> dict[str, Any]:
+        """What the API, the CLI and an export say of a record (no words)."""
+        return {
+            "id": self.id,
+            "room_id": self.room_id,
+            "room_title": self.room_title,
+            "started_by": self.started_by,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "lines": self.lines,
+            "participants": sorted(self.members),
+        }
+
 
 @dataclass(frozen=True)
 class SealedLine:
