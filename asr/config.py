@@ -43,6 +43,9 @@ class RecognizerConfig:
     # settle_right_context_s wait for the next window, so that they too are heard with what follows.
     settle_window_s: float = 12.0
     settle_right_context_s: float = 3.0
+    # On a CPU a window waits for a moment when nobody is mid-utterance, at most this long: then it is
+    # decoded anyway, and a final may wait for it (asr/scheduler.py).
+    settle_patience_s: float = 4.0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
     # conditions each 30 s window on the one before. Off: it did not help and made settling less
     # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
@@ -75,15 +78,20 @@ class Confidence:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    # The text was sampled at a raised temperature: the model's own best reading failed the limits.
+    sampled: bool = False
 
     @property
     def uncertain(self) -> bool:
         """The text may not be what was said: any of Whisper's own quality limits is crossed. These are
         the limits at which Whisper's transcribe() retries a window at a higher temperature, and a final
         only reaches a reader past them when every retry failed them too, or the decode that gave it
-        was unintelligible audio read fluently (its log probability is what gives that away)."""
+        was unintelligible audio read fluently (its log probability is what gives that away). A retry
+        that passed them is uncertain too: it is one random sample that happened to score well (on
+        speech played backwards, about one run in three gives fluent text scored above the limit)."""
         return (
-            self.avg_logprob < LOG_PROB_MIN
+            self.sampled
+            or self.avg_logprob < LOG_PROB_MIN
             or self.no_speech_prob > NO_SPEECH_MAX
             or self.compression_ratio > COMPRESSION_RATIO_MAX
         )

@@ -137,6 +137,7 @@ class Attempt:
     compression_ratio: float
     no_speech_prob: float
     token_logprobs: tuple[float, ...] = ()  # per generated token, windows only
+    temperature: float = 0.0
 
     @property
     def silence(self) -> bool:
@@ -149,7 +150,10 @@ class Attempt:
     @property
     def confidence(self) -> Confidence:
         return Confidence(
-            round(self.avg_logprob, 4), round(self.no_speech_prob, 4), round(self.compression_ratio, 4)
+            round(self.avg_logprob, 4),
+            round(self.no_speech_prob, 4),
+            round(self.compression_ratio, 4),
+            sampled=self.temperature > 0,
         )
 
 
@@ -640,6 +644,7 @@ class WhisperDecoder:
                     compression_ratio=compression_ratio(text),
                     no_speech_prob=result.no_speech_prob,
                     token_logprobs=_token_logprobs(result.logits[0], new_tokens) if timestamps else (),
+                    temperature=temperature,
                 )
             )
         return attempts

@@ -118,6 +118,7 @@ class SpeechRecognizer:
             self._decoder.decode_batch,
             max_batch=config.max_batch or _DEFAULT_MAX_BATCH[self.device],
             window_s=config.batch_window_ms / 1000,
+            second_pass_patience_s=config.settle_patience_s,
         )
         self._streams: weakref.WeakSet[RecognitionStream] = weakref.WeakSet()
         self._closed = False
@@ -163,8 +164,14 @@ class SpeechRecognizer:
         allowed_languages: frozenset[str] | None = None,
         english_wanted: bool = False,
         glossary: Sequence[str] = (),
+        live: bool = True,
     ) -> RecognitionStream:
         """A stream for one speaker. `language` None: detected per utterance, among allowed_languages.
+
+        `live`: audio comes as it is spoken and cannot wait (a call): when settling falls behind, the
+        oldest waiting finals are settled as they were. Not live (a file, a benchmark pushing as fast
+        as it may): `push` also waits for settling, and the stream's own speech never holds a window
+        back, since nobody waits for its finals.
 
         `glossary`: terms to bias recognition towards (e.g. `protocol.Glossary.words`); the stream's
         `glossary` attribute can be replaced later.
@@ -178,6 +185,7 @@ class SpeechRecognizer:
             allowed_languages=allowed_languages,
             english_wanted=english_wanted,
             glossary=glossary,
+            live=live,
             on_closed=self._streams.discard,
             prepare=self._prepare,
         )

@@ -10,13 +10,16 @@ Second-pass requests (asr/settle.py) wait in queues of their own, behind all fir
 and finals). Where batches hold several requests (a GPU) they fill the room first-pass requests leave
 in a batch. Where a batch is one request (a CPU) a call cannot be interrupted once started, so a window
 (a second or two of decoding on 2 cores) starts only when no first-pass request is queued and no
-stream is in the middle of an utterance, whose final it could otherwise hold up.
+stream is in the middle of an utterance, whose final it could otherwise hold up, or once it has waited
+`second_pass_patience_s`: an open microphone in a noisy room, or a call where someone is always
+talking, must not keep every caption unsettled for good. Then a final may wait for one window.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -66,10 +69,12 @@ class DecodeScheduler:
         *,
         max_batch: int,
         window_s: float,
+        second_pass_patience_s: float = math.inf,
     ) -> None:
         self._decode_batch = decode_batch
         self._max_batch = max(1, max_batch)
         self._window_s = window_s
+        self._patience_s = second_pass_patience_s
         self._lock = threading.Condition()
         self._queues: dict[int, deque[_Request]] = {}
         self._second_pass: dict[int, deque[_Request]] = {}
@@ -275,7 +280,7 @@ class DecodeScheduler:
                     return []
                 if self._closed and not self._second_pass_waiting():
                     return None
-                self._lock.wait()
+                self._lock.wait(self._patience_left())
             batch: list[_Request] = []
             if self._ready_streams():
                 batch = self._first_pass_batch()
@@ -330,7 +335,17 @@ class DecodeScheduler:
         if not self._second_pass_waiting() or self._ready_streams():
             return False
         # Closing: what is queued is decoded, nobody is speaking any more.
-        return self._max_batch > 1 or self._closed or not self._speaking
+        if self._max_batch > 1 or self._closed or not self._speaking:
+            return True
+        return self._patience_left() == 0.0
+
+    def _patience_left(self) -> float | None:
+        """Seconds until the oldest waiting window may start even though someone is speaking; None
+        when no window waits."""
+        waiting = [q[0].queued_at for q in self._second_pass.values() if q]
+        if not waiting or math.isinf(self._patience_s):
+            return None
+        return max(0.0, min(waiting) + self._patience_s - time.time())
 
     def _take_second_pass(self, room: int) -> list[_Request]:
         waiting = sorted((q for q in self._second_pass.values() if q), key=lambda q: q[0].queued_at)

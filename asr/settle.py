@@ -15,6 +15,11 @@ When a window is decoded for a monologue still going on, the finals in its last 
 only lend their audio as what follows: they wait for the next window, where they are heard with what
 follows them in turn.
 
+The pass runs behind the first pass at lower priority, so a saturated machine may give it no time at
+all. Its backlog is bounded by a window in flight plus settle_window_s: beyond that, a live stream's
+oldest waiting finals are settled as they were (the call cannot wait), and a stream fed from a file
+stops taking audio until a window is done (`behind`).
+
 Everything here runs on the event loop; decoding is the scheduler's (asr/scheduler.py), at lower
 priority than first-pass work.
 """
@@ -83,15 +88,18 @@ class Window:
 class SecondPass:
     """One stream's finals waiting to be settled. Not thread-safe: the stream's event loop owns it."""
 
-    def __init__(self, config: RecognizerConfig) -> None:
+    def __init__(self, config: RecognizerConfig, *, shed_backlog: bool = True) -> None:
         self._pause = int(config.settle_pause_s * SAMPLE_RATE)
         self._window_samples = int(config.settle_window_s * SAMPLE_RATE)
         self._right_context_s = config.settle_right_context_s
         self._use_prompt = config.settle_prompt
+        # Audio the queue holds at most: a window being decoded and the finals that gather meanwhile.
+        self._backlog_samples = int((_MAX_WINDOW_S + config.settle_window_s) * SAMPLE_RATE)
+        self._shed_backlog = shed_backlog
         self._unsettled: deque[_Final] = deque()
         self._heard = 0  # stream position the segmenter has reached
         self._in_speech = False
-        self._in_flight = False
+        self._in_flight = 0  # how many of the oldest finals a window being decoded holds
         # Recent settled text per (language, English or not): the previous-text prompt of the next window.
         self._previous: dict[tuple[str, bool], deque[str]] = {}
 
@@ -103,9 +111,23 @@ class SecondPass:
     def unsettled_samples(self) -> int:
         return sum(len(f.audio) for f in self._unsettled)
 
-    def add(self, final: SpeechEvent, audio: np.ndarray) -> None:
-        """A final the stream has emitted (in utterance order)."""
+    @property
+    def behind(self) -> bool:
+        """More waits than the backlog's bound (only where the backlog is not shed)."""
+        return self.unsettled_samples > self._backlog_samples
+
+    def add(self, final: SpeechEvent, audio: np.ndarray) -> list[SpeechEvent]:
+        """A final the stream has emitted (in utterance order), and the finals settled as they were
+        because the backlog outgrew its bound (the oldest outside the window in flight)."""
         self._unsettled.append(_Final(final, audio))
+        shed: list[SpeechEvent] = []
+        held = self.unsettled_samples
+        while self._shed_backlog and held > self._backlog_samples and len(self._unsettled) > self._in_flight:
+            oldest = self._unsettled[self._in_flight]
+            del self._unsettled[self._in_flight]
+            held -= len(oldest.audio)
+            shed.append(_as_they_were((oldest,)).event({}))
+        return shed
 
     def heard(self, position: int, in_speech: bool) -> None:
         self._heard = position
@@ -137,7 +159,7 @@ class SecondPass:
             settles = max(1, sum(1 for end in ends if end <= window_s - self._right_context_s))
         else:
             return None
-        self._in_flight = True
+        self._in_flight = len(finals)
         task = WindowTask(
             audio=np.concatenate([f.audio for f in finals]),
             language=language,
@@ -150,7 +172,7 @@ class SecondPass:
 
     def settle(self, window: Window, decoded: WindowDecoded, timings: dict[str, float]) -> list[SpeechEvent]:
         """The settled events for the window's result, in order; their finals leave the queue."""
-        self._in_flight = False
+        self._in_flight = 0
         groups = settle_groups(window, decoded)
         settled = [f for group in groups for f in group.finals]
         for _ in settled:
@@ -392,7 +414,10 @@ def _confidence(units: Sequence[_Unit], transcript: WindowTranscript) -> Confide
     average = sum(u.logprob for u in units) / len(units)
     text = " ".join(u.text for u in units)
     return Confidence(
-        round(average, 4), transcript.confidence.no_speech_prob, round(compression_ratio(text), 4)
+        round(average, 4),
+        transcript.confidence.no_speech_prob,
+        round(compression_ratio(text), 4),
+        sampled=transcript.confidence.sampled,
     )
 
 

@@ -68,6 +68,7 @@ class RecognitionStream:
         allowed_languages: frozenset[str] | None,
         english_wanted: bool,
         glossary: Sequence[str],
+        live: bool,
         on_closed: Callable[[RecognitionStream], None],
         prepare: Callable[..., Future[Any]],
     ) -> None:
@@ -85,7 +86,8 @@ class RecognitionStream:
         self._agreement: LocalAgreement | None = None
         self._agreement_seq = -1
         self._tentative: tuple[Segment, Future[DecodeResult | None]] | None = None
-        self._second_pass = SecondPass(config) if config.second_pass else None
+        self._live = live
+        self._second_pass = SecondPass(config, shed_backlog=live) if config.second_pass else None
         self._settling: Future[DecodeResult | None] | None = None
         self._handovers_done = False  # every final has been emitted: the second pass may finish up
         self._window_done = asyncio.Event()
@@ -146,10 +148,13 @@ class RecognitionStream:
         }
 
     async def push(self, samples: np.ndarray) -> None:
-        """Queue float32 mono 16 kHz audio; waits while more than max_queued_s is unprocessed."""
+        """Queue float32 mono 16 kHz audio; waits while more than max_queued_s is unprocessed (and, not
+        live, while settling is behind)."""
         self._check_open()
         self._ensure_pump()
-        while self._pending_samples + self._in_flight_samples >= self._max_queued:
+        while self._pending_samples + self._in_flight_samples >= self._max_queued or (
+            not self._live and self._second_pass is not None and self._second_pass.behind
+        ):
             self._space.clear()
             await self._space.wait()
             self._check_open()
@@ -259,7 +264,7 @@ class RecognitionStream:
             # A partial for audio that is about to be finalised would be stale on arrival.
             segments = [s for s in segments if s.final] + self._segmenter.flush()
         # Told from here, the moment it is known, so that no second-pass window starts in between.
-        self._scheduler.speaking(self._stream_id, self._segmenter.in_speech and not finishing)
+        self._scheduler.speaking(self._stream_id, self._live and self._segmenter.in_speech and not finishing)
         return segments
 
     def _request(self, segment: Segment) -> tuple[Segment, Future[DecodeResult | None]] | None:
@@ -328,7 +333,11 @@ class RecognitionStream:
                         if event is not None:
                             self._out.put_nowait(event)
                             if event.kind is SpeechEventKind.FINAL and self._second_pass is not None:
-                                self._second_pass.add(event, segment.audio)
+                                shed = self._second_pass.add(event, segment.audio)
+                                if shed:
+                                    log.info("second pass behind: %d finals settled unrevised", len(shed))
+                                for settled in shed:
+                                    self._out.put_nowait(settled)
                                 self._settle_if_due()
                 self._in_flight_samples -= handover.samples
                 self._space.set()
@@ -361,6 +370,7 @@ class RecognitionStream:
         assert self._second_pass is not None
         self._settling = None
         self._window_done.set()
+        self._space.set()
         error = None if future.cancelled() else future.exception()
         if error is not None:  # the stream fails, as when a first-pass decode fails
             self._failed = error

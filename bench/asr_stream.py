@@ -214,7 +214,8 @@ async def stream_audio(
     audio = np.concatenate([audio, np.zeros(int(TRAILING_SILENCE_S * SAMPLE_RATE), dtype=np.float32)])
     chunks = [audio[i : i + CHUNK] for i in range(0, len(audio), CHUNK)]
     run = StreamRun(audio_s=len(audio) / SAMPLE_RATE, push_times=np.zeros(len(chunks)))
-    stream = recognizer.open_stream(language=language, allowed_languages=allowed_languages)
+    # As fast as possible, the file waits for settling as a call could not (asr/settle.py).
+    stream = recognizer.open_stream(language=language, allowed_languages=allowed_languages, live=speed > 0)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
 

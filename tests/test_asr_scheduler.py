@@ -177,6 +177,24 @@ def test_on_a_cpu_the_second_pass_waits_until_nobody_is_mid_utterance(
     assert decoder.batches == [["blocker"], ["b-partial"], ["w1"]]
 
 
+def test_on_a_cpu_a_window_starts_anyway_once_it_has_waited_its_patience() -> None:
+    # An open microphone that never stops hearing speech (a noisy ward, a television) must not keep
+    # every caption unsettled for good.
+    decoder = ScriptedDecoder()
+    decoder.release.set()
+    scheduler = DecodeScheduler(decoder, max_batch=1, window_s=0.0, second_pass_patience_s=0.3)
+    try:
+        a, b = scheduler.open_stream(), scheduler.open_stream()
+        scheduler.speaking(b, True)  # and never stops
+        submitted = time.time()
+        settle = scheduler.submit_second_pass(a, window("w1"))
+        result = settle.result(5)
+        assert result is not None and result.recognized_at - submitted >= 0.3
+        assert decoder.batches == [["w1"]]
+    finally:
+        scheduler.close()
+
+
 def test_first_pass_work_that_arrives_during_a_window_is_counted_as_held_by_it(
     one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
 ) -> None:
@@ -400,6 +418,7 @@ async def test_speech_end_is_when_the_closing_silence_arrived_however_late_it_wa
         allowed_languages=None,
         english_wanted=False,
         glossary=(),
+        live=True,
         on_closed=lambda _: None,
         prepare=late_prepare,
     )

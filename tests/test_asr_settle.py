@@ -124,6 +124,39 @@ def test_settle_groups_merge_only_within_the_finals_a_window_settles() -> None:
     assert [tuple(f.seq for f in g.finals) for g in groups] == [(0,)]
 
 
+def test_a_second_pass_given_no_time_settles_its_oldest_waiting_finals_as_they_were() -> None:
+    # A saturated machine: first-pass work always comes first and the window in flight never returns.
+    config = RecognizerConfig(settle_window_s=12.0)
+    second_pass = SecondPass(config)
+    spoken = [final(seq, f"Sentence number {seq}.", 4.0 * seq, 4.0 * seq + 4.0) for seq in range(30)]
+    shed: list[SpeechEvent] = []
+    window = None
+    for f in spoken:
+        shed += second_pass.add(f, np.zeros(4 * SAMPLE_RATE, np.float32))
+        second_pass.heard(round((f.end_s + 2.0) * SAMPLE_RATE), in_speech=False)
+        window = window or second_pass.next_window(english_wanted=False, glossary=())
+        assert second_pass.unsettled_samples <= (29.5 + config.settle_window_s) * SAMPLE_RATE
+    assert window is not None
+    in_flight = [f.seq for f in window.finals]
+    # The oldest finals outside the window settle first, each with its own words, and nothing twice.
+    assert [e.replaces for e in shed] == [(seq,) for seq in range(len(in_flight), len(in_flight) + len(shed))]
+    assert all(e.kind is SpeechEventKind.SETTLED for e in shed)
+    assert all(e.text == f"Sentence number {e.replaces[0]}." for e in shed)
+    # The window still settles what it holds when it comes back.
+    events = second_pass.settle(window, decoded(*(f.event.text for f in window.finals)), {})
+    assert [seq for e in events for seq in e.replaces] == in_flight
+    assert second_pass.unsettled == 30 - len(in_flight) - len(shed)
+
+
+def test_a_stream_from_a_file_waits_for_settling_instead() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_window_s=12.0), shed_backlog=False)
+    for seq in range(11):
+        assert not second_pass.behind
+        four_seconds = np.zeros(4 * SAMPLE_RATE, np.float32)
+        assert second_pass.add(final(seq, "Words.", 4.0 * seq, 4.0 * seq + 4.0), four_seconds) == []
+    assert second_pass.behind  # 44 s wait: push() holds the file back until a window is done
+
+
 @pytest.mark.parametrize(
     ("traditional", "simplified"), [("頭髮發燒", "头发发烧"), ("醫生說你需要多喝水", "医生说你需要多喝水")]
 )
@@ -141,7 +174,8 @@ def normalise(text: str) -> str:
 
 
 async def stream_all(recognizer: SpeechRecognizer, audio: np.ndarray, **options: object) -> list[SpeechEvent]:
-    stream = recognizer.open_stream(**options)  # type: ignore[arg-type]
+    """Events of `audio` pushed as fast as the stream takes it: not live, so settling keeps up."""
+    stream = recognizer.open_stream(live=False, **options)  # type: ignore[arg-type]
     events, collector = collect_transcripts(stream)
     audio = np.concatenate([audio, np.zeros(2 * SAMPLE_RATE, np.float32)])
     for i in range(0, len(audio), CHUNK):
@@ -225,8 +259,11 @@ async def test_settling_gives_back_words_a_short_final_lost(
 ) -> None:
     """A real case from the dev consultation: the patient's 3.6 s answer at 1:04, "No, no blood, yeah,
     just watery and loose stool.", decoded alone as a final loses "watery" and "stool" (Whisper base:
-    "...just water it and lose soul."). Decoded again with the minute before it in the window and
-    behind the settled text so far, more of it comes out right."""
+    "...just water it and lose soul."). Decoded again with the speech before and after it in the window,
+    "stool" comes back. Which finals share a window depends on how the first pass and the second pass
+    interleave (a race between threads, here as in a call), so the settled line varies from run to run
+    ("just water and lose stool.", "just water it and lose stools."); it is never worse than the final.
+    The settled error rate over whole consultations is bench/asr_stream.py's to measure."""
     reference = normalise("No, no blood, yeah, just watery and loose stool.")
     audio = decode_audio(
         str(speech_dir / "en_synthetic_consultation_day1_01.flac"), sampling_rate=SAMPLE_RATE
@@ -244,4 +281,6 @@ async def test_settling_gives_back_words_a_short_final_lost(
     errors_settled = jiwer.process_words(reference, normalise(settling.text))
     final_errors = errors_final.substitutions + errors_final.deletions + errors_final.insertions
     settled_errors = errors_settled.substitutions + errors_settled.deletions + errors_settled.insertions
-    assert settled_errors < final_errors, (answer.text, settling.text)
+    assert "stool" not in normalise(answer.text), answer.text  # what the final lost, as described above
+    assert "stool" in normalise(settling.text), (answer.text, settling.text)
+    assert settled_errors <= final_errors, (answer.text, settling.text)
