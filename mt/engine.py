@@ -325,12 +325,14 @@ class TranslationEngine:
         whisper_english: str | None = None,
         glossary: Glossary | None = None,
         priority: Priority = Priority.FINAL,
+        spoken: bool = True,
     ) -> UtteranceTranslation:
         """Start translating one utterance into each target language; one model call per distinct
         target at most. Call from the event loop.
 
         Queued work runs in `priority` order; a PARTIAL raises TranslationBusyError instead of queueing
-        when the engine is half full.
+        when the engine is half full. `spoken` False: written text (chat), which no Whisper's English
+        will ever accompany; its untranslated notes say so.
 
         With a glossary, its terms come through untranslated or as their rendering in each target
         language, on every path (direct, Whisper's English, pivot); see mt/glossary.py for the policy.
@@ -376,9 +378,8 @@ class TranslationEngine:
 
         async def finish(target: str, route: Route) -> Translation:
             if route.path is TranslationPath.UNTRANSLATED:
-                return Translation(
-                    text, TranslationPath.UNTRANSLATED, None, plan.targets[target].note(given_english)
-                )
+                note = plan.targets[target].note(given_english, spoken=spoken)
+                return Translation(text, TranslationPath.UNTRANSLATED, None, note)
             if route.uses_whisper and whisper_copied:
                 log.warning(
                     "Whisper's English repeats the speaker's %s words: %s→%s not translated",

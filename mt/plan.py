@@ -56,12 +56,14 @@ class TargetPlan:
     def route(self, whisper_english: bool) -> Route:
         return self.with_whisper if whisper_english else self.without_whisper
 
-    def note(self, whisper_english: bool) -> str | None:
-        """Why this target stays as spoken; None when it is translated."""
+    def note(self, whisper_english: bool, *, spoken: bool = True) -> str | None:
+        """Why this target stays as spoken (or as typed: `spoken` False, where Whisper's English never
+        comes); None when it is translated."""
         route = self.route(whisper_english)
         if route.path is not TranslationPath.UNTRANSLATED:
             return None
-        if not whisper_english and self.with_whisper.path is not TranslationPath.UNTRANSLATED:
+        whisper_would_serve = self.with_whisper.path is not TranslationPath.UNTRANSLATED
+        if spoken and not whisper_english and whisper_would_serve:
             return whisper_missing_note(route.source, route.target)
         return no_model_note(route.source, route.target)
 

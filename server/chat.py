@@ -89,7 +89,7 @@ class ChatRelay:
         others = targets - {source}
         if not others:
             return
-        translation = self._engine.start(text, source, others, glossary=room.glossary)
+        translation = self._engine.start(text, source, others, glossary=room.glossary, spoken=False)
         try:
             async for language, translated in translation.as_ready():
                 await to_readers_of(language, translated)

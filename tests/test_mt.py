@@ -16,6 +16,7 @@ from mt_models import build_marian_pair, build_multilingual, real_calls, replace
 
 from mt import ModelFamily, ModelLoadError, Translation, TranslationEngine, TranslationModel, load_model
 from mt import engine as engine_module
+from mt.plan import no_model_note, whisper_missing_note
 from mt.tokenization import SentencePieceCodec
 from protocol.captions import TranslationPath
 from protocol.languages import UnknownLanguageError
@@ -293,6 +294,10 @@ async def test_whisper_english_when_no_model_covers_english() -> None:
     assert result["ja"].path is TranslationPath.UNTRANSLATED and result["ja"].text == TEXT
     without = await engine.translate(TEXT, "fr", ["en"])
     assert without["en"].path is TranslationPath.UNTRANSLATED
+    assert without["en"].note == whisper_missing_note("fr", "en")
+    # Typed text never has Whisper's English: no model translates it, and nothing will.
+    written = await engine.start(TEXT, "fr", ["en"], spoken=False).result()
+    assert written["en"].note == no_model_note("fr", "en") == "not translated: no model for fr→en"
     assert not engine.route("fr", "en", whisper_english=True).uses_model  # no model call to wait for
     await engine.aclose()
 
