@@ -7,6 +7,7 @@ as one JSON object per line, and the benchmarks parse it back with `CaptionEvent
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -103,3 +104,25 @@ class CaptionEvent:
     @classmethod
     def from_json(cls, text: str) -> CaptionEvent:
         return cls.from_dict(json.loads(text))
+
+
+def transcript(events: Iterable[CaptionEvent]) -> list[CaptionEvent]:
+    """The lines a reader holds once these events (in the order received) have all been applied:
+    partials dropped, each settled caption in place of the lines it replaces, lines left without
+    words removed. How docs/protocol.md says a client applies them."""
+    lines: dict[str, CaptionEvent] = {}
+    replaced: set[str] = set()
+    for event in events:
+        if event.kind is CaptionKind.FINAL and event.utterance_id not in replaced:
+            lines[event.utterance_id] = event
+        elif event.kind is CaptionKind.SETTLED:
+            replaced.update(event.replaces)
+            kept: dict[str, CaptionEvent] = {}
+            for utterance_id, line in lines.items():
+                if utterance_id in event.replaces:
+                    kept.setdefault(event.utterance_id, event)
+                else:
+                    kept[utterance_id] = line
+            kept.setdefault(event.utterance_id, event)
+            lines = kept
+    return [line for line in lines.values() if line.text]

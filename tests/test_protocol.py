@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import PROTOCOL_VERSION, CaptionEvent, TranslationPath
-from protocol.captions import CaptionKind
+from protocol.captions import CaptionKind, transcript
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.signalling import (
     ChineseScript,
@@ -56,6 +56,34 @@ def _over_the_wire(message: Any) -> dict[str, Any]:
 )
 def test_client_messages_parse_back_to_themselves(message: Any) -> None:
     assert parse_client_message(json.dumps(message.to_dict()), max_bytes=MAX_BYTES) == message
+
+
+def line(kind: CaptionKind, seq: int, text: str, replaces: tuple[int, ...] = ()) -> CaptionEvent:
+    replaced = tuple(f"s-{r}" for r in replaces)
+    return CaptionEvent(
+        "room", "s", "Dr Ana Ruiz", f"s-{seq}", kind, "en", "en", text, len(text),
+        TranslationPath.ORIGINAL, None, float(seq), seq + 1.0, 0.0, replaces=replaced,
+    )  # fmt: skip
+
+
+def test_a_transcript_applies_settled_captions_in_place_of_the_lines_they_replace() -> None:
+    events = [
+        line(CaptionKind.PARTIAL, 0, "I've had a"),
+        line(CaptionKind.FINAL, 0, "I've had a pain in my"),
+        line(CaptionKind.FINAL, 1, "lower back."),
+        line(CaptionKind.FINAL, 2, "Since Monday."),
+        line(CaptionKind.FINAL, 3, "Uh."),
+        line(CaptionKind.PARTIAL, 4, "It hurts"),
+        line(CaptionKind.SETTLED, 0, "I've had a pain in my lower back", (0, 1)),
+        line(CaptionKind.SETTLED, 3, "", (3,)),  # noise the first pass wrote words for: removed
+        line(CaptionKind.FINAL, 1, "lower back."),  # stale: already replaced
+        line(CaptionKind.FINAL, 4, "It hurts at night."),
+    ]
+    assert [(e.utterance_id, e.kind, e.text) for e in transcript(events)] == [
+        ("s-0", CaptionKind.SETTLED, "I've had a pain in my lower back"),
+        ("s-2", CaptionKind.FINAL, "Since Monday."),
+        ("s-4", CaptionKind.FINAL, "It hurts at night."),
+    ]
 
 
 def test_server_messages_parse_back_to_themselves() -> None:
