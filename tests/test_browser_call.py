@@ -37,6 +37,7 @@ from harness import (
 from participant import join_room
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+FRENCH_CATALOGUE = Path(__file__).resolve().parents[1] / "web" / "i18n" / "fr.json"
 
 NO_OVERFLOW = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
@@ -738,3 +739,50 @@ async def test_settled_captions_take_the_place_of_the_lines_they_replace_without
     assert "Dr Jean (chat, en→fr, machine translation): Donner 25 mg de métoprolol." in saved, saved
     assert "[As written (English): Give 25 mg of metoprolol.]" in saved, saved
     assert "And the dose" not in saved  # a line in progress is not in the copy
+
+
+async def test_the_notes_of_untranslated_captions_are_shown_in_the_readers_language(
+    server: RunningServer,
+) -> None:
+    """The server writes each caveat once (mt/plan.py), in English with language codes; a French
+    reader's page shows it from the French catalogue, with the languages named in French."""
+    from conftest import require_browser
+    from playwright.async_api import async_playwright
+
+    from mt.plan import FOLLOWS_AT_SENTENCE_END, failed_note, no_model_note, whisper_missing_note
+
+    notes = {
+        no_model_note("vi", "ja"): ("captions.notTranslated", "vi", "ja"),
+        failed_note("opus-mt-ar-en", "ar", "en"): ("captions.translationFailed", "ar", "en"),
+        whisper_missing_note("ar", "en"): ("captions.whisperNextSentence", "ar", "en"),
+        FOLLOWS_AT_SENTENCE_END: ("captions.followsAtSentenceEnd", None, None),
+    }
+    chromium = require_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await new_page(browser, locale="fr-FR")
+            await page.goto(server.base_url + "/")
+            await page.wait_for_selector("html[lang=fr]")
+            shown = await page.evaluate(
+                """async (notes) => {
+                    const { noteText } = await import("/static/js/paths.js");
+                    const { languageName } = await import("/static/js/i18n.js");
+                    const codes = ["vi", "ja", "ar", "en"];
+                    const names = Object.fromEntries(codes.map((c) => [c, languageName(c)]));
+                    return { texts: notes.map((note) => noteText(note, "untranslated")), names };
+                }""",
+                list(notes),
+            )
+        finally:
+            await browser.close()
+    french = json.loads(FRENCH_CATALOGUE.read_text(encoding="utf-8"))
+    names = shown["names"]
+    assert names["ja"] != "ja" and names["ja"] != "Japanese"  # named in French
+    for text, (key, source, target) in zip(shown["texts"], notes.values(), strict=True):
+        expected = french[key]
+        if source is not None:
+            expected = expected.replace("{from}", names[source]).replace("{to}", names[target])
+        assert text == expected, key

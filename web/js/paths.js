@@ -40,6 +40,8 @@ export function provenance(path, source, shown, model) {
 // interface's language. A caveat of another shape is shown as the server wrote it.
 const NO_MODEL = /^not translated: no model for (\w+)→(\w+)$/;
 const MODEL_FAILED = /^not translated: .+ failed for (\w+)→(\w+)$/;
+const WHISPER_NEXT = /^not translated: (\w+)→(\w+) needs Whisper's English, which starts with the next sentence$/;
+const FOLLOWS = "translation follows when the sentence ends";
 
 export function noteText(note, path) {
   if (!note) return path === "untranslated" ? pathLabel(path) : "";
@@ -47,5 +49,8 @@ export function noteText(note, path) {
   if (missing) return t("captions.notTranslated", { from: languageName(missing[1]), to: languageName(missing[2]) });
   const failed = note.match(MODEL_FAILED);
   if (failed) return t("captions.translationFailed", { from: languageName(failed[1]), to: languageName(failed[2]) });
+  const next = note.match(WHISPER_NEXT);
+  if (next) return t("captions.whisperNextSentence", { from: languageName(next[1]), to: languageName(next[2]) });
+  if (note === FOLLOWS) return t("captions.followsAtSentenceEnd");
   return note;
 }
