@@ -39,6 +39,7 @@ from test_tls import write_certificate
 from turn_network import Namespace, TurnServer, connect, start_forwarder, start_turn_server
 
 from protocol import CaptionEvent
+from protocol.captions import transcript
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +176,7 @@ def test_a_call_whose_media_only_a_turn_relay_can_carry(
     # The speech reached the server's recogniser, and its captions came back: finals made of the
     # clip's words. (How complete and accurate they are is test_participant.py's business: on a
     # loaded machine the last final can come after the participant has left.)
-    finals = [event for event in map(CaptionEvent.from_json, joined.stdout.splitlines()) if event.final]
+    finals = transcript(map(CaptionEvent.from_json, joined.stdout.splitlines()))
     said = normalised_words(" ".join(event.text for event in finals)).split()
     reference = set(normalised_words(reference_text(speech_dir, "en_jfk.flac")).split())
     assert said, f"no final captions; stderr:\n{joined.stderr}"
