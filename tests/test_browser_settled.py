@@ -2,8 +2,9 @@
 
 A headless participant speaks JFK's sentence, which has pauses between its three phrases; with a short
 closing silence (`silence_ms` 300) the first pass makes finals of the pieces, and once the speaker
-pauses the second pass hears the sentence whole and settles them. The reader's page must rewrite the
-first of the lines it replaces where it stands (the same element) and drop the others.
+pauses (`asr_settle_pause_s` 3) the second pass hears the sentence whole and settles them. The
+reader's page must rewrite the first of the lines it replaces where it stands (the same element) and
+drop the others.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ async def test_a_line_is_settled_in_place_in_the_readers_page(
     from playwright.async_api import async_playwright
 
     chromium = require_browser()
-    server = start_server(tmp_path / "server", whisper_model_path, silence_ms="300")
+    # JFK pauses for effect between the phrases, at times for more than the default settle pause
+    # (1.5 s): each phrase was then settled alone, unchanged, and nothing was sent. A longer pause here
+    # keeps the sentence in one window; the silence after it is as long as the test waits.
+    server = start_server(tmp_path / "server", whisper_model_path, silence_ms="300", asr_settle_pause_s="3")
     try:
         speaker = server.member("Dr Ana Ruiz", "ana@example.org")
         server.member("Dr Jean Morel", "jean@example.org")
