@@ -23,7 +23,6 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +42,10 @@ READER = ("en.reader@bench.example.org", "Dr Emma Hart")
 
 
 def padded(source: Path, target: Path, lead_s: float = 2.0) -> Path:
-    from faster_whisper import decode_audio
+    from media.file_source import decode_file, write_wav
 
-    audio = decode_audio(str(source), sampling_rate=RATE)
-    samples = np.concatenate([np.zeros(int(lead_s * RATE), np.float32), audio])
-    with wave.open(str(target), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
-    return target
+    silence = np.zeros(int(lead_s * RATE), dtype=np.int16)
+    return write_wav(target, np.concatenate([silence, decode_file(source, RATE)]), RATE)
 
 
 async def one_clip(base_url: str, clip: Path, linger_s: float) -> dict[str, Any]:
