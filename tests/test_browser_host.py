@@ -269,7 +269,8 @@ async def test_a_record_keeps_words_only_while_everyone_agrees_and_is_read_from_
             await rania.click("#record-delete")
             await rania.wait_for_selector("#lobby:not([hidden])")
             await rania.locator("#notice").filter(has_text="Record deleted").wait_for()
-            assert await rania.locator("#records-list li").count() == 0
+            assert await rania.locator("#records-list li").count() == 0  # gone at once, not after a refetch
+            await rania.locator("#records-card").wait_for(state="hidden")
         finally:
             await browser.close()
     status, body = await asyncio.to_thread(host.call, "GET", "/api/records")

@@ -70,6 +70,11 @@ async function deleteRecord(app, record, then) {
   if (!confirm(t("records.deleteConfirm", { title: isolate(record.room_title) }))) return;
   try {
     await api(`/api/records/${encodeURIComponent(record.id)}`, { method: "DELETE" });
+    // The lobby shows its last list until it has fetched again: the deleted record leaves it now.
+    if (listed) {
+      listed = { ...listed, records: listed.records.filter((kept) => kept.id !== record.id) };
+      renderList();
+    }
     app.notice("records.deleted");
   } catch (error) {
     app.noticeText(errorText(error));
