@@ -43,9 +43,6 @@ class RecognizerConfig:
     # settle_right_context_s wait for the next window, so that they too are heard with what follows.
     settle_window_s: float = 12.0
     settle_right_context_s: float = 3.0
-    # On a CPU a window waits for a moment when nobody is mid-utterance, at most this long: then it is
-    # decoded anyway, and a final may wait for it (asr/scheduler.py).
-    settle_patience_s: float = 4.0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
     # conditions each 30 s window on the one before. Off: it did not help and made settling less
     # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
@@ -157,9 +154,11 @@ class RecognizerStats:
     max_wait_batches: int  # most batches any request waited behind before being served
     second_pass_requests: int = 0  # second-pass windows decoded so far
     second_pass_s: float = 0.0  # wall time of batches of second-pass windows alone
-    second_pass_cpu_s: float = 0.0  # process CPU time during them (on CPU: the windows' cost)
-    # First-pass requests (and of them finals) that were queued while such a batch ran, so waited for
-    # it: their number, their total and longest wait.
+    # CPU time they took: on a CPU, that of the second-pass lane's threads; elsewhere the process's.
+    second_pass_cpu_s: float = 0.0
+    # First-pass requests (and of them finals) that were queued while such a batch ran on the first
+    # pass's thread, so waited for it: their number, their total and longest wait. Never on a CPU,
+    # whose windows have a lane of their own.
     held_by_second_pass: int = 0
     finals_held_by_second_pass: int = 0
     held_by_second_pass_s: float = 0.0

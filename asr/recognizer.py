@@ -19,7 +19,7 @@ from faster_whisper import WhisperModel
 
 from asr.config import SAMPLE_RATE, RecognizerConfig, RecognizerError, RecognizerStats
 from asr.decoder import DecodeTask, WhisperDecoder, WindowTask
-from asr.scheduler import DecodeScheduler
+from asr.scheduler import BatchDecoder, DecodeScheduler
 from asr.stream import RecognitionStream
 from asr.vad import StreamingVad
 
@@ -112,13 +112,21 @@ class SpeechRecognizer:
             feature_pool=self._prep_pool,
             short_final_windows=config.short_final_windows,
         )
-        # One thread runs all inference, batching across streams: CTranslate2 already uses every core
-        # (or the GPU) inside each call, and one call for many streams is what scales on a GPU.
+        # One thread runs all first-pass inference, batching across streams: CTranslate2 already uses
+        # every core (or the GPU) inside each call, and one call for many streams is what scales on a
+        # GPU. A CPU decodes second-pass windows in a low-priority lane of their own (asr/scheduler.py),
+        # with a second copy of the model (Whisper base int8: ~100 MB).
+
+        def second_pass_lane() -> BatchDecoder:  # called on the lane's thread
+            model = _load(model_path, config, self.device, self.compute_type)
+            decoder = decoder_factory(model, config.beam_size, short_final_windows=config.short_final_windows)
+            return decoder.decode_batch
+
         self._scheduler = DecodeScheduler(
             self._decoder.decode_batch,
             max_batch=config.max_batch or _DEFAULT_MAX_BATCH[self.device],
             window_s=config.batch_window_ms / 1000,
-            second_pass_patience_s=config.settle_patience_s,
+            second_pass_lane=second_pass_lane if config.second_pass and self.device == "cpu" else None,
         )
         self._streams: weakref.WeakSet[RecognitionStream] = weakref.WeakSet()
         self._closed = False
@@ -170,8 +178,7 @@ class SpeechRecognizer:
 
         `live`: audio comes as it is spoken and cannot wait (a call): when settling falls behind, the
         oldest waiting finals are settled as they were. Not live (a file, a benchmark pushing as fast
-        as it may): `push` also waits for settling, and the stream's own speech never holds a window
-        back, since nobody waits for its finals.
+        as it may): `push` also waits for settling.
 
         `glossary`: terms to bias recognition towards (e.g. `protocol.Glossary.words`); the stream's
         `glossary` attribute can be replaced later.

@@ -8,18 +8,22 @@ more than ceil(N / B) batches.
 
 Second-pass requests (asr/settle.py) wait in queues of their own, behind all first-pass work (partials
 and finals). Where batches hold several requests (a GPU) they fill the room first-pass requests leave
-in a batch. Where a batch is one request (a CPU) a call cannot be interrupted once started, so a window
-(a second or two of decoding on 2 cores) starts only when no first-pass request is queued and no
-stream is in the middle of an utterance, whose final it could otherwise hold up, or once it has waited
-`second_pass_patience_s`: an open microphone in a noisy room, or a call where someone is always
-talking, must not keep every caption unsettled for good. Then a final may wait for one window.
+in a batch. On a CPU a call cannot be interrupted once started, and a window is a second or two of
+decoding on 2 cores: a final that ended meanwhile would wait for it. So a CPU decodes windows in a
+lane of their own: a second thread with its own copy of the model, under Linux's SCHED_IDLE policy,
+which runs it only on cores the first pass leaves idle and preempts it the moment first-pass work
+wakes up. A first-pass call never waits for a window there; on a saturated machine the windows wait
+instead, and settling falls behind (asr/settle.py bounds that backlog). (Nice 19 was not enough: with
+the lane at nice 19, first-pass recognition took 34% longer at the median, `bench.load`, 2 cores;
+under SCHED_IDLE a final decoded alone and beside a busy lane took the same time.)
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +41,7 @@ _T = TypeVar("_T")
 
 Task = DecodeTask | WindowTask
 Result = Decoded | WindowDecoded
+BatchDecoder = Callable[[Sequence[Task]], list[Result]]
 
 
 @dataclass(frozen=True)
@@ -65,20 +70,22 @@ class SchedulerClosedError(RuntimeError):
 class DecodeScheduler:
     def __init__(
         self,
-        decode_batch: Callable[[Sequence[Task]], list[Result]],
+        decode_batch: BatchDecoder,
         *,
         max_batch: int,
         window_s: float,
-        second_pass_patience_s: float = math.inf,
+        second_pass_lane: Callable[[], BatchDecoder] | None = None,
     ) -> None:
+        """`second_pass_lane`: builds the decoder for the low-priority second-pass lane (a CPU, see the
+        module's docstring). It is called on the lane's own thread once that thread has lowered its
+        priority, so that every thread the model starts inherits the priority. None: windows are
+        decoded with first-pass work, by `decode_batch`."""
         self._decode_batch = decode_batch
         self._max_batch = max(1, max_batch)
         self._window_s = window_s
-        self._patience_s = second_pass_patience_s
         self._lock = threading.Condition()
         self._queues: dict[int, deque[_Request]] = {}
         self._second_pass: dict[int, deque[_Request]] = {}
-        self._speaking: set[int] = set()  # streams in the middle of an utterance
         self._second_pass_served = 0
         self._second_pass_s = 0.0
         self._second_pass_cpu_s = 0.0
@@ -97,6 +104,12 @@ class DecodeScheduler:
         self._skipped = 0
         self._max_wait_batches = 0
         self._thread = threading.Thread(target=self._run, name="asr-scheduler", daemon=True)
+        self._lane: threading.Thread | None = None
+        if second_pass_lane is not None:
+            self._lane = threading.Thread(
+                target=self._run_lane, args=(second_pass_lane,), name="asr-second-pass", daemon=True
+            )
+            self._lane.start()
         self._thread.start()
 
     def open_stream(self) -> int:
@@ -112,19 +125,8 @@ class DecodeScheduler:
         """Forget the stream; requests it still has queued are decoded first."""
         with self._lock:
             self._closing.add(stream_id)
-            self._speaking.discard(stream_id)
             self._forget_if_done(stream_id)
             self._lock.notify_all()
-
-    def speaking(self, stream_id: int, in_speech: bool) -> None:
-        """Whether the stream is in the middle of an utterance (its segmenter says so); on a CPU no
-        second-pass window starts while any stream is."""
-        with self._lock:
-            if in_speech:
-                self._speaking.add(stream_id)
-            elif stream_id in self._speaking:
-                self._speaking.discard(stream_id)
-                self._lock.notify_all()
 
     def submit(
         self, stream_id: int, task: DecodeTask, *, tentative: bool = False
@@ -213,11 +215,13 @@ class DecodeScheduler:
             )
 
     def close(self) -> None:
-        """Decode what is queued, then stop the thread. Blocking."""
+        """Decode what is queued, then stop the threads. Blocking."""
         with self._lock:
             self._closed = True
             self._lock.notify_all()
         self._thread.join()
+        if self._lane is not None:
+            self._lane.join()
 
     def _run(self) -> None:
         while True:
@@ -225,28 +229,53 @@ class DecodeScheduler:
             batch = self._next_batch()
             if batch is None:
                 return
-            if not batch:
-                continue
-            started = time.perf_counter()
-            started_at, cpu_started = time.time(), time.process_time()
-            try:
-                decoded = self._decode_batch([r.task for r in batch])
-            except BaseException as exc:  # handed to every waiting stream, which then fails
-                log.exception("batched decode of %d requests failed", len(batch))
-                for request in batch:
-                    request.future.set_exception(exc)
-                continue
-            recognized_at = time.time()
-            elapsed = time.perf_counter() - started
+            if batch:
+                self._decode(batch, self._decode_batch, process_time)
+
+    def _run_lane(self, build: Callable[[], BatchDecoder]) -> None:
+        """The second-pass lane: one window at a time, oldest first, when a core is idle."""
+        idle = sys.platform == "linux"  # elsewhere the lane runs at normal priority
+        if idle:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+        try:
+            decode = build()
+        except BaseException as exc:  # every window fails, and with it settling; the first pass goes on
+            log.exception("the second-pass lane could not start")
+            decode = _failing(exc)
+        lane_cpu_s = _IdleThreadsCpu() if idle else process_time
+        while True:
             with self._lock:
-                self._last_batch_s = elapsed
-                if all(isinstance(r.task, WindowTask) for r in batch):
-                    self._second_pass_s += elapsed
-                    self._second_pass_cpu_s += time.process_time() - cpu_started
+                while not self._second_pass_waiting():
+                    if self._closed:
+                        return
+                    self._lock.wait()
+                batch = self._take_second_pass(1)
+                self._forget_if_done(batch[0].stream_id)
+            self._decode(batch, decode, lane_cpu_s)
+
+    def _decode(self, batch: list[_Request], decode: BatchDecoder, cpu_s: Callable[[], float]) -> None:
+        started = time.perf_counter()
+        started_at, cpu_started = time.time(), cpu_s()
+        try:
+            decoded = decode([r.task for r in batch])
+        except BaseException as exc:  # handed to every waiting stream, which then fails
+            log.exception("batched decode of %d requests failed", len(batch))
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        recognized_at = time.time()
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            if all(isinstance(r.task, WindowTask) for r in batch):
+                self._second_pass_s += elapsed
+                self._second_pass_cpu_s += cpu_s() - cpu_started
+                if decode is self._decode_batch:
                     self._count_held(started_at, recognized_at)
-            for request, result in zip(batch, decoded, strict=True):
-                request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
-            log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
+            else:
+                self._last_batch_s = elapsed
+        for request, result in zip(batch, decoded, strict=True):
+            request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
+        log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
 
     def _count_held(self, started_at: float, finished_at: float) -> None:
         """First-pass requests that arrived while a batch of second-pass windows ran waited for it: what
@@ -278,18 +307,17 @@ class DecodeScheduler:
             while not self._ready_streams() and not self._second_pass_may_run():
                 if self._calls:
                     return []
-                if self._closed and not self._second_pass_waiting():
+                if self._closed and (self._lane is not None or not self._second_pass_waiting()):
                     return None
-                self._lock.wait(self._patience_left())
+                self._lock.wait()
             batch: list[_Request] = []
             if self._ready_streams():
                 batch = self._first_pass_batch()
-            # A CPU runs windows alone, and only when first-pass work is done; a GPU adds them to the
-            # room first-pass requests leave.
-            if self._max_batch > 1 or not batch:
-                room = self._max_batch - len(batch)
-                if room > 0 and (batch or self._second_pass_may_run()):
-                    batch += self._take_second_pass(room)
+            # Without a lane of their own, windows fill the room first-pass requests leave in a batch,
+            # or run alone when no first-pass work waits.
+            room = self._max_batch - len(batch)
+            if self._lane is None and room > 0 and (batch or self._second_pass_may_run()):
+                batch += self._take_second_pass(room)
             if not batch:
                 return []
             self._batches += 1
@@ -331,21 +359,8 @@ class DecodeScheduler:
         return any(self._second_pass.values())
 
     def _second_pass_may_run(self) -> bool:
-        """Whether a batch of second-pass windows alone may start now."""
-        if not self._second_pass_waiting() or self._ready_streams():
-            return False
-        # Closing: what is queued is decoded, nobody is speaking any more.
-        if self._max_batch > 1 or self._closed or not self._speaking:
-            return True
-        return self._patience_left() == 0.0
-
-    def _patience_left(self) -> float | None:
-        """Seconds until the oldest waiting window may start even though someone is speaking; None
-        when no window waits."""
-        waiting = [q[0].queued_at for q in self._second_pass.values() if q]
-        if not waiting or math.isinf(self._patience_s):
-            return None
-        return max(0.0, min(waiting) + self._patience_s - time.time())
+        """Whether this thread may start a batch of second-pass windows alone now."""
+        return self._lane is None and self._second_pass_waiting() and not self._ready_streams()
 
     def _take_second_pass(self, room: int) -> list[_Request]:
         waiting = sorted((q for q in self._second_pass.values() if q), key=lambda q: q[0].queued_at)
@@ -365,3 +380,35 @@ class DecodeScheduler:
             self._queues.pop(stream_id, None)
             self._second_pass.pop(stream_id, None)
             self._closing.discard(stream_id)
+
+
+def process_time() -> float:
+    return time.process_time()
+
+
+class _IdleThreadsCpu:
+    """CPU seconds used so far by the process's SCHED_IDLE threads: the second-pass lane's, and those
+    its model started (CTranslate2's workers), which inherit its policy. Linux only."""
+
+    def __init__(self) -> None:
+        self._tick_s = 1 / os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        total = 0.0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                if os.sched_getscheduler(int(tid)) != os.SCHED_IDLE:
+                    continue
+                with open(f"/proc/self/task/{tid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread has just ended
+            total += (int(fields[11]) + int(fields[12])) * self._tick_s  # utime, stime
+        return total
+
+
+def _failing(error: BaseException) -> BatchDecoder:
+    def decode(tasks: Sequence[Task]) -> list[Result]:
+        raise RuntimeError("the second-pass lane has no model") from error
+
+    return decode

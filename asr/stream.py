@@ -89,6 +89,7 @@ class RecognitionStream:
         self._live = live
         self._second_pass = SecondPass(config, shed_backlog=live) if config.second_pass else None
         self._settling: Future[DecodeResult | None] | None = None
+        self._settling_samples = 0  # the audio of the window being decoded: a copy of its finals'
         self._handovers_done = False  # every final has been emitted: the second pass may finish up
         self._window_done = asyncio.Event()
         self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
@@ -143,6 +144,7 @@ class RecognitionStream:
             "context_samples": self._context.samples,
             "unsettled_finals": self._second_pass.unsettled if self._second_pass else 0,
             "unsettled_samples": self._second_pass.unsettled_samples if self._second_pass else 0,
+            "settling_samples": self._settling_samples,
             "arrivals": len(self._arrivals),
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }
@@ -263,8 +265,6 @@ class RecognitionStream:
         if finishing:
             # A partial for audio that is about to be finalised would be stale on arrival.
             segments = [s for s in segments if s.final] + self._segmenter.flush()
-        # Told from here, the moment it is known, so that no second-pass window starts in between.
-        self._scheduler.speaking(self._stream_id, self._live and self._segmenter.in_speech and not finishing)
         return segments
 
     def _request(self, segment: Segment) -> tuple[Segment, Future[DecodeResult | None]] | None:
@@ -358,6 +358,7 @@ class RecognitionStream:
             return
         future = self._scheduler.submit_second_pass(self._stream_id, window.task)
         self._settling = future
+        self._settling_samples = len(window.task.audio)
         loop = asyncio.get_running_loop()
 
         def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
@@ -369,6 +370,7 @@ class RecognitionStream:
     def _settled(self, window: Window, future: Future[DecodeResult | None]) -> None:
         assert self._second_pass is not None
         self._settling = None
+        self._settling_samples = 0
         self._window_done.set()
         self._space.set()
         error = None if future.cancelled() else future.exception()

@@ -50,7 +50,6 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             second_pass=config.asr_second_pass,
             settle_pause_s=config.asr_settle_pause_s,
             settle_window_s=config.asr_settle_window_s,
-            settle_patience_s=config.asr_settle_patience_s,
         ),
     )
     recognizer.warm_up()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -159,40 +161,51 @@ def test_the_second_pass_never_runs_while_first_pass_work_waits(
     assert scheduler.stats().second_pass_requests == 1
 
 
-def test_on_a_cpu_the_second_pass_waits_until_nobody_is_mid_utterance(
-    one_at_a_time: tuple[DecodeScheduler, ScriptedDecoder],
-) -> None:
-    scheduler, decoder = one_at_a_time
-    a, blocker = stream_behind_a_blocker(scheduler)
-    b = scheduler.open_stream()
-    scheduler.speaking(b, True)  # b's speaker is talking: its final will be wanted soon
-    settle = scheduler.submit_second_pass(a, window("w1"))
-    decoder.release.set()
-    assert blocker.result(5) is not None
-    # The scheduler is idle but for the window; a first-pass request still comes first.
-    assert scheduler.submit(b, task("b-partial", final=False)).result(5) is not None
-    assert not settle.done()
-    scheduler.speaking(b, False)
-    assert settle.result(5) is not None
-    assert decoder.batches == [["blocker"], ["b-partial"], ["w1"]]
+def test_a_second_pass_lane_decodes_windows_at_idle_priority_and_never_holds_up_the_first_pass() -> None:
+    # A CPU: one request per batch, and windows in a lane of their own.
+    first_pass = ScriptedDecoder()
+    first_pass.release.set()
+    window_decoder = ScriptedDecoder()  # blocks its first window until released
+    lane_policy: list[int] = []
+
+    def build_lane() -> ScriptedDecoder:
+        if sys.platform == "linux":
+            lane_policy.append(os.sched_getscheduler(threading.get_native_id()))
+        return window_decoder
+
+    scheduler = DecodeScheduler(first_pass, max_batch=1, window_s=0.0, second_pass_lane=build_lane)
+    try:
+        a = scheduler.open_stream()
+        settle = scheduler.submit_second_pass(a, window("w1"))
+        while scheduler.stats().second_pass_requests == 0:
+            threading.Event().wait(0.001)
+        # The window is being decoded (and blocks): a final that ends now is decoded at once.
+        final = scheduler.submit(a, task("f1"))
+        assert final.result(5) is not None
+        assert not settle.done()
+        window_decoder.release.set()
+        assert settle.result(5) is not None
+        assert first_pass.batches == [["f1"]] and window_decoder.batches == [["w1"]]
+        stats = scheduler.stats()
+        assert (stats.second_pass_requests, stats.held_by_second_pass) == (1, 0)
+        if sys.platform == "linux":
+            assert lane_policy == [os.SCHED_IDLE]
+            assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER  # this thread's own
+    finally:
+        window_decoder.release.set()
+        scheduler.close()
 
 
-def test_on_a_cpu_a_window_starts_anyway_once_it_has_waited_its_patience() -> None:
-    # An open microphone that never stops hearing speech (a noisy ward, a television) must not keep
-    # every caption unsettled for good.
+def test_closing_decodes_the_windows_still_queued_in_the_lane() -> None:
     decoder = ScriptedDecoder()
     decoder.release.set()
-    scheduler = DecodeScheduler(decoder, max_batch=1, window_s=0.0, second_pass_patience_s=0.3)
-    try:
-        a, b = scheduler.open_stream(), scheduler.open_stream()
-        scheduler.speaking(b, True)  # and never stops
-        submitted = time.time()
-        settle = scheduler.submit_second_pass(a, window("w1"))
-        result = settle.result(5)
-        assert result is not None and result.recognized_at - submitted >= 0.3
-        assert decoder.batches == [["w1"]]
-    finally:
-        scheduler.close()
+    scheduler = DecodeScheduler(decoder, max_batch=1, window_s=0.0, second_pass_lane=lambda: decoder)
+    stream = scheduler.open_stream()
+    settles = [scheduler.submit_second_pass(stream, window(f"w{i}")) for i in range(3)]
+    scheduler.close_stream(stream)
+    scheduler.close()
+    assert [f.result(0) is not None for f in settles] == [True, True, True]
+    assert decoder.batches == [["w0"], ["w1"], ["w2"]]
 
 
 def test_first_pass_work_that_arrives_during_a_window_is_counted_as_held_by_it(
@@ -220,7 +233,6 @@ def test_with_room_in_a_batch_the_second_pass_joins_first_pass_work(
     scheduler, decoder = scripted  # batches of 2, as on a GPU
     a, _blocker = stream_behind_a_blocker(scheduler)
     b = scheduler.open_stream()
-    scheduler.speaking(b, True)
     settle = scheduler.submit_second_pass(a, window("w1"))
     final = scheduler.submit(b, task("b-final"))
     decoder.release.set()
