@@ -30,10 +30,12 @@ class RecognizerConfig:
     # token by token.
     context_s: float = 0.0
     # Encode finals in a window cut to the utterance (as partials are) instead of Whisper's full 30 s:
-    # on 2 CPU cores ~2.5x less recognition work and finals ~0.5 s sooner, at a cost in accuracy
-    # (consultation WER 13.6% -> 15.2%; bench/RESULTS.md). A final the short window leaves below the
-    # guards is decoded again in the full window. Off: accuracy first.
-    short_final_windows: bool = False
+    # on 2 CPU cores finals ~0.7 s sooner at the median for 40% less recognition CPU, at a cost in the
+    # finals' accuracy (dev consultations: 16.5% -> 17.1% WER) that settling takes back (settled text
+    # 13.2% full, 13.4% short; bench/RESULTS.md, eleventh session). A final the short window leaves
+    # below the guards is decoded again in the full window. With the second pass off, finals are the
+    # last word: turn this off too.
+    short_final_windows: bool = True
     # The second pass (asr/settle.py): a speaker's finals are decoded again together, in windows of up
     # to 30 s of their speech, and the result settles them for good. Off: finals are the last word.
     second_pass: bool = True

@@ -41,7 +41,7 @@ class Config:
     asr_prep_threads: int = 0  # threads for VAD and log-mel features; 0: none on CPU, up to 8 on GPU
     asr_speculative_finals: bool = True  # decode a final during its closing silence (see asr/config.py)
     asr_context_s: float = 0.0  # seconds of a speaker's previous finals decoded before each final
-    asr_short_final_windows: bool = False  # finals encoded in utterance-sized windows: faster, less accurate
+    asr_short_final_windows: bool = True  # finals encoded in utterance-sized windows: faster, less accurate
     # The second pass that settles finals with the speech around them in view (asr/settle.py)
     asr_second_pass: bool = True
     asr_settle_pause_s: float = 1.5  # a speaker's pause that lets their finals be settled...
