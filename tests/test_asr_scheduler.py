@@ -257,7 +257,9 @@ def clips(speech_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def recognizer(whisper_model_path: Path) -> Iterator[SpeechRecognizer]:
-    config = RecognizerConfig(max_batch=4, batch_window_ms=30.0)
+    # Full windows for finals: then a row batched with others says exactly what it says alone (a short
+    # window is padded to the batch's longest row, which can change a trailing full stop).
+    config = RecognizerConfig(max_batch=4, batch_window_ms=30.0, short_final_windows=False)
     recognizer = SpeechRecognizer(whisper_model_path, config)
     recognizer.warm_up()
     yield recognizer
