@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from asr.config import RecognizerStats
 from asr.decoder import Decoded, DecodeTask, WindowDecoded, WindowTask
+from protocol.privacy import describe_exception
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -240,7 +241,7 @@ class DecodeScheduler:
         try:
             decode = build()
         except BaseException as exc:  # every window fails, and with it settling; the first pass goes on
-            log.exception("the second-pass lane could not start")
+            log.error("the second-pass lane could not start: %s", describe_exception(exc))
             decode = _failing(exc)
         lane_cpu_s = _IdleThreadsCpu() if idle else process_time
         while True:
@@ -259,7 +260,8 @@ class DecodeScheduler:
         try:
             decoded = decode([r.task for r in batch])
         except BaseException as exc:  # handed to every waiting stream, which then fails
-            log.exception("batched decode of %d requests failed", len(batch))
+            # Never the exception's text: a decoder's error may quote what it was decoding.
+            log.error("batched decode of %d requests failed: %s", len(batch), describe_exception(exc))
             for request in batch:
                 request.future.set_exception(exc)
             return

@@ -36,6 +36,7 @@ from asr.scheduler import DecodeResult, DecodeScheduler
 from asr.segmenter import Segment, UtteranceSegmenter
 from asr.settle import SecondPass, Window
 from asr.vad import WINDOW
+from protocol.privacy import describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class RecognitionStream:
             await emitter
             await self._settle_the_rest()
         except Exception as exc:
-            log.exception("recognition stream failed")
+            log.error("recognition stream failed: %s", describe_exception(exc))
             self._failed = exc
         finally:
             emitter.cancel()

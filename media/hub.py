@@ -30,6 +30,7 @@ from media.audio_tap import SAMPLE_RATE
 from media.channel import ChannelError, encode_message, read_message
 from media.peers import NegotiationError
 from media.worker import WorkerSettings
+from protocol.privacy import describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -358,8 +359,8 @@ class MediaHub:
         try:
             await self._start_worker(index)
             log.info("media worker %d restarted", index)
-        except MediaUnavailableError:
-            log.exception("media worker %d could not be restarted", index)
+        except MediaUnavailableError as error:
+            log.error("media worker %d could not be restarted: %s", index, describe_exception(error))
 
     async def _stop(self, worker: _Worker) -> None:
         assert worker.process.stdin is not None

@@ -38,6 +38,7 @@ from media.audio_tap import SAMPLE_RATE, tap_track
 from media.channel import encode_message, read_message
 from media.ice import enable_loopback_candidates
 from media.peers import NegotiationError, PeerConnections
+from protocol.privacy import describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class MediaWorker:
         except NegotiationError as error:
             reply.update(ok=False, error="negotiation", message=str(error))
         except Exception as error:
-            log.exception("media request %s failed", request.get("op"))
+            log.error("media request %s failed: %s", request.get("op"), describe_exception(error))
             reply.update(ok=False, error="internal", message=type(error).__name__)
         self._send(reply)
         if tap_after_reply is not None:

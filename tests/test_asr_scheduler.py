@@ -7,6 +7,7 @@ real Whisper base model on real clips.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import sys
@@ -194,6 +195,27 @@ def test_a_second_pass_lane_decodes_windows_at_idle_priority_and_never_holds_up_
     finally:
         window_decoder.release.set()
         scheduler.close()
+
+
+def test_a_failed_decode_is_logged_by_its_type_and_place_never_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    said = "haemoptysis since Tuesday"  # a decoder's error may quote what it was decoding
+
+    def failing(tasks: Sequence[DecodeTask]) -> list[Decoded]:
+        raise RuntimeError(f"cannot decode {said!r}")
+
+    scheduler = DecodeScheduler(failing, max_batch=1, window_s=0.0)
+    try:
+        with caplog.at_level(logging.INFO):
+            future = scheduler.submit(scheduler.open_stream(), task("f1"))
+            with pytest.raises(RuntimeError):
+                future.result(5)
+    finally:
+        scheduler.close()
+    [record] = [r for r in caplog.records if r.name == "asr.scheduler"]
+    assert "RuntimeError in" in record.getMessage()
+    assert said not in record.getMessage() and record.exc_info is None and record.exc_text is None
 
 
 def test_closing_decodes_the_windows_still_queued_in_the_lane() -> None:
