@@ -115,7 +115,7 @@ class SpeechRecognizer:
         # One thread runs all first-pass inference, batching across streams: CTranslate2 already uses
         # every core (or the GPU) inside each call, and one call for many streams is what scales on a
         # GPU. A CPU decodes second-pass windows in a low-priority lane of their own (asr/scheduler.py),
-        # with a second copy of the model (Whisper base int8: ~100 MB).
+        # with a second copy of the model (Whisper base int8: about 275 MB more resident memory).
 
         def second_pass_lane() -> BatchDecoder:  # called on the lane's thread
             model = _load(model_path, config, self.device, self.compute_type)

@@ -231,7 +231,7 @@ class DecodeScheduler:
             if batch is None:
                 return
             if batch:
-                self._decode(batch, self._decode_batch, process_time)
+                self._decode(batch, self._decode_batch, time.process_time)
 
     def _run_lane(self, build: Callable[[], BatchDecoder]) -> None:
         """The second-pass lane: one window at a time, oldest first, when a core is idle."""
@@ -240,10 +240,10 @@ class DecodeScheduler:
             os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
         try:
             decode = build()
-        except BaseException as exc:  # every window fails, and with it settling; the first pass goes on
+        except BaseException as exc:  # every window fails (the recogniser's warm-up reports it)
             log.error("the second-pass lane could not start: %s", describe_exception(exc))
             decode = _failing(exc)
-        lane_cpu_s = _IdleThreadsCpu() if idle else process_time
+        lane_cpu_s = _IdleThreadsCpu() if idle else time.process_time
         while True:
             with self._lock:
                 while not self._second_pass_waiting():
@@ -267,14 +267,15 @@ class DecodeScheduler:
             return
         recognized_at = time.time()
         elapsed = time.perf_counter() - started
+        first_pass_thread = decode is self._decode_batch
         with self._lock:
+            if first_pass_thread:
+                self._last_batch_s = elapsed
             if all(isinstance(r.task, WindowTask) for r in batch):
                 self._second_pass_s += elapsed
                 self._second_pass_cpu_s += cpu_s() - cpu_started
-                if decode is self._decode_batch:
+                if first_pass_thread:
                     self._count_held(started_at, recognized_at)
-            else:
-                self._last_batch_s = elapsed
         for request, result in zip(batch, decoded, strict=True):
             request.future.set_result(DecodeResult(result, request.queued_at, recognized_at))
         log.debug("decoded a batch of %d in %.3f s", len(batch), elapsed)
@@ -382,10 +383,6 @@ class DecodeScheduler:
             self._queues.pop(stream_id, None)
             self._second_pass.pop(stream_id, None)
             self._closing.discard(stream_id)
-
-
-def process_time() -> float:
-    return time.process_time()
 
 
 class _IdleThreadsCpu:

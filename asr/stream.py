@@ -89,8 +89,7 @@ class RecognitionStream:
         self._tentative: tuple[Segment, Future[DecodeResult | None]] | None = None
         self._live = live
         self._second_pass = SecondPass(config, shed_backlog=live) if config.second_pass else None
-        self._settling: Future[DecodeResult | None] | None = None
-        self._settling_samples = 0  # the audio of the window being decoded: a copy of its finals'
+        self._settling: Window | None = None  # the window being decoded
         self._handovers_done = False  # every final has been emitted: the second pass may finish up
         self._window_done = asyncio.Event()
         self._context = SpeakerContext(int(config.context_s * SAMPLE_RATE))  # the scheduler thread's
@@ -145,7 +144,8 @@ class RecognitionStream:
             "context_samples": self._context.samples,
             "unsettled_finals": self._second_pass.unsettled if self._second_pass else 0,
             "unsettled_samples": self._second_pass.unsettled_samples if self._second_pass else 0,
-            "settling_samples": self._settling_samples,
+            # The window being decoded holds a copy of its finals' audio.
+            "settling_samples": len(self._settling.task.audio) if self._settling else 0,
             "arrivals": len(self._arrivals),
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }
@@ -358,8 +358,7 @@ class RecognitionStream:
         if window is None:
             return
         future = self._scheduler.submit_second_pass(self._stream_id, window.task)
-        self._settling = future
-        self._settling_samples = len(window.task.audio)
+        self._settling = window
         loop = asyncio.get_running_loop()
 
         def decoded(done: Future[DecodeResult | None]) -> None:  # on the scheduler's thread
@@ -371,7 +370,6 @@ class RecognitionStream:
     def _settled(self, window: Window, future: Future[DecodeResult | None]) -> None:
         assert self._second_pass is not None
         self._settling = None
-        self._settling_samples = 0
         self._window_done.set()
         self._space.set()
         error = None if future.cancelled() else future.exception()
