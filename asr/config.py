@@ -43,8 +43,11 @@ class RecognizerConfig:
     settle_pause_s: float = 1.5
     # ...or once their unsettled finals hold this much audio (a monologue); the finals in its last
     # settle_right_context_s wait for the next window, so that they too are heard with what follows.
-    settle_window_s: float = 12.0
-    settle_right_context_s: float = 3.0
+    # 8 s and 2 s rather than 12 s and 3 s: a dialogue on one track settled in 4.5 s instead of 6.5 s
+    # at the median (bench.load, 2 CPU cores), and settled text kept its accuracy (dev consultations:
+    # 13.4% WER either way; bench/RESULTS.md, twelfth session).
+    settle_window_s: float = 8.0
+    settle_right_context_s: float = 2.0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
     # conditions each 30 s window on the one before. Off: it did not help and made settling less
     # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%

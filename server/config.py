@@ -45,7 +45,7 @@ class Config:
     # The second pass that settles finals with the speech around them in view (asr/settle.py)
     asr_second_pass: bool = True
     asr_settle_pause_s: float = 1.5  # a speaker's pause that lets their finals be settled...
-    asr_settle_window_s: float = 12.0  # ...or this much of their unsettled speech (a monologue)
+    asr_settle_window_s: float = 8.0  # ...or this much of their unsettled speech (a monologue)
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"
