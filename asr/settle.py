@@ -6,10 +6,11 @@ short one barely hears the voice. Offline decoding of the same audio makes about
 puts the speech chunks back to back) behind the previous window's text. This pass does the same with
 the finals a stream has already shown. Once the speaker has paused (settle_pause_s), or their unsettled
 finals hold settle_window_s of audio, those finals' audio is put back to back into one window (at most
-30 s, one language) and decoded with timestamps, behind the speaker's previous settled text. Each
-segment Whisper writes is given back to the finals whose audio it covers; a segment that covers most
-of two finals merges them. The result settles them: one SETTLED event per group of finals, naming the
-finals it replaces, and its text never changes again. A final left with no words is removed.
+30 s, one language), behind up to settle_left_context_s of the speaker's newest settled speech, and
+decoded. The window's words are given back to the finals they were said in (the context's are left
+out); a sentence the first pass cut in two merges its finals into one line. The result settles them:
+one SETTLED event per group of finals, naming the finals it replaces, and its text never changes
+again. A final left with no words is removed.
 
 When a window is decoded for a monologue still going on, the finals in its last settle_right_context_s
 only lend their audio as what follows: they wait for the next window, where they are heard with what
@@ -68,17 +69,22 @@ class _Final:
 
 @dataclass(frozen=True)
 class Window:
-    """Finals decoded together; only the first `settles` of them are settled by the result."""
+    """Finals decoded together; only the first `settles` of them are settled by the result. In front of
+    them, `context`: the speaker's newest settled lines (their audio, and as text their settled text),
+    decoded again so that the finals are heard after what the speaker said before, as offline decoding
+    hears a short answer inside 30 s of the speaker's speech. Its words are recognised and left out."""
 
     finals: tuple[_Final, ...]
     settles: int
     task: WindowTask
+    context: tuple[_Final, ...] = ()
 
     @property
     def spans(self) -> list[tuple[float, float]]:
-        """Where each final's audio lies in the window, in seconds."""
+        """Where the audio of each of the context's lines, then of each final, lies in the window, in
+        seconds."""
         spans, at = [], 0.0
-        for final in self.finals:
+        for final in (*self.context, *self.finals):
             length = len(final.audio) / SAMPLE_RATE
             spans.append((at, at + length))
             at += length
@@ -93,6 +99,10 @@ class SecondPass:
         self._window_samples = int(config.settle_window_s * SAMPLE_RATE)
         self._right_context_s = config.settle_right_context_s
         self._use_prompt = config.settle_prompt
+        self._context_samples = int(config.settle_left_context_s * SAMPLE_RATE)
+        # The speaker's newest settled lines, oldest first (event: the SETTLED event, audio: its finals'):
+        # the next window's left context.
+        self._settled: deque[_Final] = deque()
         # Audio the queue holds at most: a window being decoded and the finals that gather meanwhile.
         self._backlog_samples = int((_MAX_WINDOW_S + config.settle_window_s) * SAMPLE_RATE)
         self._shed_backlog = shed_backlog
@@ -160,15 +170,18 @@ class SecondPass:
         else:
             return None
         self._in_flight = len(finals)
+        context = self._context(
+            language, room=_MAX_WINDOW_S * SAMPLE_RATE - sum(len(f.audio) for f in finals)
+        )
         task = WindowTask(
-            audio=np.concatenate([f.audio for f in finals]),
+            audio=np.concatenate([f.audio for f in (*context, *finals)]),
             language=language,
             english_wanted=english_wanted and language != "en",
             prompt=self._prompt(language, english=False),
             english_prompt=self._prompt(language, english=True),
             glossary=glossary,
         )
-        return Window(tuple(finals), settles, task)
+        return Window(tuple(finals), settles, task, context)
 
     def settle(self, window: Window, decoded: WindowDecoded, timings: dict[str, float]) -> list[SpeechEvent]:
         """The settled events for the window's result, in order; their finals leave the queue."""
@@ -179,12 +192,28 @@ class SecondPass:
             self._unsettled.popleft()
         events = [group.event(timings) for group in groups]
         language = window.task.language
+        for group, event in zip(groups, events, strict=True):
+            if event.text and self._context_samples > 0:
+                self._settled.append(_Final(event, np.concatenate([f.audio for f in group.finals])))
+        while sum(len(line.audio) for line in self._settled) > self._context_samples:
+            self._settled.popleft()
         for event in events:
             if event.text:
                 self._remember(language, event.text, english=False)
             if event.english:
                 self._remember(language, event.english, english=True)
         return events
+
+    def _context(self, language: str, *, room: float) -> tuple[_Final, ...]:
+        """The newest settled lines in the window's language that fit in `room` samples: context in
+        another language would pull the decoder into it."""
+        chosen: list[_Final] = []
+        for line in reversed(self._settled):
+            if line.event.language != language or len(line.audio) > room:
+                break
+            chosen.append(line)
+            room -= len(line.audio)
+        return tuple(reversed(chosen))
 
     def _leading_window(self) -> list[_Final]:
         """The oldest unsettled finals of one language that fit in a window (at least one)."""
@@ -261,8 +290,10 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     little probability) settles its finals as they were rather than replacing them with its guess.
     """
     transcript = decoded.transcript
+    before = len(window.context)
     spans = window.spans
-    covered = next((i for i, (_, end) in enumerate(spans) if end > transcript.complete_s + 0.5), len(spans))
+    heard = next((i for i, (_, end) in enumerate(spans) if end > transcript.complete_s + 0.5), len(spans))
+    covered = max(0, heard - before)  # of the finals
     if covered == 0:
         # Not even the first final fits what was decoded (a 15 s utterance of fast speech beyond the
         # token limit): it keeps its first-pass text, so that the queue moves on.
@@ -275,14 +306,18 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
         return [_as_they_were((final,)) for final in window.finals[:settles]]
     language = window.task.language
     finals = window.finals[:covered]
+    # The context's lines take part in the alignment with their settled text, then their words are left
+    # out: they are already settled.
+    aligned = (*window.context, *finals)
     units = [] if _silent(confidence) else _units(transcript.segments, language)
-    pieces = _split(units, [f.event.text for f in finals], language)
+    pieces = _split(units, [f.event.text for f in aligned], language)[before:]
     english_pieces: list[list[_Unit]] | None = None
     english = decoded.english
     if english is not None:
         english_units = _units(english.segments, "en")
-        english_pieces = _split(english_units, [f.event.english or "" for f in finals], "en")
-    groups = _lines(pieces, spans[:covered], language, settles)
+        english_pieces = _split(english_units, [f.event.english or "" for f in aligned], "en")[before:]
+    spans = spans[before : before + covered]
+    groups = _lines(pieces, spans, language, settles)
     result = []
     for first, last in groups:
         mine = [u for piece in pieces[first : last + 1] for u in piece]

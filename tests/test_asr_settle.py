@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import audio_fixtures
@@ -122,6 +123,66 @@ def test_settle_groups_merge_only_within_the_finals_a_window_settles() -> None:
     assert window is not None and window.settles == 1
     groups = settle_groups(window, decoded("We will start you on a new tablet"))
     assert [tuple(f.seq for f in g.finals) for g in groups] == [(0,)]
+
+
+def settled_after_a_pause(second_pass: SecondPass, spoken: list[SpeechEvent], text: str) -> list[SpeechEvent]:
+    """Add the finals, let the speaker pause, and settle the window that makes with `text` decoded."""
+    for f in spoken:
+        second_pass.add(f, np.zeros(int((f.end_s - f.start_s) * SAMPLE_RATE), np.float32))
+    second_pass.heard(int((spoken[-1].end_s + 2.0) * SAMPLE_RATE), in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None
+    return second_pass.settle(window, decoded(text), {})
+
+
+def test_a_window_is_decoded_after_the_speakers_newest_settled_lines() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=10.0))
+    earlier = [final(0, "Where does it hurt?", 0.0, 2.0), final(1, "Is it worse at night?", 2.5, 5.0)]
+    assert len(settled_after_a_pause(second_pass, earlier, "Where does it hurt? Is it worse at night?")) == 2
+    second_pass.add(final(2, "No", 9.0, 10.0), np.ones(SAMPLE_RATE, np.float32))
+    second_pass.heard(12 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None
+    # The settled lines' audio goes first, then the final's.
+    assert [line.event.text for line in window.context] == ["Where does it hurt?", "Is it worse at night?"]
+    assert len(window.task.audio) == int(4.5 * SAMPLE_RATE) + SAMPLE_RATE
+    assert (
+        window.task.audio[-SAMPLE_RATE:].min() == 1.0
+        and window.task.audio[: int(4.5 * SAMPLE_RATE)].max() == 0.0
+    )
+    # Heard again, the context's words are its own and stay settled; only the final's are new.
+    [settled] = second_pass.settle(window, decoded("Where does it hurt? Is it worse at night? No."), {})
+    assert (settled.replaces, settled.text) == ((2,), "No.")
+
+
+def test_the_left_context_keeps_to_the_windows_language_and_length() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=5.0))
+    spanish = replace(final(0, "Me duele la cabeza.", 0.0, 3.0), language="es")
+    settled_after_a_pause(second_pass, [spanish], "Me duele la cabeza.")
+    lines = [final(seq, f"Sentence {seq}.", 4.0 * seq, 4.0 * seq + 2.0) for seq in range(1, 5)]
+    for line in lines:
+        settled_after_a_pause(second_pass, [line], line.text)
+    second_pass.add(final(5, "Okay.", 30.0, 31.0), np.zeros(SAMPLE_RATE, np.float32))
+    second_pass.heard(33 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None
+    # The newest English lines, within 5 s: the older ones and the Spanish one are left out.
+    assert [line.event.text for line in window.context] == ["Sentence 3.", "Sentence 4."]
+    spanish_now = replace(final(6, "Sí.", 34.0, 35.0), language="es")
+    second_pass.settle(window, decoded("Sentence 3. Sentence 4. Okay."), {})
+    second_pass.add(spanish_now, np.zeros(SAMPLE_RATE, np.float32))
+    second_pass.heard(37 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None and window.context == ()
+
+
+def test_no_left_context_when_it_is_off() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=0.0))
+    settled_after_a_pause(second_pass, [final(0, "Where does it hurt?", 0.0, 2.0)], "Where does it hurt?")
+    second_pass.add(final(1, "No", 9.0, 10.0), np.zeros(SAMPLE_RATE, np.float32))
+    second_pass.heard(12 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None and window.context == () and len(window.task.audio) == SAMPLE_RATE
 
 
 def test_a_second_pass_given_no_time_settles_its_oldest_waiting_finals_as_they_were() -> None:
