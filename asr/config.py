@@ -43,9 +43,9 @@ class RecognizerConfig:
     settle_pause_s: float = 1.5
     # ...or once their unsettled finals hold this much audio (a monologue); the finals in its last
     # settle_right_context_s wait for the next window, so that they too are heard with what follows.
-    # 8 s and 2 s rather than 12 s and 3 s: a dialogue on one track settled in 4.5 s instead of 6.5 s
-    # at the median (bench.load, 2 CPU cores), and settled text kept its accuracy (dev consultations:
-    # 13.4% WER either way; bench/RESULTS.md, twelfth session).
+    # 8 s and 2 s rather than 12 s and 3 s: a dialogue on one track settled in 4.6 s instead of 6.5 s
+    # at the median (bench.load, 2 CPU cores), for a little accuracy (dev consultations in real time,
+    # with left context: 15.7% WER against 15.3%; bench/RESULTS.md, twelfth session).
     settle_window_s: float = 8.0
     settle_right_context_s: float = 2.0
     # Seconds of the speaker's newest settled speech decoded again in front of each window (its words
