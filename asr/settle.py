@@ -171,7 +171,7 @@ class SecondPass:
             return None
         self._in_flight = len(finals)
         context = self._context(
-            language, room=_MAX_WINDOW_S * SAMPLE_RATE - sum(len(f.audio) for f in finals)
+            language, room=int(_MAX_WINDOW_S * SAMPLE_RATE) - sum(len(f.audio) for f in finals)
         )
         task = WindowTask(
             audio=np.concatenate([f.audio for f in (*context, *finals)]),
@@ -204,7 +204,7 @@ class SecondPass:
                 self._remember(language, event.english, english=True)
         return events
 
-    def _context(self, language: str, *, room: float) -> tuple[_Final, ...]:
+    def _context(self, language: str, *, room: int) -> tuple[_Final, ...]:
         """The newest settled lines in the window's language that fit in `room` samples: context in
         another language would pull the decoder into it."""
         chosen: list[_Final] = []
@@ -291,8 +291,10 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     """
     transcript = decoded.transcript
     before = len(window.context)
-    spans = window.spans
-    heard = next((i for i, (_, end) in enumerate(spans) if end > transcript.complete_s + 0.5), len(spans))
+    window_spans = window.spans  # the context's lines', then the finals'
+    heard = next(
+        (i for i, (_, end) in enumerate(window_spans) if end > transcript.complete_s + 0.5), len(window_spans)
+    )
     covered = max(0, heard - before)  # of the finals
     if covered == 0:
         # Not even the first final fits what was decoded (a 15 s utterance of fast speech beyond the
@@ -316,7 +318,7 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     if english is not None:
         english_units = _units(english.segments, "en")
         english_pieces = _split(english_units, [f.event.english or "" for f in aligned], "en")[before:]
-    spans = spans[before : before + covered]
+    spans = window_spans[before : before + covered]  # the covered finals', in seconds of the window
     groups = _lines(pieces, spans, language, settles)
     result = []
     for first, last in groups:

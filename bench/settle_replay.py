@@ -108,7 +108,6 @@ def replay_file(
     windows: list[dict[str, Any]] = []
     cpu_s = 0.0
     in_flight: tuple[Any, Any, float] | None = None  # window, result, when it is done
-    waiting: Any = None  # a window due while the stream spoke: the scheduler holds it
     audio_s = len(audio) / SAMPLE_RATE
     t = 0.0
     arrival = 0
@@ -126,27 +125,30 @@ def replay_file(
                 events.append(settled)
                 for seq in settled.replaces:
                     settled_at[seq] = t
-        if in_flight is None and waiting is None:
-            waiting = second_pass.next_window(
+        # A window starts as soon as it is due and none is being decoded.
+        due = (
+            None
+            if in_flight is not None
+            else second_pass.next_window(
                 english_wanted=False, glossary=(), finishing=finishing and arrival == len(arrivals)
             )
-        if in_flight is None and waiting is not None:
+        )
+        if due is not None:
             started = time.process_time()
-            [result] = decoder.decode_batch([waiting.task])
+            [result] = decoder.decode_batch([due.task])
             spent = time.process_time() - started
             cpu_s += spent
             windows.append(
                 {
-                    "context_s": round(sum(len(c.audio) for c in waiting.context) / SAMPLE_RATE, 2),
+                    "context_s": round(sum(len(c.audio) for c in due.context) / SAMPLE_RATE, 2),
                     "at_s": round(t, 2),
-                    "audio_s": round(len(waiting.task.audio) / SAMPLE_RATE, 2),
-                    "finals": len(waiting.finals),
-                    "settles": waiting.settles,
+                    "audio_s": round(len(due.task.audio) / SAMPLE_RATE, 2),
+                    "finals": len(due.finals),
+                    "settles": due.settles,
                     "cpu_s": round(spent, 3),
                 }
             )
-            in_flight = (waiting, result, t + decode_s)
-            waiting = None
+            in_flight = (due, result, t + decode_s)
         if finishing and arrival == len(arrivals) and not second_pass.unsettled and in_flight is None:
             break
         t = round(t + STEP_S, 4)
