@@ -17,7 +17,7 @@ from mt.catalogue import KNOWN_MODELS, KnownModel
 from mt.engine import Priority, TranslationBusyError, TranslationEngine, UtteranceTranslation
 from mt.errors import DeviceUnavailableError, ModelLoadError
 from mt.families import ModelFamily
-from mt.model import GeneratorModel, Seq2SeqModel, TranslationModel, load_model
+from mt.model import GeneratorModel, ScoredText, Seq2SeqModel, TranslationModel, load_model
 from mt.partials import PartialTranslationPolicy
 from mt.plan import TargetPlan, Translation, TranslationPlan
 from mt.routing import Hop, Route
@@ -33,6 +33,7 @@ __all__ = [
     "PartialTranslationPolicy",
     "Priority",
     "Route",
+    "ScoredText",
     "Seq2SeqModel",
     "TargetPlan",
     "Translation",

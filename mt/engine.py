@@ -26,7 +26,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from mt import catalogue
 from mt.errors import DeviceUnavailableError, ModelLoadError
 from mt.families import ModelFamily
 from mt.glossary import ProtectedText, expect, protect, restore
-from mt.model import DEFAULT_BEAM_SIZE, TranslationModel, load_model, resolve_device
+from mt.model import DEFAULT_BEAM_SIZE, ScoredText, TranslationModel, load_model, resolve_device
 from mt.plan import TargetPlan, Translation, TranslationPlan, copied_note, failed_note
 from mt.routing import Hop, Route, plan_route
 from mt.scripts import repeats_source
@@ -78,7 +78,9 @@ class UtteranceTranslation:
     UNTRANSLATED with a note, like a missing model. `cancel()` drops the work still queued.
     """
 
-    def __init__(self, targets: dict[str, asyncio.Task[Translation]], hops: list[asyncio.Task[str]]) -> None:
+    def __init__(
+        self, targets: dict[str, asyncio.Task[Translation]], hops: list[asyncio.Task[ScoredText]]
+    ) -> None:
         self._targets = targets
         self._hops = hops
 
@@ -113,7 +115,7 @@ class _Job:
     source: str
     target: str
     text: str
-    future: asyncio.Future[str] = field(repr=False)
+    future: asyncio.Future[ScoredText] = field(repr=False)
 
 
 @dataclass
@@ -190,7 +192,7 @@ class TranslationEngine:
         # Speakers' partial captions repeat the same text; a small cache saves re-translating it. Keyed by
         # the model object (two directories may share a name), the pair and the exact model input, which
         # carries the glossary's placeholders: terms are restored after the cache, per request.
-        self._cache: OrderedDict[tuple[TranslationModel, str, str, str], str] = OrderedDict()
+        self._cache: OrderedDict[tuple[TranslationModel, str, str, str], ScoredText] = OrderedDict()
         self._cache_size = cache_size
         self._closed = False
 
@@ -361,9 +363,9 @@ class TranslationEngine:
         whisper_copied = given_english and repeats_source(whisper_english or "", text, source, "en")
 
         # Pivots to several languages share their first hop: each distinct hop runs once.
-        hops: dict[Hop, asyncio.Task[str]] = {}
+        hops: dict[Hop, asyncio.Task[ScoredText]] = {}
 
-        def run(hop: Hop, given: asyncio.Task[str] | None) -> asyncio.Task[str]:
+        def run(hop: Hop, given: asyncio.Task[ScoredText] | None) -> asyncio.Task[ScoredText]:
             if hop not in hops:
                 if hop.model is None:  # Whisper's English stands in for this hop
                     assert protected_english is not None
@@ -388,12 +390,12 @@ class TranslationEngine:
                     target,
                 )
                 return Translation(text, TranslationPath.UNTRANSLATED, None, copied_note("whisper", "en"))
-            last: asyncio.Task[str] | None = None
+            steps: list[asyncio.Task[ScoredText]] = []
             for hop in route.hops:
-                last = run(hop, last)
-            assert last is not None
+                steps.append(run(hop, steps[-1] if steps else None))
             try:
-                result = await last
+                scored = await steps[-1]
+                result = scored.text
                 if repeats_source(result, text, route.source, route.target):
                     # A copy of the speaker's words must never be labelled as a translation.
                     log.warning(
@@ -408,7 +410,11 @@ class TranslationEngine:
                 # Whisper's.
                 used = protected_english if route.hops[0].model is None else protected
                 assert used is not None
-                return _restored(Translation(result, route.path, route.model_label, None), used, route.target)
+                scores = [s.logprob for s in (step.result() for step in steps) if s.logprob is not None]
+                translation = Translation(
+                    result, route.path, route.model_label, None, round(sum(scores), 4) if scores else None
+                )
+                return _restored(translation, used, route.target)
             except Exception as error:
                 # One language's failure costs that language its translation, never the others theirs;
                 # the reader gets the words as spoken, marked. Logged by type and place only: the
@@ -440,21 +446,21 @@ class TranslationEngine:
             await asyncio.to_thread(lane.executor.shutdown, wait=True, cancel_futures=True)
 
     @staticmethod
-    async def _given(text: str) -> str:
-        return text
+    async def _given(text: str) -> ScoredText:
+        return ScoredText(text, None)
 
     @staticmethod
     async def _given_translation(text: str) -> Translation:
         return Translation(text, TranslationPath.ORIGINAL, None, None)
 
-    async def _call_after(self, hop: Hop, given: asyncio.Task[str], priority: Priority) -> str:
-        return await self._call(hop, await given, priority)
+    async def _call_after(self, hop: Hop, given: asyncio.Task[ScoredText], priority: Priority) -> ScoredText:
+        return await self._call(hop, (await given).text, priority)
 
-    async def _call(self, hop: Hop, text: str, priority: Priority) -> str:
+    async def _call(self, hop: Hop, text: str, priority: Priority) -> ScoredText:
         model = hop.model
         assert model is not None
         if not text.strip():
-            return text
+            return ScoredText(text, None)
         cache_key = (model, hop.source, hop.target, text)
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -465,7 +471,7 @@ class TranslationEngine:
                 raise RuntimeError("translation engine closed")
             self._pending_jobs += 1
             try:
-                future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                future: asyncio.Future[ScoredText] = asyncio.get_running_loop().create_future()
                 queue = self._queues[priority]
                 queue.append(_Job(model, hop.source, hop.target, text, future))
                 for lane in self._lanes:
@@ -514,7 +520,7 @@ async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:
         )
         if len(translated) != len(rows):
             raise RuntimeError(f"{model.name} returned {len(translated)} results for {len(rows)} inputs")
-        outcome: dict[tuple[str, str], str] | BaseException = dict(zip(rows, translated, strict=True))
+        outcome: dict[tuple[str, str], ScoredText] | BaseException = dict(zip(rows, translated, strict=True))
     except Exception as exc:  # includes the executor shut down under us: fail rather than hang callers
         targets = ",".join(sorted({target for _, target in rows}))
         # Type and place only: inputs are medical speech, and an exception's text may quote them.
@@ -531,7 +537,7 @@ async def _run_group(lane: _Lane, jobs: list[_Job]) -> None:
             job.future.set_result(outcome[(job.text, job.target)])
 
 
-def _retrieve(task: asyncio.Task[str]) -> None:
+def _retrieve(task: asyncio.Task[ScoredText]) -> None:
     """A hop's failure is reported through the targets that awaited it; one whose targets were
     cancelled first must not surface later as "exception never retrieved"."""
     if not task.cancelled():
@@ -541,6 +547,4 @@ def _retrieve(task: asyncio.Task[str]) -> None:
 def _restored(translation: Translation, protected: ProtectedText, target: str) -> Translation:
     if not protected.changed:
         return translation
-    return Translation(
-        restore(translation.text, protected, target), translation.path, translation.model, translation.note
-    )
+    return replace(translation, text=restore(translation.text, protected, target))

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ctranslate2
 
@@ -38,6 +38,13 @@ _OPUS_MT_NAME = re.compile(r"opus-mt-(?:tc-[a-z]+-)?([a-z]{2,3})-([a-z]{2,3})$")
 DEFAULT_BEAM_SIZE = 2  # beam 2 keeps most of beam 4's quality at about half the latency of live captions
 
 
+class ScoredText(NamedTuple):
+    """A model's translation and its mean token log probability (None where no model scored it)."""
+
+    text: str
+    logprob: float | None
+
+
 class TranslationModel(ABC):
     """One loaded translation model. `translate_batch` is blocking: call it from a worker thread."""
 
@@ -63,12 +70,13 @@ class TranslationModel(ABC):
         return covers(source, target, pair=self.pair, languages=self.languages)
 
     def translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
-        return self.translate_rows([(text, target) for text in texts], source)
+        return [scored.text for scored in self.translate_rows([(text, target) for text in texts], source)]
 
-    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
-        """Translate (text, target language) rows from `source`: what the engine calls. This default runs
-        one model call per target language; multilingual models override it with a single call."""
-        results: list[str] = [""] * len(rows)
+    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[ScoredText]:
+        """Translate (text, target language) rows from `source`, each with its score: what the engine
+        calls. This default runs one model call per target language; multilingual models override it
+        with a single call."""
+        results = [ScoredText("", None)] * len(rows)
         by_target: dict[str, list[int]] = {}
         for index, (_, target) in enumerate(rows):
             by_target.setdefault(target, []).append(index)
@@ -81,7 +89,9 @@ class TranslationModel(ABC):
                 results[index] = text
         return results
 
-    def _checked(self, call: Callable[[], list[str]], source: str, targets: Sequence[str]) -> list[str]:
+    def _checked(
+        self, call: Callable[[], list[ScoredText]], source: str, targets: Sequence[str]
+    ) -> list[ScoredText]:
         """Run a model call after checking the pairs, turning CUDA library failures into clear errors."""
         for target in targets:
             if not self.covers(source, target):
@@ -95,7 +105,7 @@ class TranslationModel(ABC):
             raise DeviceUnavailableError(explained) from exc
 
     @abstractmethod
-    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]: ...
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[ScoredText]: ...
 
 
 class Seq2SeqModel(TranslationModel):
@@ -124,7 +134,7 @@ class Seq2SeqModel(TranslationModel):
         call can serve every listener language of an utterance."""
         return self.family in (ModelFamily.NLLB, ModelFamily.M2M100)
 
-    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+    def translate_rows(self, rows: list[tuple[str, str]], source: str) -> list[ScoredText]:
         """All rows in ONE model call: each row carries its target language as a prefix token. On a GPU a
         batch costs about what one row does, so this keeps fan-out to many listener languages cheap."""
         if not self.multi_target:
@@ -134,12 +144,13 @@ class Seq2SeqModel(TranslationModel):
         targets = sorted({target for _, target in rows})
         return self._checked(partial(self._decode_rows, rows, source), source, targets)
 
-    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[ScoredText]:
         return self._decode_rows([(text, target) for text in texts], source)
 
-    def _decode_rows(self, rows: list[tuple[str, str]], source: str) -> list[str]:
+    def _decode_rows(self, rows: list[tuple[str, str]], source: str) -> list[ScoredText]:
         """Each row's text is split into sentences (the models were trained on single sentences); every
-        sentence of every row goes into one model call, and each row's translations are joined again."""
+        sentence of every row goes into one model call, and each row's translations are joined again.
+        A row's score is its sentences' mean token log probability, weighted by their lengths."""
         sentences_of = [split_sentences(text, source) for text, _ in rows]
         sources: list[list[str]] = []
         prefixes: list[list[str]] = []
@@ -153,7 +164,7 @@ class Seq2SeqModel(TranslationModel):
             if encoded.target_prefix is not None:
                 prefixes += encoded.target_prefix
         if not sources:
-            return ["" for _ in rows]
+            return [ScoredText("", None) for _ in rows]
         shortest, longest = self.decoding_bounds(max(len(tokens) for tokens in sources))
         results = self._translator.translate_batch(
             sources,
@@ -162,15 +173,22 @@ class Seq2SeqModel(TranslationModel):
             min_decoding_length=shortest,
             max_decoding_length=longest,
             replace_unknowns=self._codec.replace_unknowns,
+            return_scores=True,
         )
+        # (text, mean token log probability, tokens counted in that mean: the hypothesis and its end)
         decoded = iter(
-            self._codec.decode(result.hypotheses[0], target)
+            (
+                self._codec.decode(result.hypotheses[0], target),
+                result.scores[0],
+                len(result.hypotheses[0]) + 1,
+            )
             for result, target in zip(results, targets, strict=True)
         )
-        return [
-            join_sentences([next(decoded) for _ in sentences], target)
-            for sentences, (_, target) in zip(sentences_of, rows, strict=True)
-        ]
+        rows_out = []
+        for sentences, (_, target) in zip(sentences_of, rows, strict=True):
+            parts = [next(decoded) for _ in sentences]
+            rows_out.append(ScoredText(join_sentences([text for text, _, _ in parts], target), _mean(parts)))
+        return rows_out
 
     def decoding_bounds(self, longest_source: int) -> tuple[int, int]:
         """(min, max) target tokens for a batch whose longest source has `longest_source` tokens. The
@@ -219,7 +237,7 @@ class GeneratorModel(TranslationModel):
             }
         )
 
-    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[str]:
+    def _translate_batch(self, texts: list[str], source: str, target: str) -> list[ScoredText]:
         prompts = [self._tokenizer.encode(self.prompt(t, source, target)) for t in texts]
         longest_text = max(self._tokenizer.count(t) for t in texts)
         results = self._generator.generate_batch(
@@ -228,8 +246,12 @@ class GeneratorModel(TranslationModel):
             end_token=self._end_tokens,
             include_prompt_in_result=False,
             beam_size=1,  # greedy: instruct models translate well greedily and twice as fast as beam 2
+            return_scores=True,
         )
-        return [self._cut(self._tokenizer.decode(r.sequences[0], r.sequences_ids[0])) for r in results]
+        return [
+            ScoredText(self._cut(self._tokenizer.decode(r.sequences[0], r.sequences_ids[0])), r.scores[0])
+            for r in results
+        ]
 
     def _cut(self, text: str) -> str:
         for stop in self.stop:
@@ -237,6 +259,14 @@ class GeneratorModel(TranslationModel):
             if index >= 0:
                 text = text[:index]
         return text.strip()
+
+
+def _mean(parts: Sequence[tuple[str, float, int]]) -> float | None:
+    """The mean token log probability of (text, score, tokens) sentences, each score already a mean."""
+    tokens = sum(count for _, _, count in parts)
+    if not tokens:
+        return None
+    return round(sum(score * count for _, score, count in parts) / tokens, 4)
 
 
 _CUBLAS_HINT = (

@@ -17,6 +17,8 @@ from protocol.captions import TranslationPath
 from protocol.languages import language
 
 FOLLOWS_AT_SENTENCE_END = "translation follows when the sentence ends"
+# Below this mean token log probability a translation is marked uncertain (Whisper's own limit for text).
+MT_LOG_PROB_MIN = -1.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,15 @@ class Translation:
     path: TranslationPath
     model: str | None  # model name(s) used, "+"-joined for pivots; "whisper" for Whisper's English
     note: str | None  # why the text is not a translation; None when it is one
+    # The translation models' mean token log probability, summed over a pivot's hops (the chance both
+    # are right); None where no translation model made the text.
+    logprob: float | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """The model itself doubted its output: on the Argos zh→en package, TICO-19 medical sentences
+        scored -0.23 to -0.82 and the same characters scrambled -0.73 to -1.59."""
+        return self.logprob is not None and self.logprob < MT_LOG_PROB_MIN
 
 
 def no_model_note(source: str, target: str) -> str:

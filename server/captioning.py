@@ -434,9 +434,7 @@ class SpeakerPipeline:
         text = translation.text
         if shown_language == "zh" and script is ChineseScript.TRADITIONAL:
             text = to_traditional(text)  # recognition writes simplified; this reader reads traditional
-        confidence = (
-            event.english_confidence if translation.path is TranslationPath.WHISPER else event.confidence
-        )
+        heard = event.english_confidence if translation.path is TranslationPath.WHISPER else event.confidence
         return CaptionEvent(
             room=self._room.id,
             speaker_id=self._speaker.id,
@@ -454,8 +452,8 @@ class SpeakerPipeline:
             sent_at=sent_at,
             timings={**event.timings, "translated": translated_at},
             replaces=tuple(self._utterance_id(seq) for seq in event.replaces),
-            confidence=_probability(confidence),
-            uncertain=confidence is not None and confidence.uncertain,
+            confidence=_probability(heard, translation),
+            uncertain=(heard is not None and heard.uncertain) or translation.uncertain,
             model=translation.model,
         )
 
@@ -492,8 +490,9 @@ def _stable_chars(event: SpeechEvent, translation: Translation) -> int:
     return 0
 
 
-def _probability(confidence: Confidence | None) -> float | None:
-    """The decoder's mean token probability (its mean log probability, exponentiated), 0 to 1."""
-    if confidence is None:
+def _probability(heard: Confidence | None, translation: Translation) -> float | None:
+    """The recogniser's mean token probability (its mean log probability, exponentiated), 0 to 1, times
+    the translation models' for translated text: the chance that both are right."""
+    if heard is None:
         return None
-    return round(min(1.0, math.exp(confidence.avg_logprob)), 3)
+    return round(min(1.0, math.exp(heard.avg_logprob + (translation.logprob or 0.0))), 3)

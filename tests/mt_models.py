@@ -20,7 +20,7 @@ import sentencepiece as spm
 from ctranslate2.specs import TransformerDecoderModelSpec, TransformerSpec, model_spec
 
 from bench.synthetic import transformer_weight_shape
-from mt import TranslationModel
+from mt import ScoredText, TranslationModel
 from protocol.languages import LANGUAGES
 
 # A few clinic-style sentences per language: enough for SentencePiece to learn pieces in every script.
@@ -206,7 +206,8 @@ def real_calls(model: TranslationModel) -> BatchCall:
     """The model's real call for one target language, usable while `replace_calls` is in effect."""
 
     def real(texts: list[str], source: str, target: str) -> list[str]:
-        return type(model).translate_rows(model, [(text, target) for text in texts], source)
+        rows = [(text, target) for text in texts]
+        return [scored.text for scored in type(model).translate_rows(model, rows, source)]
 
     return real
 
@@ -215,14 +216,14 @@ def replace_calls(monkeypatch: pytest.MonkeyPatch, model: TranslationModel, call
     """Route the engine's model calls (`translate_rows`) through `call(texts, source, target)`, one call per
     target language, so a test can count, slow down or break them."""
 
-    def rows_call(rows: list[tuple[str, str]], source: str) -> list[str]:
-        results = [""] * len(rows)
+    def rows_call(rows: list[tuple[str, str]], source: str) -> list[ScoredText]:
+        results = [ScoredText("", None)] * len(rows)
         by_target: dict[str, list[int]] = {}
         for index, (_, target) in enumerate(rows):
             by_target.setdefault(target, []).append(index)
         for target, indices in by_target.items():
             for index, text in zip(indices, call([rows[i][0] for i in indices], source, target), strict=True):
-                results[index] = text
+                results[index] = ScoredText(text, None)
         return results
 
     monkeypatch.setattr(model, "translate_rows", rows_call)

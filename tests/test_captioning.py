@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +22,8 @@ import pytest
 from mt_models import build_marian_pair, build_multilingual, hold_calls, real_calls, replace_calls
 
 from asr import Confidence, SpeechEvent, SpeechEventKind
-from mt import TranslationEngine
+from mt import ScoredText, TranslationEngine
+from mt.plan import MT_LOG_PROB_MIN
 from protocol import CaptionEvent, Glossary, TranslationPath
 from protocol.errors import CloseCode
 from protocol.signalling import ChineseScript, ServerMessage
@@ -620,7 +622,38 @@ async def test_captions_carry_the_decoders_confidence_and_mark_the_uncertain(
     )
     sure = replace(unsure, utterance_seq=1, text="Take two tablets.", confidence=Confidence(-0.15, 0.01, 1.2))
     await _pipeline(room, _ScriptedStream([(0.0, unsure), (0.0, sure)]), engine, Metrics()).finish()
-    for reader in ("speaker", "french"):
-        first, second = (CaptionEvent.from_dict(m) for m in inboxes[reader])
-        assert first.uncertain and first.confidence == pytest.approx(0.235, abs=0.001), reader
-        assert not second.uncertain and second.confidence == pytest.approx(0.861, abs=0.001), reader
+    first, second = (CaptionEvent.from_dict(m) for m in inboxes["speaker"])
+    assert first.uncertain and first.confidence == pytest.approx(0.235, abs=0.001)
+    assert not second.uncertain and second.confidence == pytest.approx(0.861, abs=0.001)
+    # The French is as sure as recognition and translation both.
+    translated = await engine.translate(sure.text, "en", ["fr"])
+    logprob = translated["fr"].logprob
+    assert logprob is not None and logprob < 0
+    _, french = (CaptionEvent.from_dict(m) for m in inboxes["french"])
+    assert french.confidence == pytest.approx(math.exp(-0.15 + logprob), abs=0.001)
+    assert french.uncertain is (logprob < MT_LOG_PROB_MIN)
+
+
+async def test_a_translation_its_model_doubts_is_marked_uncertain(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clear speech, and one translation the model scores low: only that caption is marked."""
+
+    def scored(rows: list[tuple[str, str]], source: str) -> list[ScoredText]:
+        return [
+            ScoredText("Prenez deux comprimés.", -0.2) if "tablets" in text else ScoredText("Le roi.", -1.6)
+            for text, _ in rows
+        ]
+
+    monkeypatch.setattr(engine.models[0], "translate_rows", scored)
+    room = _review()
+    inboxes = _join(room, {"speaker": "en", "french": "fr"})
+    clear = Confidence(-0.15, 0.01, 1.2)
+    # Texts no other test translates: the engine caches translations.
+    tablets = replace(_final_in("en", "Two tablets after meals.", seq=0), confidence=clear)
+    garbled = replace(_final_in("en", "Rest at night, please.", seq=1), confidence=clear)
+    await _pipeline(room, _ScriptedStream([(0.0, tablets), (0.0, garbled)]), engine, Metrics()).finish()
+    assert not any(CaptionEvent.from_dict(m).uncertain for m in inboxes["speaker"])
+    sure, doubted = (CaptionEvent.from_dict(m) for m in inboxes["french"])
+    assert not sure.uncertain and sure.confidence == pytest.approx(math.exp(-0.35), abs=0.001)
+    assert doubted.uncertain and doubted.confidence == pytest.approx(math.exp(-1.75), abs=0.001)

@@ -63,9 +63,19 @@ async def test_chinese_medical_sentences_come_out_as_english_with_their_content_
         english = result.text.lower()
         for word in words:
             assert word in english, (chinese, result.text)
+        # The model is sure of these: the caption is not marked.
+        assert result.logprob is not None and not result.uncertain, (chinese, result.logprob)
         # Detokenised as the package expects: no SentencePiece marks, spaces between words.
         assert "▁" not in result.text and " " in result.text.strip()
         assert not any("\u4e00" <= char <= "\u9fff" for char in result.text)
+
+
+async def test_scrambled_chinese_comes_out_fluent_but_marked_uncertain(engine: TranslationEngine) -> None:
+    # The characters of TICO sentences in random order ("I've got urine and a slow pain in the head."):
+    # fluent English a reader could trust, which the model itself scores low.
+    result = (await engine.translate("一尿症和检康疾慢舒痛今还", "zh", ["en"]))["en"]
+    assert result.path is TranslationPath.MACHINE and result.text
+    assert result.uncertain, result.logprob
 
 
 async def test_a_long_utterance_is_split_into_sentences_and_translated_in_one_call(
