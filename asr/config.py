@@ -48,11 +48,13 @@ class RecognizerConfig:
     # with left context: 15.7% WER against 15.3%; bench/RESULTS.md, twelfth session).
     settle_window_s: float = 8.0
     settle_right_context_s: float = 2.0
-    # Seconds of the speaker's newest settled speech decoded again in front of each window (its words
-    # left out), so that a short turn is heard after what the speaker said before it. 0: none. In real
-    # time, windows are small (a turn, median 4.4 s) and settled text was no better than the finals
-    # (17.6% WER against 17.2%); 10 s of left context: 15.7%, 20 s: 15.2% for 45% more second-pass CPU
-    # and settled lines ~1.4 s later (bench/RESULTS.md, twelfth session).
+    # The speaker's newest settled lines decoded again in front of each window (their words left out),
+    # whole lines reaching back at least this many seconds, so that a short turn is heard after what the
+    # speaker said before it. 0: none. In real time, windows are small (a turn, median 4.4 s) and
+    # settled text was no better than the finals (17.6% WER against 17.2%); 10 s of left context:
+    # 15.7%; kept as whole lines (a window after one long line no longer goes without): 14.2% against
+    # 15.6% on eight generated consultation tracks, for 24% more second-pass CPU (bench/RESULTS.md,
+    # twelfth and thirteenth sessions).
     settle_left_context_s: float = 10.0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
     # conditions each 30 s window on the one before. Off: it did not help and made settling less

@@ -6,11 +6,12 @@ short one barely hears the voice. Offline decoding of the same audio makes about
 puts the speech chunks back to back) behind the previous window's text. This pass does the same with
 the finals a stream has already shown. Once the speaker has paused (settle_pause_s), or their unsettled
 finals hold settle_window_s of audio, those finals' audio is put back to back into one window (at most
-30 s, one language), behind up to settle_left_context_s of the speaker's newest settled speech, and
-decoded. The window's words are given back to the finals they were said in (the context's are left
-out); a sentence the first pass cut in two merges its finals into one line. The result settles them:
-one SETTLED event per group of finals, naming the finals it replaces, and its text never changes
-again. A final left with no words is removed.
+30 s, one language), behind the speaker's newest settled lines (whole lines reaching back at least
+settle_left_context_s, as far as the window has room), and decoded. The window's words are given
+back to the finals they were said in (the context's are left out); a sentence the first pass cut in
+two merges its finals into one line. The result settles them: one SETTLED event per group of finals,
+naming the finals it replaces, and its text never changes again. A final left with no words is
+removed.
 
 When a window is decoded for a monologue still going on, the finals in its last settle_right_context_s
 only lend their audio as what follows: they wait for the next window, where they are heard with what
@@ -122,6 +123,11 @@ class SecondPass:
         return sum(len(f.audio) for f in self._unsettled)
 
     @property
+    def context_samples(self) -> int:
+        """Audio of the settled lines kept as the next window's left context."""
+        return sum(len(line.audio) for line in self._settled)
+
+    @property
     def behind(self) -> bool:
         """More waits than the backlog's bound (only where the backlog is not shed)."""
         return self.unsettled_samples > self._backlog_samples
@@ -195,7 +201,9 @@ class SecondPass:
         for group, event in zip(groups, events, strict=True):
             if event.text and self._context_samples > 0:
                 self._settled.append(_Final(event, np.concatenate([f.audio for f in group.finals])))
-        while sum(len(line.audio) for line in self._settled) > self._context_samples:
+        # Lines are kept whole, so the oldest goes only once the newer ones alone fill the context: a
+        # window after one long line is still heard behind it.
+        while self._settled and self.context_samples - len(self._settled[0].audio) >= self._context_samples:
             self._settled.popleft()
         for event in events:
             if event.text:
@@ -285,20 +293,25 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     final before it, or after it when a sentence ended in between. A final whose settled text does not
     end a sentence is merged with the next one into one line: the first pass cut a sentence in two.
 
-    A final whose audio runs past what the decode covered (it was cut off at its token limit) is not
-    settled, nor any after it. A window Whisper failed on (a repetition loop, or a text it gave too
-    little probability) settles its finals as they were rather than replacing them with its guess.
+    A final whose audio runs past what the decode covered (it was cut off at its token limit, or Whisper
+    ended it early) is not settled, nor any after it. A window Whisper failed on (a repetition loop, or
+    a text it gave too little probability) settles its finals as they were rather than replacing them
+    with its guess.
     """
     transcript = decoded.transcript
     before = len(window.context)
     window_spans = window.spans  # the context's lines', then the finals'
-    heard = next(
-        (i for i, (_, end) in enumerate(window_spans) if end > transcript.complete_s + 0.5), len(window_spans)
-    )
+    complete_s = transcript.complete_s
+    if transcript.segments and window_spans[-1][1] - transcript.segments[-1].end_s > _STOPPED_EARLY_S:
+        # Whisper ended the decode well before the audio: it skipped what was said after its last
+        # timestamp (long windows do, now and then), and that is as good as not decoded.
+        complete_s = min(complete_s, transcript.segments[-1].end_s)
+    heard = next((i for i, (_, end) in enumerate(window_spans) if end > complete_s + 0.5), len(window_spans))
     covered = max(0, heard - before)  # of the finals
     if covered == 0:
         # Not even the first final fits what was decoded (a 15 s utterance of fast speech beyond the
-        # token limit): it keeps its first-pass text, so that the queue moves on.
+        # token limit, or a decode that stopped early): it keeps its first-pass text, so that the queue
+        # moves on.
         return [_as_they_were(window.finals[:1])]
     settles = min(window.settles, covered)
     confidence = transcript.confidence
@@ -353,6 +366,10 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
 
 
 _SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+# A window's decode whose last segment ends more than this before the audio does stopped early. On the
+# development consultations the last timestamp fell within 0.9 s of the end (the trailing pad, a
+# timestamp a little early) in every window but one, which skipped a whole question (3.2 s).
+_STOPPED_EARLY_S = 1.5
 # Lines merged because a sentence ran across them stop growing at this length.
 _MAX_LINE_S = 20.0
 

@@ -146,6 +146,7 @@ class RecognitionStream:
             "unsettled_samples": self._second_pass.unsettled_samples if self._second_pass else 0,
             # The window being decoded holds a copy of its finals' audio.
             "settling_samples": len(self._settling.task.audio) if self._settling else 0,
+            "settled_context_samples": self._second_pass.context_samples if self._second_pass else 0,
             "arrivals": len(self._arrivals),
             **{f"segmenter_{k}": v for k, v in self._segmenter.debug_sizes().items()},
         }

@@ -46,7 +46,7 @@ class Config:
     asr_second_pass: bool = True
     asr_settle_pause_s: float = 1.5  # a speaker's pause that lets their finals be settled...
     asr_settle_window_s: float = 8.0  # ...or this much of their unsettled speech (a monologue)
-    asr_settle_left_context_s: float = 10.0  # their newest settled speech heard again before each window
+    asr_settle_left_context_s: float = 10.0  # their newest settled lines, this far back, heard again first
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"

@@ -46,10 +46,13 @@ async def test_long_session_stays_bounded(whisper_model_path: Path, speech_dir: 
                 worst[key] = max(worst.get(key, 0), size)
             if i >= WARM_S * SAMPLE_RATE and i % (5 * SAMPLE_RATE) == 0:
                 gc.collect()
-                # Less the finals' audio waiting for the second pass and the copy a window being decoded
-                # holds (float32), bounded on their own above: on a saturated machine the second pass
-                # gets little CPU and they sit at their bounds, up to 2.7 + 1.9 MB, by design.
-                settling = sizes["unsettled_samples"] + sizes["settling_samples"]
+                # Less the finals' audio waiting for the second pass, the copy a window being decoded
+                # holds and the settled lines kept as left context (float32), bounded on their own
+                # below: on a saturated machine the second pass gets little CPU and the first two sit
+                # at their bounds, up to 2.7 + 1.9 MB, by design.
+                settling = (
+                    sizes["unsettled_samples"] + sizes["settling_samples"] + sizes["settled_context_samples"]
+                )
                 heap.append(tracemalloc.get_traced_memory()[0] - settling * 4)
     finally:
         tracemalloc.stop()
@@ -68,6 +71,8 @@ async def test_long_session_stays_bounded(whisper_model_path: Path, speech_dir: 
     # Finals wait for the second pass at most a window's worth, plus those emitted while it decodes.
     assert worst["unsettled_samples"] <= (config.settle_window_s + 30.0) * SAMPLE_RATE
     assert worst["settling_samples"] <= 30.0 * SAMPLE_RATE  # one window
+    # Whole lines reaching back at least the left context: at most one line (one window's) more.
+    assert worst["settled_context_samples"] <= (config.settle_left_context_s + 30.0) * SAMPLE_RATE
     assert worst["handovers"] <= config.max_queued_s * 50 + 1  # one per pushed chunk, at most
     assert worst["arrivals"] <= config.max_queued_s * 50 + 2  # one per unsegmented chunk, and the newest
     # At any instant up to ~4 MB is legitimately live (an utterance of up to 15 s as VAD windows, as the

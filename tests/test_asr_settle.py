@@ -52,7 +52,8 @@ def window_of(finals: list[SpeechEvent], *, pause_s: float = 2.0) -> tuple[Secon
 
 
 def decoded(*segments: str, complete_s: float = 30.0, logprob: float = -0.2) -> WindowDecoded:
-    timed = tuple(TimedText(0.0, 1.0, text, logprob) for text in segments)
+    # Timestamps do not matter to settling, except that the decode runs to the end of what it covered.
+    timed = tuple(TimedText(0.0, complete_s, text, logprob) for text in segments)
     return WindowDecoded(WindowTranscript(timed, complete_s, Confidence(logprob, 0.01, 1.3)), None)
 
 
@@ -90,6 +91,32 @@ def test_a_cut_off_decode_settles_only_the_finals_it_covered() -> None:
     events = second_pass.settle(window, decoded("First sentence.", "Second", complete_s=4.2), {})
     assert [e.replaces for e in events] == [(0,)]
     assert second_pass.unsettled == 1  # waits for the next window
+
+
+def test_finals_after_a_decode_that_stopped_early_are_not_settled_by_it() -> None:
+    finals = [final(0, "Where does it hurt?", 0.0, 4.0), final(1, "Any other medical problems?", 4.0, 8.0)]
+    second_pass, window = window_of(finals)
+    # Whisper ended its decode at 3.8 s of the window's 8 s: the question after it was skipped.
+    skipped = WindowDecoded(
+        WindowTranscript((TimedText(0.0, 3.8, "Where does it hurt?", -0.2),), 8.0, CLEAR), None
+    )
+    events = second_pass.settle(window, skipped, {})
+    assert [e.replaces for e in events] == [(0,)]
+    assert second_pass.unsettled == 1  # heard in the next window
+
+
+def test_a_final_whose_end_a_decode_skipped_keeps_its_own_words() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=10.0))
+    settled_after_a_pause(second_pass, [final(0, "Okay.", 0.0, 2.0)], "Okay.")
+    question = final(1, "Sorry, I forgot. Do you have any other medical problems?", 5.0, 12.0)
+    second_pass.add(question, np.zeros(7 * SAMPLE_RATE, np.float32))
+    second_pass.heard(14 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None and len(window.context) == 1
+    # Context and first half heard, then the decode stopped at 5.5 s of the window's 9 s.
+    half = WindowTranscript((TimedText(0.0, 5.5, "Okay. Sorry, I forgot.", -0.2),), 9.0, CLEAR)
+    [settled] = second_pass.settle(window, WindowDecoded(half, None), {})
+    assert (settled.replaces, settled.text) == ((1,), question.text)
 
 
 def test_a_window_whisper_failed_on_settles_the_finals_as_they_were() -> None:
@@ -166,14 +193,27 @@ def test_the_left_context_keeps_to_the_windows_language_and_length() -> None:
     second_pass.heard(33 * SAMPLE_RATE, in_speech=False)
     window = second_pass.next_window(english_wanted=False, glossary=())
     assert window is not None
-    # The newest English lines, within 5 s: the older ones and the Spanish one are left out.
-    assert [line.event.text for line in window.context] == ["Sentence 3.", "Sentence 4."]
+    # The newest English lines, whole, reaching back at least 5 s (three lines of 2 s): the older ones
+    # and the Spanish one are left out.
+    assert [line.event.text for line in window.context] == ["Sentence 2.", "Sentence 3.", "Sentence 4."]
+    assert second_pass.context_samples == 6 * SAMPLE_RATE
     spanish_now = replace(final(6, "Sí.", 34.0, 35.0), language="es")
     second_pass.settle(window, decoded("Sentence 3. Sentence 4. Okay."), {})
     second_pass.add(spanish_now, np.zeros(SAMPLE_RATE, np.float32))
     second_pass.heard(37 * SAMPLE_RATE, in_speech=False)
     window = second_pass.next_window(english_wanted=False, glossary=())
     assert window is not None and window.context == ()
+
+
+def test_a_window_after_one_long_line_is_heard_behind_it() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=5.0))
+    long_line = final(0, "It started a week ago, after the trip, with a headache.", 0.0, 12.0)
+    settled_after_a_pause(second_pass, [long_line], long_line.text)
+    second_pass.add(final(1, "No", 15.0, 16.0), np.zeros(SAMPLE_RATE, np.float32))
+    second_pass.heard(18 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    # The line is longer than the context's 5 s: kept whole rather than dropped.
+    assert window is not None and [line.seq for line in window.context] == [0]
 
 
 def test_no_left_context_when_it_is_off() -> None:
