@@ -302,17 +302,24 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     before = len(window.context)
     window_spans = window.spans  # the context's lines', then the finals'
     complete_s = transcript.complete_s
-    if transcript.segments and window_spans[-1][1] - transcript.segments[-1].end_s > _STOPPED_EARLY_S:
+    stopped_early = bool(transcript.segments) and (
+        window_spans[-1][1] - transcript.segments[-1].end_s > _STOPPED_EARLY_S
+    )
+    if stopped_early:
         # Whisper ended the decode well before the audio: it skipped what was said after its last
         # timestamp (long windows do, now and then), and that is as good as not decoded.
         complete_s = min(complete_s, transcript.segments[-1].end_s)
     heard = next((i for i, (_, end) in enumerate(window_spans) if end > complete_s + 0.5), len(window_spans))
     covered = max(0, heard - before)  # of the finals
     if covered == 0:
+        first = window.finals[0]
+        if stopped_early and first.event.uncertain:
+            # Heard, and Whisper wrote nothing there: an unsure final (noise read as words) goes.
+            return [SettledGroup((first,), "", None, transcript.confidence, None)]
         # Not even the first final fits what was decoded (a 15 s utterance of fast speech beyond the
         # token limit, or a decode that stopped early): it keeps its first-pass text, so that the queue
         # moves on.
-        return [_as_they_were(window.finals[:1])]
+        return [_as_they_were((first,))]
     settles = min(window.settles, covered)
     confidence = transcript.confidence
     if confidence.compression_ratio > COMPRESSION_RATIO_MAX or (

@@ -119,6 +119,20 @@ def test_a_final_whose_end_a_decode_skipped_keeps_its_own_words() -> None:
     assert (settled.replaces, settled.text) == ((1,), question.text)
 
 
+def test_an_unsure_final_a_decode_stopped_before_is_removed() -> None:
+    second_pass = SecondPass(RecognizerConfig(settle_left_context_s=10.0))
+    settled_after_a_pause(second_pass, [final(0, "Okay.", 0.0, 2.0)], "Okay.")
+    noise = replace(final(1, "I am the king of the world.", 5.0, 9.0), confidence=Confidence(-1.4, 0.3, 1.2))
+    second_pass.add(noise, np.zeros(4 * SAMPLE_RATE, np.float32))
+    second_pass.heard(11 * SAMPLE_RATE, in_speech=False)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None
+    # Whisper heard the context's word and nothing in the 4 s after it.
+    context_only = WindowTranscript((TimedText(0.0, 1.8, "Okay.", -0.2),), 6.0, CLEAR)
+    [settled] = second_pass.settle(window, WindowDecoded(context_only, None), {})
+    assert (settled.replaces, settled.text) == ((1,), "")
+
+
 def test_a_window_whisper_failed_on_settles_the_finals_as_they_were() -> None:
     finals = [final(0, "Take one tablet.", 0.0, 2.0)]
     second_pass, window = window_of(finals)
