@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # REST bodies are application/json only
     UNKNOWN_LANGUAGE = "unknown_language"
     UNKNOWN_TYPE = "unknown_type"
+    CHAT_BUSY = "chat_busy"  # three of this participant's chat messages are still being translated
     # Who is asking (REST 401/403; WebSocket handshake 401/403)
     NOT_SIGNED_IN = "not_signed_in"
     BAD_CREDENTIALS = "bad_credentials"

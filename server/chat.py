@@ -39,7 +39,7 @@ class ChatRelay:
         """Start delivering `sender`'s message to everyone in their room; returns once it is under way."""
         tasks = self._in_flight.setdefault(sender, set())
         if len(tasks) >= MAX_IN_FLIGHT:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "your earlier messages are still being sent")
+            raise ProtocolError(ErrorCode.CHAT_BUSY, "your earlier messages are still being sent")
         task = asyncio.create_task(self._deliver(sender, text), name=f"chat-{sender.id}")
         tasks.add(task)
         task.add_done_callback(lambda done: self._finished(sender, done))

@@ -25,9 +25,10 @@ from asr import Confidence, SpeechEvent, SpeechEventKind
 from mt import ScoredText, TranslationEngine
 from mt.plan import MT_LOG_PROB_MIN
 from protocol import CaptionEvent, Glossary, TranslationPath
-from protocol.errors import CloseCode
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.signalling import ChineseScript, ServerMessage
 from server.captioning import MissingModelReporter, SpeakerPipeline
+from server.chat import ChatRelay
 from server.metrics import Metrics
 from server.rooms import LiveRoom, Seat
 from server.store import Member, MemberStatus, RoomKind, RoomRecord
@@ -657,3 +658,33 @@ async def test_a_translation_its_model_doubts_is_marked_uncertain(
     sure, doubted = (CaptionEvent.from_dict(m) for m in inboxes["french"])
     assert not sure.uncertain and sure.confidence == pytest.approx(math.exp(-0.35), abs=0.001)
     assert doubted.uncertain and doubted.confidence == pytest.approx(math.exp(-1.75), abs=0.001)
+
+
+async def test_a_fourth_chat_message_while_three_are_translated_is_refused_as_busy(
+    engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    hold_calls(monkeypatch, engine.models[0], lambda texts: True, release)
+    room = _review()
+    inboxes = _join(room, {"writer": "en", "french": "fr"})
+    relay = ChatRelay(engine)
+    writer = room.seats["writer"]
+    for number in ("one", "two", "three"):
+        await relay.send(writer, f"Chat message {number}.")
+    with pytest.raises(ProtocolError) as refused:
+        await relay.send(writer, "Chat message four.")
+    # Its own code, so a page can tell it from a malformed message and offer to send it again.
+    assert refused.value.code is ErrorCode.CHAT_BUSY
+    release.set()
+
+    async def sent_again() -> None:
+        while True:
+            try:
+                return await relay.send(writer, "Chat message four.")
+            except ProtocolError:
+                await asyncio.sleep(0.01)
+
+    # Taken once the earlier ones are out; nothing was lost meanwhile.
+    await asyncio.wait_for(sent_again(), 10)
+    await relay.aclose()
+    assert len(inboxes["french"]) >= 3

@@ -86,10 +86,10 @@ export class ChatOutbox {
 }
 
 // What the writer is told when the server refuses a message (docs/protocol.md: `too_large` past
-// MAX_CHAT_CHARS; `bad_message` while three of their messages are still being translated: this page
+// MAX_CHAT_CHARS; `chat_busy` while three of their messages are still being translated: this page
 // checks the rest before sending).
 export function refusalKey(code) {
   return code === "too_large" ? "chat.tooLongServer" : "chat.busy";
 }
 
-export const CHAT_ERROR_CODES = new Set(["too_large", "bad_message"]);
+export const CHAT_ERROR_CODES = new Set(["too_large", "chat_busy"]);
