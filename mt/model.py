@@ -85,8 +85,8 @@ class TranslationModel(ABC):
             translated = self._checked(
                 partial(self._translate_batch, texts, source, target), source, [target]
             )
-            for index, text in zip(indices, translated, strict=True):
-                results[index] = text
+            for index, scored in zip(indices, translated, strict=True):
+                results[index] = scored
         return results
 
     def _checked(
