@@ -132,6 +132,22 @@ async def test_chat_reaches_the_other_reader_translated_with_the_original_and_a_
             await amal.fill("#chat-text", "")
             await amal.locator("#chat-error").wait_for(state="hidden")
 
+            # Eight messages sent at once: the server translates three of a writer's at a time and
+            # refuses the next with `chat_busy`; the page gives a refused text back, with the reason.
+            await amal.evaluate(
+                """() => {
+                    const input = document.querySelector("#chat-text");
+                    for (let i = 1; i <= 8; i++) {
+                        input.value = `Burst message ${i}`;
+                        document.querySelector("#chat-send").click();
+                    }
+                }"""
+            )
+            await amal.locator("#chat-error").filter(has_text="still being translated").wait_for()
+            assert "Burst message" in await amal.input_value("#chat-text")
+            await amal.fill("#chat-text", "")
+            await amal.locator("#chat-error").wait_for(state="hidden")
+
             # Amal shares her screen: it reaches Jean's page, playing, in the main area, with the
             # cameras in a strip beside it.
             await amal.click("#toggle-screen")
