@@ -13,10 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mt.routing import Route
-from protocol.captions import TranslationPath
+from protocol.captions import NoteCode, TranslationPath
 from protocol.languages import language
 
-FOLLOWS_AT_SENTENCE_END = "translation follows when the sentence ends"
+
+@dataclass(frozen=True)
+class Note:
+    """Why a text stays as spoken: `code` for the reader's page, `text` in English for logs and exports."""
+
+    code: NoteCode
+    text: str
+
+
+FOLLOWS_AT_SENTENCE_END = Note(NoteCode.FOLLOWS_AT_SENTENCE_END, "translation follows when the sentence ends")
 # Below this mean token log probability a translation is marked uncertain (Whisper's own limit for text).
 MT_LOG_PROB_MIN = -1.0
 
@@ -26,7 +35,7 @@ class Translation:
     text: str
     path: TranslationPath
     model: str | None  # model name(s) used, "+"-joined for pivots; "whisper" for Whisper's English
-    note: str | None  # why the text is not a translation; None when it is one
+    note: Note | None  # why the text is not a translation; None when it is one
     # The translation models' mean token log probability, summed over a pivot's hops (the chance both
     # are right); None where no translation model made the text.
     logprob: float | None = None
@@ -38,23 +47,26 @@ class Translation:
         return self.logprob is not None and self.logprob < MT_LOG_PROB_MIN
 
 
-def no_model_note(source: str, target: str) -> str:
-    return f"not translated: no model for {source}→{target}"
+def no_model_note(source: str, target: str) -> Note:
+    return Note(NoteCode.NO_MODEL, f"not translated: no model for {source}→{target}")
 
 
-def whisper_missing_note(source: str, target: str) -> str:
+def whisper_missing_note(source: str, target: str) -> Note:
     """The route needs Whisper's English, which this utterance was recognised without (no one read
     English when it began): the next one will have it."""
-    return f"not translated: {source}→{target} needs Whisper's English, which starts with the next sentence"
+    return Note(
+        NoteCode.WHISPER_NEXT_SENTENCE,
+        f"not translated: {source}→{target} needs Whisper's English, which starts with the next sentence",
+    )
 
 
-def failed_note(label: str | None, source: str, target: str) -> str:
-    return f"not translated: {label} failed for {source}→{target}"
+def failed_note(label: str | None, source: str, target: str) -> Note:
+    return Note(NoteCode.TRANSLATION_FAILED, f"not translated: {label} failed for {source}→{target}")
 
 
-def copied_note(label: str | None, target: str) -> str:
+def copied_note(label: str | None, target: str) -> Note:
     """The model's output repeats the speaker's words instead of giving them in `target`."""
-    return f"not translated: {label} did not produce {language(target).name}"
+    return Note(NoteCode.REPEATED_SOURCE, f"not translated: {label} did not produce {language(target).name}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ class TargetPlan:
     def route(self, whisper_english: bool) -> Route:
         return self.with_whisper if whisper_english else self.without_whisper
 
-    def note(self, whisper_english: bool, *, spoken: bool = True) -> str | None:
+    def note(self, whisper_english: bool, *, spoken: bool = True) -> Note | None:
         """Why this target stays as spoken (or as typed: `spoken` False, where Whisper's English never
         comes); None when it is translated."""
         route = self.route(whisper_english)

@@ -36,6 +36,20 @@ class TranslationPath(StrEnum):
     UNTRANSLATED = "untranslated"  # no path to the caption language: original text, marked
 
 
+class NoteCode(StrEnum):
+    """Why a text stays as spoken (or as typed) instead of being in its reader's language. The event's
+    `note` says the same in English for logs, exports and `babelcall join`; a page says it in its
+    reader's interface language from this code, `source_language` and `target_language`."""
+
+    NO_MODEL = "no_model"  # this server has no translation from the source to the target language
+    # The route starts from Whisper's English, which this utterance was recognised without (nobody read
+    # a language that needs it when the utterance began): the next one will have it.
+    WHISPER_NEXT_SENTENCE = "whisper_next_sentence"
+    TRANSLATION_FAILED = "translation_failed"  # the model failed on this text
+    REPEATED_SOURCE = "repeated_source"  # the model gave back the speaker's words instead of translating
+    FOLLOWS_AT_SENTENCE_END = "follows_at_sentence_end"  # a partial: its translation comes with the final
+
+
 @dataclass(frozen=True)
 class CaptionEvent:
     room: str
@@ -48,7 +62,7 @@ class CaptionEvent:
     text: str
     stable_chars: int  # leading characters of `text` that later partials will not change
     path: TranslationPath
-    note: str | None  # human-readable caveat, e.g. "not translated: no model for fr→ja"
+    note: str | None  # the caveat in English, e.g. "not translated: no model for fr→ja"
     start_s: float  # utterance start, seconds since the room opened
     end_s: float  # utterance end (or latest audio for a partial), seconds since the room opened
     sent_at: float  # server wall clock (Unix seconds) when the event was sent
@@ -60,6 +74,11 @@ class CaptionEvent:
     confidence: float | None = None
     uncertain: bool = False
     model: str | None = None  # model(s) that made the text, "+"-joined along a pivot; None for the original
+    # Why the text is not in `target_language` (with `note`); None when it is.
+    note_code: NoteCode | None = None
+    # The caption language of the readers this event was made for; `caption_language` differs from it
+    # only where the text stays as spoken. None from a server before it was added.
+    target_language: str | None = None
     # When each stage handled this utterance (Unix seconds): "speech_end", "queued", "recognized",
     # "translated". Latency per stage is the difference; `sent_at` closes the chain.
     timings: dict[str, float] = field(default_factory=dict)
@@ -76,6 +95,7 @@ class CaptionEvent:
         data["path"] = self.path.value
         data["kind"] = self.kind.value
         data["replaces"] = list(self.replaces)
+        data["note_code"] = self.note_code.value if self.note_code else None
         return data
 
     def to_json(self) -> str:
@@ -99,11 +119,22 @@ class CaptionEvent:
         except ValueError as error:
             raise ValueError(f"caption event: {error}") from None
         values["replaces"] = tuple(values.get("replaces", ()))
+        values["note_code"] = note_code(values.get("note_code"))
         return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> CaptionEvent:
         return cls.from_dict(json.loads(text))
+
+
+def note_code(value: object) -> NoteCode | None:
+    """A note code as received: one this version does not know is dropped, since `note` still says it."""
+    if value is None:
+        return None
+    try:
+        return NoteCode(value)
+    except ValueError:
+        return None
 
 
 def transcript(events: Iterable[CaptionEvent]) -> list[CaptionEvent]:

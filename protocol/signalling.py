@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from protocol.captions import CaptionEvent, TranslationPath
+from protocol.captions import CaptionEvent, NoteCode, TranslationPath, note_code
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.languages import LANGUAGES, UnknownLanguageError, language
 from protocol.wire import parse_json_object
@@ -402,8 +402,9 @@ class RecordState(_Message):
 
 @dataclass(frozen=True)
 class ChatMessage(_Message):
-    """A chat message as one reader gets it: in their caption language where a translation exists
-    (`path` and `note` as captions have them), with the words as typed in `original`."""
+    """A chat message as one reader gets it: in their caption language (`target_language`) where a
+    translation exists (`path`, `note` and `note_code` as captions have them), with the words as typed
+    in `original`."""
 
     type: ClassVar[str] = "chat"
     id: str  # unique in the room
@@ -417,6 +418,8 @@ class ChatMessage(_Message):
     note: str | None
     model: str | None
     sent_at: float
+    note_code: NoteCode | None = None
+    target_language: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatMessage:
@@ -432,6 +435,8 @@ class ChatMessage(_Message):
             note=data.get("note"),
             model=data.get("model"),
             sent_at=float(data["sent_at"]),
+            note_code=note_code(data.get("note_code")),
+            target_language=data.get("target_language"),
         )
 
 

@@ -69,9 +69,11 @@ class ChatRelay:
                 text=translation.text,
                 original=text,
                 path=translation.path,
-                note=translation.note,
+                note=translation.note.text if translation.note else None,
                 model=translation.model,
                 sent_at=sent_at,
+                note_code=translation.note.code if translation.note else None,
+                target_language=language,
             )
             readers = [seat for seat in list(room.seats.values()) if seat.captions == language]
             traditional = (

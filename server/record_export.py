@@ -80,7 +80,8 @@ async def translate_lines(
             )
         done = translations[language]
         shown_in = line.language if done.path is TranslationPath.UNTRANSLATED else language
-        return ExportLine(line, done.text, shown_in, done.path, done.model, done.note)
+        note = done.note.text if done.note else None
+        return ExportLine(line, done.text, shown_in, done.path, done.model, note)
 
     return list(await asyncio.gather(*(one(line) for line in lines)))
 

@@ -685,8 +685,8 @@ async def test_settled_captions_take_the_place_of_the_lines_they_replace_without
                         source_language: "zh", caption_language: "fr", path: "pivot", uncertain: true,
                         confidence: 0.31, model: "translate-zh_en-1_9+opus-mt-en-fr" }));
                     board.show(caption("t1", "final", "Take it twice a day.", {
-                        caption_language: "en", path: "untranslated",
-                        note: "not translated: no model for en→th" }));
+                        caption_language: "en", target_language: "th", path: "untranslated",
+                        note: "not translated: no model for en→th", note_code: "no_model" }));
                     const node = line("z1");
                     const text = node.querySelector(".text");
                     return { badge: node.querySelector(".lang").textContent,
@@ -744,19 +744,32 @@ async def test_settled_captions_take_the_place_of_the_lines_they_replace_without
 async def test_the_notes_of_untranslated_captions_are_shown_in_the_readers_language(
     server: RunningServer,
 ) -> None:
-    """The server writes each caveat once (mt/plan.py), in English with language codes; a French
-    reader's page shows it from the French catalogue, with the languages named in French."""
+    """The server writes each caveat once (mt/plan.py), in English, with a code; a French reader's page
+    shows it from the French catalogue by its code, with the languages named in French. A code the page
+    does not know (a newer server's) is shown as the server wrote it."""
     from conftest import require_browser
     from playwright.async_api import async_playwright
 
-    from mt.plan import FOLLOWS_AT_SENTENCE_END, failed_note, no_model_note, whisper_missing_note
+    from mt.plan import FOLLOWS_AT_SENTENCE_END, copied_note, failed_note, no_model_note, whisper_missing_note
 
-    notes = {
-        no_model_note("vi", "ja"): ("captions.notTranslated", "vi", "ja"),
-        failed_note("opus-mt-ar-en", "ar", "en"): ("captions.translationFailed", "ar", "en"),
-        whisper_missing_note("ar", "en"): ("captions.whisperNextSentence", "ar", "en"),
-        FOLLOWS_AT_SENTENCE_END: ("captions.followsAtSentenceEnd", None, None),
-    }
+    notes = [
+        (no_model_note("vi", "ja"), "vi", "ja", "captions.notTranslated"),
+        (failed_note("opus-mt-ar-en", "ar", "en"), "ar", "en", "captions.translationFailed"),
+        (whisper_missing_note("ar", "en"), "ar", "en", "captions.whisperNextSentence"),
+        (copied_note("nllb-200-distilled-600M", "ja"), "vi", "ja", "captions.repeatedSource"),
+        (FOLLOWS_AT_SENTENCE_END, "vi", "ar", "captions.followsAtSentenceEnd"),
+    ]
+    items = [
+        {
+            "note": note.text,
+            "note_code": note.code.value,
+            "source_language": source,
+            "target_language": target,
+            "path": "untranslated",
+        }
+        for note, source, target, _ in notes
+    ]
+    newer = {**items[0], "note": "not translated: a caveat of the future", "note_code": "future_reason"}
     chromium = require_browser()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -767,22 +780,22 @@ async def test_the_notes_of_untranslated_captions_are_shown_in_the_readers_langu
             await page.goto(server.base_url + "/")
             await page.wait_for_selector("html[lang=fr]")
             shown = await page.evaluate(
-                """async (notes) => {
+                """async (items) => {
                     const { noteText } = await import("/static/js/paths.js");
                     const { languageName } = await import("/static/js/i18n.js");
                     const codes = ["vi", "ja", "ar", "en"];
                     const names = Object.fromEntries(codes.map((c) => [c, languageName(c)]));
-                    return { texts: notes.map((note) => noteText(note, "untranslated")), names };
+                    return { texts: items.map((item) => noteText(item)), names };
                 }""",
-                list(notes),
+                [*items, newer],
             )
         finally:
             await browser.close()
     french = json.loads(FRENCH_CATALOGUE.read_text(encoding="utf-8"))
     names = shown["names"]
     assert names["ja"] != "ja" and names["ja"] != "Japanese"  # named in French
-    for text, (key, source, target) in zip(shown["texts"], notes.values(), strict=True):
-        expected = french[key]
-        if source is not None:
-            expected = expected.replace("{from}", names[source]).replace("{to}", names[target])
+    *texts, newer_text = shown["texts"]
+    for text, (_, source, target, key) in zip(texts, notes, strict=True):
+        expected = french[key].replace("{from}", names[source]).replace("{to}", names[target])
         assert text == expected, key
+    assert newer_text == "not translated: a caveat of the future"

@@ -476,6 +476,7 @@ async def test_chat_is_translated_for_each_reader_with_the_glossary_kept(
     thai = received["th"]  # no model for en→th: the words as typed, marked
     assert thai["path"] == "untranslated" and thai["text"] == typed and thai["language"] == "en"
     assert thai["note"] == "not translated: no model for en→th"
+    assert thai["note_code"] == "no_model" and thai["target_language"] == "th"
     assert len({m["id"] for m in received.values()}) == 1
     # Bad chat gets an error and the session goes on.
     await sockets["fr"][1].send_json({"type": "chat", "text": "x" * 3_000})

@@ -16,9 +16,9 @@ from mt_models import build_marian_pair, build_multilingual, real_calls, replace
 
 from mt import ModelFamily, ModelLoadError, Translation, TranslationEngine, TranslationModel, load_model
 from mt import engine as engine_module
-from mt.plan import no_model_note, whisper_missing_note
+from mt.plan import Note, no_model_note, whisper_missing_note
 from mt.tokenization import SentencePieceCodec
-from protocol.captions import TranslationPath
+from protocol.captions import NoteCode, TranslationPath
 from protocol.languages import UnknownLanguageError
 
 TEXT = "Bonjour, où avez-vous mal ?"
@@ -272,9 +272,8 @@ async def test_concurrent_utterances_share_one_batch(
 async def test_no_model_leaves_the_original_text_marked(marian: TranslationModel) -> None:
     engine = TranslationEngine([marian], models_dir=Path("/srv/models"))
     result = await engine.translate(TEXT, "fr", ["ja"])
-    assert result["ja"] == Translation(
-        TEXT, TranslationPath.UNTRANSLATED, None, "not translated: no model for fr→ja"
-    )
+    note = Note(NoteCode.NO_MODEL, "not translated: no model for fr→ja")
+    assert result["ja"] == Translation(TEXT, TranslationPath.UNTRANSLATED, None, note)
     hint = engine.missing_model_hint("fr", "ja")
     assert "fr→ja" in hint
     # Licence-clean first: the one missing Argos hop (fr→en is installed), then M2M100 (MIT), NLLB last.
@@ -297,7 +296,8 @@ async def test_whisper_english_when_no_model_covers_english() -> None:
     assert without["en"].note == whisper_missing_note("fr", "en")
     # Typed text never has Whisper's English: no model translates it, and nothing will.
     written = await engine.start(TEXT, "fr", ["en"], spoken=False).result()
-    assert written["en"].note == no_model_note("fr", "en") == "not translated: no model for fr→en"
+    assert written["en"].note == no_model_note("fr", "en")
+    assert no_model_note("fr", "en") == Note(NoteCode.NO_MODEL, "not translated: no model for fr→en")
     assert not engine.route("fr", "en", whisper_english=True).uses_model  # no model call to wait for
     await engine.aclose()
 
@@ -360,7 +360,10 @@ async def test_a_failing_model_marks_only_its_targets(
     engine = TranslationEngine([marian, nllb])
     result = await engine.translate(TEXT, "fr", ["ja", "en"])
     assert result["ja"] == Translation(
-        TEXT, TranslationPath.UNTRANSLATED, None, "not translated: nllb-tiny failed for fr→ja"
+        TEXT,
+        TranslationPath.UNTRANSLATED,
+        None,
+        Note(NoteCode.TRANSLATION_FAILED, "not translated: nllb-tiny failed for fr→ja"),
     )
     assert result["en"].path is TranslationPath.MACHINE
     await engine.aclose()

@@ -10,8 +10,9 @@ import pytest
 from mt_models import build_marian_pair, build_multilingual, replace_calls
 
 from mt import TranslationEngine, load_model
+from mt.plan import Note
 from mt.scripts import repeats_source
-from protocol.captions import TranslationPath
+from protocol.captions import NoteCode, TranslationPath
 
 CHINESE = "我胸口疼，已经三天了。"
 
@@ -40,7 +41,7 @@ def test_a_plan_says_per_target_how_it_is_reached(built: Path) -> None:
     assert plan.targets["en"].route(False).path is TranslationPath.MACHINE
     assert plan.targets["fr"].model_label(False) == "opus-mt-zh-en+opus-mt-en-fr"
     assert plan.targets["fr"].route(False).path is TranslationPath.PIVOT
-    assert plan.targets["vi"].note(True) == "not translated: no model for zh→vi"
+    assert plan.targets["vi"].note(True) == Note(NoteCode.NO_MODEL, "not translated: no model for zh→vi")
     assert not plan.whisper_english  # a text model gives the English: no second Whisper decode
     assert plan.partial_targets == {"en", "fr"} and plan.needs_model(False)
 
@@ -55,11 +56,14 @@ def test_whisper_english_is_asked_for_only_where_a_route_starts_from_it(built: P
     # Partials come before Whisper's English: shown as spoken, saying that a translation follows.
     shown = plan.as_spoken("Tôi đau ngực")
     assert set(shown) == {"en", "fr"} and plan.partial_targets == frozenset()
-    assert {t.note for t in shown.values()} == {"translation follows when the sentence ends"}
+    assert {t.note for t in shown.values()} == {
+        Note(NoteCode.FOLLOWS_AT_SENTENCE_END, "translation follows when the sentence ends")
+    }
     assert all(t.path is TranslationPath.UNTRANSLATED for t in shown.values())
     # A final recognised before anyone read English has no Whisper English: the note says why.
-    assert plan.targets["en"].note(False) == (
-        "not translated: vi→en needs Whisper's English, which starts with the next sentence"
+    assert plan.targets["en"].note(False) == Note(
+        NoteCode.WHISPER_NEXT_SENTENCE,
+        "not translated: vi→en needs Whisper's English, which starts with the next sentence",
     )
     assert not engine.plan("vi", ["vi", "fr"]).targets["fr"].route(False).uses_model
 
@@ -71,9 +75,9 @@ async def test_a_final_without_whisper_english_says_english_starts_with_the_next
     engine = pairs(built, "opus-mt-en-fr")
     result = await engine.translate("Tôi đau ngực", "vi", ["en"])
     assert result["en"].path is TranslationPath.UNTRANSLATED
-    assert (
-        result["en"].note
-        == "not translated: vi→en needs Whisper's English, which starts with the next sentence"
+    assert result["en"].note == Note(
+        NoteCode.WHISPER_NEXT_SENTENCE,
+        "not translated: vi→en needs Whisper's English, which starts with the next sentence",
     )
     blank = await engine.translate("Tôi đau ngực", "vi", ["en"], whisper_english="  ")
     assert blank["en"].note == result["en"].note  # Whisper produced nothing: no English from it either
@@ -110,7 +114,9 @@ async def test_a_model_that_copies_the_speakers_words_is_not_labelled_as_transla
     result = await engine.translate(CHINESE, "zh", ["en", "fr"])
     for target, name in (("en", "English"), ("fr", "French")):
         assert result[target].path is TranslationPath.UNTRANSLATED, result[target]
-        assert result[target].note == f"not translated: nllb-tiny did not produce {name}"
+        assert result[target].note == Note(
+            NoteCode.REPEATED_SOURCE, f"not translated: nllb-tiny did not produce {name}"
+        )
         assert result[target].text == CHINESE and result[target].model is None
     await engine.aclose()
 
@@ -124,7 +130,9 @@ async def test_whisper_english_in_the_speakers_language_is_not_english(
     result = await engine.translate(CHINESE, "zh", ["en", "fr"], whisper_english="我胸口疼，三天了。")
     for target in ("en", "fr"):
         assert result[target].path is TranslationPath.UNTRANSLATED, result[target]
-        assert result[target].note == "not translated: whisper did not produce English"
+        assert result[target].note == Note(
+            NoteCode.REPEATED_SOURCE, "not translated: whisper did not produce English"
+        )
     english = await engine.translate(CHINESE, "zh", ["en"], whisper_english="My chest hurts, for three days.")
     assert english["en"].path is TranslationPath.WHISPER and english["en"].model == "whisper"
     await engine.aclose()

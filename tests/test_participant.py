@@ -18,7 +18,7 @@ from harness import PASSWORD, RunningServer, free_port, normalised_words, refere
 
 from participant import join_room
 from protocol import CaptionEvent, TranslationPath
-from protocol.captions import transcript
+from protocol.captions import NoteCode, transcript
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +117,7 @@ async def test_speaker_and_listener_receive_captions_as_json_lines(
         assert event.path is TranslationPath.UNTRANSLATED
         assert event.caption_language == "en"
         assert event.note == "not translated: no model for en→fr"
+        assert event.note_code is NoteCode.NO_MODEL and event.target_language == "fr"
     assert normalised_words(" ".join(e.text for e in transcript(report.captions))) == normalised_words(said)
     # The speaker's 11 s of speech and its camera (15 frames a second), relayed by the media worker.
     assert report.audio_received_s > 10.0, report.audio_received_s

@@ -4,6 +4,7 @@ the parser (or the server behind it) fail with anything but a documented error c
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import PROTOCOL_VERSION, CaptionEvent, TranslationPath
-from protocol.captions import CaptionKind, transcript
+from protocol.captions import CaptionKind, NoteCode, transcript
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.signalling import (
+    ChatMessage,
     ChineseScript,
     Error,
     GlossaryUpdated,
@@ -111,6 +113,20 @@ def test_server_messages_parse_back_to_themselves() -> None:
         uncertain=False,
         model="opus-mt-ar-en+opus-mt-en-fr",
     )
+    untranslated = replace(
+        caption,
+        caption_language="ar",
+        text="الصورة تظهر كسرا.",
+        path=TranslationPath.UNTRANSLATED,
+        note="not translated: no model for ar→ja",
+        note_code=NoteCode.NO_MODEL,
+        target_language="ja",
+        model=None,
+    )
+    chat = ChatMessage(
+        "m-1", person.id, person.name, "ar", "ar", "مرحبا", "مرحبا", TranslationPath.UNTRANSLATED,
+        "not translated: no model for ar→ja", None, 1_800_000_000.0, NoteCode.NO_MODEL, "ja",
+    )  # fmt: skip
     for message in (
         Joined(person.id, room, PROTOCOL_VERSION),
         Published(SDP, ("audio",)),
@@ -122,8 +138,13 @@ def test_server_messages_parse_back_to_themselves() -> None:
         GlossaryUpdated(({"term": "x", "renderings": {"fr": "y"}},)),
         Error(ErrorCode.ROOM_FULL, "full"),
         caption,
+        untranslated,
+        chat,
     ):
         assert parse_server_message(_over_the_wire(message)) == message
+    # A reason a newer server knows and this version does not: its English note still says it.
+    newer = {**untranslated.to_dict(), "note_code": "future_reason"}
+    assert parse_server_message(newer) == replace(untranslated, note_code=None)
     # A newer server's message type is ignored; a known one without its fields is an error.
     assert parse_server_message({"type": "hologram"}) is None
     with pytest.raises(ValueError):

@@ -38,7 +38,8 @@ function captionNodes(event, state) {
     text.classList.add("uncertain");
     text.title = t("captions.uncertainHint");
   }
-  const note = noteText(state === "cut-off" ? null : event.note, event.path);
+  // A line cut off by a drop says so instead of its caveat.
+  const note = noteText(state === "cut-off" ? { ...event, note: null } : event);
   return [
     el("span", { className: "speaker" }, userText(event.speaker_name)),
     el("span", {
@@ -59,7 +60,7 @@ function captionFileLine(event, state) {
     : `${badgeText(event.source_language, event.caption_language)}, ${pathLabel(event.path)}`;
   const marks = [
     event.uncertain && state !== "cut-off" ? t("captions.uncertain") : null,
-    state === "cut-off" ? t("captions.cutOff") : noteText(event.note, event.path) || null,
+    state === "cut-off" ? t("captions.cutOff") : noteText(event) || null,
   ].filter(Boolean).map((mark) => ` [${mark}]`).join("");
   return `[${formatTime(event.sent_at)}] ${event.speaker_name} (${language}): ${event.text}${marks}`;
 }

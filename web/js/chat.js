@@ -17,7 +17,7 @@ function translated(message) {
 
 // The nodes of a chat line on the caption board (captions.js).
 export function chatNodes(message) {
-  const note = noteText(message.note, message.path);
+  const note = noteText(message);
   return [
     el("span", { className: "speaker" }, userText(message.sender_name)),
     el("span", { className: "chat-tag", textContent: t("chat.tag") }),
@@ -45,7 +45,7 @@ export function chatFileLine(message) {
   const language = translated(message)
     ? `${t("chat.tag")}, ${badgeText(message.source_language, message.language)}, ${pathLabel(message.path)}`
     : `${t("chat.tag")}, ${message.language}`;
-  const note = noteText(message.note, message.path);
+  const note = noteText(message);
   const original = translated(message) ? ` [${t("chat.original", { language: languageName(message.source_language) })} ${message.original}]` : "";
   return `[${formatTime(message.sent_at)}] ${message.sender_name} (${language}): ${message.text}${note ? ` [${note}]` : ""}${original}`;
 }

@@ -36,21 +36,20 @@ export function provenance(path, source, shown, model) {
   return `${label} — ${languageChain(path, source, shown)}${models}`;
 }
 
-// The server's caveats (mt/engine.py) name the languages by code; the reader gets them in the
-// interface's language. A caveat of another shape is shown as the server wrote it.
-const NO_MODEL = /^not translated: no model for (\w+)→(\w+)$/;
-const MODEL_FAILED = /^not translated: .+ failed for (\w+)→(\w+)$/;
-const WHISPER_NEXT = /^not translated: (\w+)→(\w+) needs Whisper's English, which starts with the next sentence$/;
-const FOLLOWS = "translation follows when the sentence ends";
+// Why a caption or a chat message stays as spoken (protocol/captions.py: NoteCode), in the reader's
+// interface language, with the languages named in it. `item` is a caption event or a chat message; a
+// note without a code this page knows (an older or newer server) is shown as the server wrote it.
+const NOTE_KEYS = {
+  no_model: "captions.notTranslated",
+  translation_failed: "captions.translationFailed",
+  whisper_next_sentence: "captions.whisperNextSentence",
+  repeated_source: "captions.repeatedSource",
+  follows_at_sentence_end: "captions.followsAtSentenceEnd",
+};
 
-export function noteText(note, path) {
-  if (!note) return path === "untranslated" ? pathLabel(path) : "";
-  const missing = note.match(NO_MODEL);
-  if (missing) return t("captions.notTranslated", { from: languageName(missing[1]), to: languageName(missing[2]) });
-  const failed = note.match(MODEL_FAILED);
-  if (failed) return t("captions.translationFailed", { from: languageName(failed[1]), to: languageName(failed[2]) });
-  const next = note.match(WHISPER_NEXT);
-  if (next) return t("captions.whisperNextSentence", { from: languageName(next[1]), to: languageName(next[2]) });
-  if (note === FOLLOWS) return t("captions.followsAtSentenceEnd");
-  return note;
+export function noteText(item) {
+  if (!item.note) return item.path === "untranslated" ? pathLabel(item.path) : "";
+  const key = NOTE_KEYS[item.note_code];
+  if (!key || !item.target_language) return item.note;
+  return t(key, { from: languageName(item.source_language), to: languageName(item.target_language) });
 }
