@@ -412,7 +412,12 @@ class TranslationEngine:
                 assert used is not None
                 scores = [s.logprob for s in (step.result() for step in steps) if s.logprob is not None]
                 translation = Translation(
-                    result, route.path, route.model_label, None, round(sum(scores), 4) if scores else None
+                    result,
+                    route.path,
+                    route.model_label,
+                    None,
+                    round(sum(scores), 4) if scores else None,
+                    from_whisper_english=route.uses_whisper,
                 )
                 return _restored(translation, used, route.target)
             except Exception as error:

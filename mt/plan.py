@@ -39,6 +39,9 @@ class Translation:
     # The translation models' mean token log probability, summed over a pivot's hops (the chance both
     # are right); None where no translation model made the text.
     logprob: float | None = None
+    # The text was made from Whisper's English of the utterance (path WHISPER, or a pivot whose first
+    # hop it was), not from the transcription: how sure recognition was is Whisper's English's score.
+    from_whisper_english: bool = False
 
     @property
     def uncertain(self) -> bool:

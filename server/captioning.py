@@ -434,7 +434,7 @@ class SpeakerPipeline:
         text = translation.text
         if shown_language == "zh" and script is ChineseScript.TRADITIONAL:
             text = to_traditional(text)  # recognition writes simplified; this reader reads traditional
-        heard = event.english_confidence if translation.path is TranslationPath.WHISPER else event.confidence
+        heard = event.english_confidence if translation.from_whisper_english else event.confidence
         return CaptionEvent(
             room=self._room.id,
             speaker_id=self._speaker.id,

@@ -660,6 +660,37 @@ async def test_a_translation_its_model_doubts_is_marked_uncertain(
     assert doubted.uncertain and doubted.confidence == pytest.approx(math.exp(-1.75), abs=0.001)
 
 
+async def test_a_pivot_from_whisper_english_is_as_sure_as_whisper_english(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vietnamese read in French through Whisper's English (no vi→en model): the French was made from
+    the English, so Whisper's doubt about its English marks the French, however sure the transcription
+    was."""
+    build_marian_pair(tmp_path / "opus-mt-en-fr", "en", "fr")
+    engine = TranslationEngine.from_directory(tmp_path)
+    model = engine.models[0]
+    monkeypatch.setattr(
+        model,
+        "translate_rows",
+        lambda rows, source: [ScoredText("Prenez deux comprimés.", -0.2) for _ in rows],
+    )
+    room = _review()
+    inboxes = _join(room, {"speaker": "vi", "french": "fr"})
+    said = replace(
+        _final_in("vi", "Uống hai viên.", seq=0),
+        confidence=Confidence(-0.1, 0.01, 1.2),
+        english="Take two tablets.",
+        english_confidence=Confidence(-1.5, 0.01, 1.2),
+    )
+    await _pipeline(room, _ScriptedStream([(0.0, said)]), engine, Metrics()).finish()
+    await engine.aclose()
+    (spoken,) = (CaptionEvent.from_dict(m) for m in inboxes["speaker"])
+    assert not spoken.uncertain and spoken.confidence == pytest.approx(math.exp(-0.1), abs=0.001)
+    (french,) = (CaptionEvent.from_dict(m) for m in inboxes["french"])
+    assert french.path is TranslationPath.PIVOT and french.model == "whisper+opus-mt-en-fr", french
+    assert french.uncertain and french.confidence == pytest.approx(math.exp(-1.7), abs=0.001)
+
+
 async def test_a_fourth_chat_message_while_three_are_translated_is_refused_as_busy(
     engine: TranslationEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -289,7 +289,9 @@ async def test_no_model_leaves_the_original_text_marked(marian: TranslationModel
 async def test_whisper_english_when_no_model_covers_english() -> None:
     engine = TranslationEngine([])
     result = await engine.translate(TEXT, "fr", ["en", "ja"], whisper_english="Hello, where does it hurt?")
-    assert result["en"] == Translation("Hello, where does it hurt?", TranslationPath.WHISPER, "whisper", None)
+    assert result["en"] == Translation(
+        "Hello, where does it hurt?", TranslationPath.WHISPER, "whisper", None, from_whisper_english=True
+    )
     assert result["ja"].path is TranslationPath.UNTRANSLATED and result["ja"].text == TEXT
     without = await engine.translate(TEXT, "fr", ["en"])
     assert without["en"].path is TranslationPath.UNTRANSLATED
