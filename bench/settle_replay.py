@@ -202,6 +202,12 @@ def main(argv: list[str] | None = None) -> None:
             baseline = entry["offline"].get(str(args.beam))
             if baseline is not None and name not in offline:
                 offline[name] = baseline["text"]
+    if not set(recorded) & set(offline):
+        # Checked before the minutes of replay, which could not be scored.
+        parser.error(
+            f"no offline beam-{args.beam} text for the recorded files: give --offline a run that has it "
+            "(bench.asr_stream --offline-beams)"
+        )
     dev = load_speech_files(shared / "data" / "dev" / "speech", None)
     # The run streamed the first N generated consultations, per speaker: the same N, already made.
     count = len({name.split(".")[0] for name in recorded if name.startswith("primock57_")})

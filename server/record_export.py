@@ -28,6 +28,7 @@ from server.store import StoredRecord
 
 if TYPE_CHECKING:  # mt (CTranslate2) is imported when an export is translated: `babelcall --help` stays quick
     from mt import TranslationEngine
+    from mt.plan import Note
 
 # Lines translated at once: enough for the engine to batch them, few enough to leave room for calls.
 _TRANSLATIONS_IN_FLIGHT = 4
@@ -61,7 +62,7 @@ class ExportLine:
     language: str  # the language of `text`
     path: TranslationPath = TranslationPath.ORIGINAL
     model: str | None = None
-    note: str | None = None  # why `text` is not a translation, e.g. "not translated: no model for ar→zh"
+    note: Note | None = None  # why `text` is not a translation, e.g. "not translated: no model for ar→zh"
 
 
 async def translate_lines(
@@ -80,8 +81,7 @@ async def translate_lines(
             )
         done = translations[language]
         shown_in = line.language if done.path is TranslationPath.UNTRANSLATED else language
-        note = done.note.text if done.note else None
-        return ExportLine(line, done.text, shown_in, done.path, done.model, note)
+        return ExportLine(line, done.text, shown_in, done.path, done.model, done.note)
 
     return list(await asyncio.gather(*(one(line) for line in lines)))
 
@@ -154,7 +154,7 @@ def _webvtt(record: StoredRecord, lines: Iterable[ExportLine], language: str | N
         out += [str(number), f"{_clock(start, '.')} --> {_clock(end, '.')}"]
         out.append(f"<v {escape(exported.line.speaker_name)}>{escape(exported.text)}")
         if exported.note:
-            out.append(f"[{escape(exported.note)}]")
+            out.append(f"[{escape(exported.note.text)}]")
         out.append("")
     return "\n".join(out)
 
@@ -169,7 +169,7 @@ def _srt(record: StoredRecord, lines: Iterable[ExportLine]) -> str:
         out += [str(number), f"{_clock(start, ',')} --> {_clock(end, ',')}"]
         out.append(f"{plain(exported.line.speaker_name)}: {plain(exported.text)}")
         if exported.note:
-            out.append(f"[{plain(exported.note)}]")
+            out.append(f"[{plain(exported.note.text)}]")
         out.append("")
     return "\n".join(out)
 
@@ -187,7 +187,7 @@ def _text(record: StoredRecord, lines: Iterable[ExportLine], language: str | Non
         line = exported.line
         out.append(f"[{_clock(start, '.')[:8]}] {line.speaker_name} ({line.language}): {exported.text}")
         if exported.note:
-            out.append(f"    ({exported.note})")
+            out.append(f"    ({exported.note.text})")
     return "\n".join(out) + "\n"
 
 
@@ -210,7 +210,8 @@ def _json(record: StoredRecord, lines: Iterable[ExportLine], language: str | Non
             "language": exported.language,
             "path": exported.path.value,
             "model": exported.model,
-            "note": exported.note,
+            "note": exported.note.text if exported.note else None,
+            "note_code": exported.note.code.value if exported.note else None,
         }
 
     document = {
@@ -246,7 +247,7 @@ def _bilingual_html(record: StoredRecord, lines: Iterable[ExportLine], language:
             f'<td class="time">{_clock(start, ".")[:8]}</td>'
             f"<td>{html.escape(line.speaker_name)}</td>"
             f"{cell(line.text, line.language)}"
-            f"{cell(exported.text, exported.language, exported.note)}"
+            f"{cell(exported.text, exported.language, exported.note.text if exported.note else None)}"
             "</tr>"
         )
     title = f"Consultation record: {record.room_title}"

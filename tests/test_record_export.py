@@ -186,4 +186,5 @@ async def test_a_language_without_a_model_is_marked_on_every_line(tmp_path: Path
             ("untranslated", SAID["ar"], "ar", "not translated: no model for ar→zh"),
             ("original", SAID["zh"], "zh", None),
         ]
+        assert [line["note_code"] for line in lines] == ["no_model", "no_model", None]
     await engine.aclose()
