@@ -48,6 +48,12 @@ class RecognizerConfig:
     # with left context: 15.7% WER against 15.3%; bench/RESULTS.md, twelfth session).
     settle_window_s: float = 8.0
     settle_right_context_s: float = 2.0
+    # ...or once their oldest unsettled final ended this long ago (stream time). In a dialogue on one
+    # track the window rule counts only speech, so the oldest final of a window also waited for every
+    # gap between the utterances after it: lines settled at p95 16.1 s, and 10.4-10.6 s with this
+    # bound, for about 6% more server CPU (bench.load, 2 CPU cores; bench/RESULTS.md, fourteenth
+    # session). inf: no bound.
+    settle_wait_s: float = 8.0
     # The speaker's newest settled lines decoded again in front of each window (their words left out),
     # whole lines reaching back at least this many seconds, so that a short turn is heard after what the
     # speaker said before it. 0: none. In real time, windows are small (a turn, median 4.4 s) and

@@ -5,17 +5,18 @@ short one barely hears the voice. Offline decoding of the same audio makes about
 (bench/RESULTS.md): it decodes 30 s windows of a speaker's voiced audio (faster-whisper's VAD filter
 puts the speech chunks back to back) behind the previous window's text. This pass does the same with
 the finals a stream has already shown. Once the speaker has paused (settle_pause_s), or their unsettled
-finals hold settle_window_s of audio, those finals' audio is put back to back into one window (at most
-30 s, one language), behind the speaker's newest settled lines (whole lines reaching back at least
-settle_left_context_s, as far as the window has room), and decoded. The window's words are given
+finals hold settle_window_s of audio, or the oldest of them ended settle_wait_s ago, those finals'
+audio is put back to back into one window (at most 30 s, one language), behind the speaker's newest
+settled lines (whole lines reaching back at least settle_left_context_s, as far as the window has
+room), and decoded. The window's words are given
 back to the finals they were said in (the context's are left out); a sentence the first pass cut in
 two merges its finals into one line. The result settles them: one SETTLED event per group of finals,
 naming the finals it replaces, and its text never changes again. A final left with no words is
 removed.
 
-When a window is decoded for a monologue still going on, the finals in its last settle_right_context_s
-only lend their audio as what follows: they wait for the next window, where they are heard with what
-follows them in turn.
+When a window is decoded while the speaker is still talking, the finals in its last
+settle_right_context_s only lend their audio as what follows: they wait for the next window, where they
+are heard with what follows them in turn.
 
 The pass runs behind the first pass at lower priority, so a saturated machine may give it no time at
 all. Its backlog is bounded by a window in flight plus settle_window_s: beyond that, a live stream's
@@ -98,6 +99,7 @@ class SecondPass:
     def __init__(self, config: RecognizerConfig, *, shed_backlog: bool = True) -> None:
         self._pause = int(config.settle_pause_s * SAMPLE_RATE)
         self._window_samples = int(config.settle_window_s * SAMPLE_RATE)
+        self._wait = config.settle_wait_s * SAMPLE_RATE
         self._right_context_s = config.settle_right_context_s
         self._use_prompt = config.settle_prompt
         self._context_samples = int(config.settle_left_context_s * SAMPLE_RATE)
@@ -163,10 +165,11 @@ class SecondPass:
             not self._in_speech
             and self._heard - round(self._unsettled[-1].event.end_s * SAMPLE_RATE) >= self._pause
         )
+        waited = self._heard - round(self._unsettled[0].event.end_s * SAMPLE_RATE) >= self._wait
         if finishing or paused or language_changes:
             settles = len(finals)
-        elif sum(len(f.audio) for f in self._unsettled) >= self._window_samples:
-            # Mid-monologue: the newest finals lend their audio as what follows and wait.
+        elif waited or sum(len(f.audio) for f in self._unsettled) >= self._window_samples:
+            # Mid-speech: the newest finals lend their audio as what follows and wait.
             window_s = sum(len(f.audio) for f in finals) / SAMPLE_RATE
             ends, at = [], 0.0
             for final in finals:

@@ -50,6 +50,7 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             second_pass=config.asr_second_pass,
             settle_pause_s=config.asr_settle_pause_s,
             settle_window_s=config.asr_settle_window_s,
+            settle_wait_s=config.asr_settle_wait_s,
             settle_left_context_s=config.asr_settle_left_context_s,
         ),
     )

@@ -45,7 +45,8 @@ class Config:
     # The second pass that settles finals with the speech around them in view (asr/settle.py)
     asr_second_pass: bool = True
     asr_settle_pause_s: float = 1.5  # a speaker's pause that lets their finals be settled...
-    asr_settle_window_s: float = 8.0  # ...or this much of their unsettled speech (a monologue)
+    asr_settle_window_s: float = 8.0  # ...or this much of their unsettled speech (a monologue)...
+    asr_settle_wait_s: float = 8.0  # ...or once the oldest of their unsettled finals ended this long ago
     asr_settle_left_context_s: float = 10.0  # their newest settled lines, this far back, heard again first
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
@@ -200,6 +201,7 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
             "asr_second_pass",
             "asr_settle_pause_s",
             "asr_settle_window_s",
+            "asr_settle_wait_s",
             "asr_settle_left_context_s",
         ),
     ),

@@ -152,6 +152,37 @@ def test_no_window_while_the_speaker_goes_on() -> None:
     assert window is not None and window.settles == 1
 
 
+def test_a_final_waits_for_what_follows_it_at_most_settle_wait_s() -> None:
+    """A dialogue on one track: short turns, gaps shorter than the settling pause, never a window's
+    worth of speech waiting. The oldest final is settled settle_wait_s after it ended, with what was
+    said after it; the newest ones lend their audio and wait."""
+    config = RecognizerConfig(
+        settle_pause_s=1.5, settle_window_s=8.0, settle_right_context_s=2.0, settle_wait_s=8.0
+    )
+    second_pass = SecondPass(config)
+    turns = [
+        final(0, "How are you?", 0.0, 1.5),
+        final(1, "Fine, thanks.", 2.5, 3.5),
+        final(2, "Any pain?", 4.5, 5.5),
+        final(3, "No.", 6.5, 7.0),
+        final(4, "Good.", 8.0, 8.5),
+    ]
+    for f in turns:
+        second_pass.add(f, np.zeros(int((f.end_s - f.start_s) * SAMPLE_RATE), np.float32))
+    second_pass.heard(int(9.0 * SAMPLE_RATE), in_speech=True)  # 4.5 s of speech, the oldest 7.5 s ago
+    assert second_pass.next_window(english_wanted=False, glossary=()) is None
+    second_pass.heard(int(9.6 * SAMPLE_RATE), in_speech=True)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None and [f.seq for f in window.finals] == [0, 1, 2, 3, 4]
+    # 4.5 s of audio: the finals ending in its last 2 s (at 3.5 and 4.0 s and 4.5 s) wait.
+    assert window.settles == 2
+    unbounded = SecondPass(replace(config, settle_wait_s=float("inf")))
+    for f in turns:
+        unbounded.add(f, np.zeros(int((f.end_s - f.start_s) * SAMPLE_RATE), np.float32))
+    unbounded.heard(int(9.6 * SAMPLE_RATE), in_speech=True)
+    assert unbounded.next_window(english_wanted=False, glossary=()) is None
+
+
 def test_settle_groups_merge_only_within_the_finals_a_window_settles() -> None:
     # Mid-monologue: the newest final lends its audio as what follows and is not settled, even though
     # the sentence runs on into it.
