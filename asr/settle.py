@@ -332,8 +332,9 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     language = window.task.language
     finals = window.finals[:covered]
     # The context's lines take part in the alignment with their settled text, then their words are left
-    # out: they are already settled.
-    aligned = (*window.context, *finals)
+    # out: they are already settled. So do the finals the decode did not cover: the words it heard of
+    # them before it stopped are theirs, not the last covered final's.
+    aligned = (*window.context, *window.finals)
     units = [] if _silent(confidence) else _units(transcript.segments, language)
     pieces = _split(units, [f.event.text for f in aligned], language)[before:]
     english_pieces: list[list[_Unit]] | None = None

@@ -183,6 +183,25 @@ def test_a_final_waits_for_what_follows_it_at_most_settle_wait_s() -> None:
     assert unbounded.next_window(english_wanted=False, glossary=()) is None
 
 
+def test_words_a_cut_off_decode_heard_of_a_later_final_stay_with_that_final() -> None:
+    """The decode ran into the final that follows and stopped inside it (its token limit, or Whisper
+    ended early): the words it heard there are that final's, not the one settled. Given to the settled
+    one, they were shown twice: there, and again when the later final settled."""
+    second_pass = SecondPass(RecognizerConfig(settle_window_s=8.0, settle_right_context_s=2.0))
+    spoken = [
+        final(0, "Um, just light foods.", 0.0, 7.0),
+        final(1, "Okay, fine. And certainly started three days ago, the symptoms.", 7.0, 18.0),
+    ]
+    for f in spoken:
+        second_pass.add(f, np.zeros(int((f.end_s - f.start_s) * SAMPLE_RATE), np.float32))
+    second_pass.heard(18 * SAMPLE_RATE, in_speech=True)
+    window = second_pass.next_window(english_wanted=False, glossary=())
+    assert window is not None and window.settles == 1
+    cut_off = decoded("Um, just light foods. Okay. Fine. And sir, he started three days", complete_s=12.0)
+    [settled] = second_pass.settle(window, cut_off, {})
+    assert settled.replaces == (0,) and settled.text == "Um, just light foods."
+
+
 def test_settle_groups_merge_only_within_the_finals_a_window_settles() -> None:
     # Mid-monologue: the newest final lends its audio as what follows and is not settled, even though
     # the sentence runs on into it.
