@@ -3,16 +3,15 @@
 A final is decoded the moment its utterance ends, alone: it cannot hear the words that follow, and a
 short one barely hears the voice. Offline decoding of the same audio makes about a third fewer errors
 (bench/RESULTS.md): it decodes 30 s windows of a speaker's voiced audio (faster-whisper's VAD filter
-puts the speech chunks back to back) behind the previous window's text. This pass does the same with
-the finals a stream has already shown. Once the speaker has paused (settle_pause_s), or their unsettled
-finals hold settle_window_s of audio, or the oldest of them ended settle_wait_s ago, those finals'
-audio is put back to back into one window (at most 30 s, one language), behind the speaker's newest
-settled lines (whole lines reaching back at least settle_left_context_s, as far as the window has
-room), and decoded. The window's words are given
-back to the finals they were said in (the context's are left out); a sentence the first pass cut in
-two merges its finals into one line. The result settles them: one SETTLED event per group of finals,
-naming the finals it replaces, and its text never changes again. A final left with no words is
-removed.
+puts the speech chunks back to back) behind the previous window's text. This pass does the same with the
+finals a stream has already shown. Once the speaker has paused (settle_pause_s), or their unsettled
+finals hold settle_window_s of audio, or the oldest of them ended settle_wait_s ago, those finals' audio
+is put back to back into one window (at most 30 s, one language), behind the speaker's newest settled
+lines (whole lines reaching back at least settle_left_context_s, as far as the window has room), and
+decoded. The window's words are given back to the finals they were said in (the context's are left out);
+a sentence the first pass cut in two merges its finals into one line. The result settles them: one
+SETTLED event per group of finals, naming the finals it replaces, and its text never changes again. A
+final left with no words is removed.
 
 When a window is decoded while the speaker is still talking, the finals in its last
 settle_right_context_s only lend their audio as what follows: they wait for the next window, where they
