@@ -167,7 +167,7 @@ class SecondPass:
         waited = self._heard - round(self._unsettled[0].event.end_s * SAMPLE_RATE) >= self._wait
         if finishing or paused or language_changes:
             settles = len(finals)
-        elif waited or sum(len(f.audio) for f in self._unsettled) >= self._window_samples:
+        elif waited or self.unsettled_samples >= self._window_samples:
             # Mid-speech: the newest finals lend their audio as what follows and wait.
             window_s = sum(len(f.audio) for f in finals) / SAMPLE_RATE
             ends, at = [], 0.0
