@@ -174,7 +174,7 @@ def is_hallucination(text: str, utterance_s: float) -> bool:
 def trim_repetition(text: str) -> str:
     """Collapse any n-gram repeated MIN_LOOP_REPEATS or more times back to back into one occurrence."""
     unspaced = bool(_UNSPACED.search(text)) and " " not in text.strip()
-    units = list(text) if unspaced else text.split(" ")
+    units = list(text) if unspaced else [_trim_within_word(word) for word in text.split(" ")]
     keys = [normalise(u) for u in units]
     out: list[str] = []
     i = 0
@@ -201,3 +201,26 @@ def trim_repetition(text: str) -> str:
             out.append(units[i])
             i += 1
     return ("" if unspaced else " ").join(out)
+
+
+def _trim_within_word(word: str) -> str:
+    """A loop inside one word ("M.F.M.F.M.F.M.F.M.F.M.F.M.F.M.F."): up to _MAX_LOOP_NGRAM characters
+    repeated back to back twice MIN_LOOP_REPEATS times or more, collapsed into one copy. Twice as many
+    as between words: "hahaha" and "mmmm" are said."""
+    needed = 2 * MIN_LOOP_REPEATS
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        for n in range(1, min(_MAX_LOOP_NGRAM, (len(word) - i) // needed) + 1):
+            gram = word[i : i + n]
+            repeats = 1
+            while word[i + repeats * n : i + (repeats + 1) * n] == gram:
+                repeats += 1
+            if repeats >= needed:
+                out.append(gram)
+                i += repeats * n
+                break
+        else:
+            out.append(word[i])
+            i += 1
+    return "".join(out)

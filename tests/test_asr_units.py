@@ -218,9 +218,12 @@ def test_credits_are_dropped_even_in_long_utterances() -> None:
         ("Je suis petite, petite, petite, petite, petite.", "Je suis petite."),
         ("I feel the pain I feel the pain I feel the pain I feel the pain here", "I feel the pain here"),
         ("我很好我很好我很好我很好我很好", "我很好"),
+        # A loop inside one word, as Whisper wrote it once on the dev consultation.
+        ("It was M.M.F.M.F.M.F.M.F.M.F.M.F.M.F.M.F.M.F.", "It was M.M.F."),
         # Natural repetition stays: up to MIN_LOOP_REPEATS - 1 times, and laughter in unspaced scripts.
         ("No, no, no, I never smoked.", "No, no, no, I never smoked."),
         ("哈哈哈哈", "哈哈哈哈"),
+        ("Hahaha, mmmm, www.example.org, 1000000 units.", "Hahaha, mmmm, www.example.org, 1000000 units."),
         ("It hurts here and here and here.", "It hurts here and here and here."),
     ],
 )
