@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,20 @@ BASE_FLAGS = [
 ]
 # Every permission prompt answered "allow": for tests that are not about permissions.
 CHROMIUM_FLAGS = [*BASE_FLAGS, "--use-fake-ui-for-media-stream"]
+
+
+@asynccontextmanager
+async def launched(chromium: str, args: Sequence[str] = CHROMIUM_FLAGS) -> AsyncIterator[Any]:
+    """Headless Chromium from `chromium` (conftest.require_browser(), called first so that a test skips
+    before it starts a server), closed however the test ends."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=list(args))
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def create_room(server: RunningServer, host: RestClient, kind: str, title: str) -> str:

@@ -21,6 +21,7 @@ from browser_support import (
     create_room,
     join_the_call,
     keep_screenshot,
+    launched,
     new_page,
     sign_in,
     sign_in_to_prejoin,
@@ -182,7 +183,6 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
     whisper_model_path: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     data_dir = tmp_path / "data"
@@ -192,65 +192,57 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
         amal = server.member("Dr Amal Haddad", "amal@example.org")
         server.member("Dr Jean Morel", "jean@example.org")
         room_url = create_room(server, amal, "consultation", "Night shift")
-        async with async_playwright() as playwright:
-            # Chromium's own fake microphone (a beep) and camera: only the connection is under test.
-            browser = await playwright.chromium.launch(
-                executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        # Chromium's own fake microphone (a beep) and camera: only the connection is under test.
+        async with launched(chromium) as browser:
+            page = await new_page(browser)
+            await join_the_call(page, room_url, "amal@example.org", "Night shift")
+            title = page.locator("#call-title")
+
+            # Captions switched to French mid-call, then a restart (or a network drop): the page
+            # keeps the call on screen and joins again, reading French.
+            await page.select_option("#call-captions-language", "fr")
+            await asyncio.to_thread(restart_server, server)
+            await page.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
+            await title.filter(has_text="Night shift").wait_for(timeout=60_000)
+            await page.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
+            assert await page.locator("#tile-self").count() == 1
+            assert "(en→fr)" in server.log(), server.log()
+
+            # The same member joining from a second tab takes the seat; the first tab gives way
+            # instead of reconnecting and taking it back.
+            second = await page.context.new_page()  # the same member's second tab
+            second.set_default_timeout(30_000)
+            await second.goto(room_url)
+            await second.click("#join-button")
+            await second.locator("#call-title").filter(has_text="Night shift").wait_for()
+            await page.locator("#notice").filter(has_text="another connection").wait_for()
+            await page.locator("#tile-self").wait_for(state="detached")
+            await page.wait_for_selector("#lobby:not([hidden])")  # free to take the seat back
+
+            # The room's media process dies: the tab joins again and reaches its replacement.
+            await media_participants(server, 1)  # once the second tab has published
+            workers = [
+                child for child in psutil.Process(server.process.pid).children() if "media" in child.cmdline()
+            ]
+            assert workers, "no media worker found"
+            for worker in workers:
+                worker.kill()
+            await second.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
+            await second.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
+            await second.locator("#call-title").filter(has_text="Night shift").wait_for()
+
+            # The seat's microphone and camera reach a participant who joins now.
+            report = await join_room(
+                room_url,
+                email="jean@example.org",
+                password=PASSWORD,
+                audio=None,
+                speaks="fr",
+                captions="fr",
+                linger_s=6.0,
+                receive_media=True,
             )
-            try:
-                page = await new_page(browser)
-                await join_the_call(page, room_url, "amal@example.org", "Night shift")
-                title = page.locator("#call-title")
-
-                # Captions switched to French mid-call, then a restart (or a network drop): the page
-                # keeps the call on screen and joins again, reading French.
-                await page.select_option("#call-captions-language", "fr")
-                await asyncio.to_thread(restart_server, server)
-                await page.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
-                await title.filter(has_text="Night shift").wait_for(timeout=60_000)
-                await page.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
-                assert await page.locator("#tile-self").count() == 1
-                assert "(en→fr)" in server.log(), server.log()
-
-                # The same member joining from a second tab takes the seat; the first tab gives way
-                # instead of reconnecting and taking it back.
-                second = await page.context.new_page()  # the same member's second tab
-                second.set_default_timeout(30_000)
-                await second.goto(room_url)
-                await second.click("#join-button")
-                await second.locator("#call-title").filter(has_text="Night shift").wait_for()
-                await page.locator("#notice").filter(has_text="another connection").wait_for()
-                await page.locator("#tile-self").wait_for(state="detached")
-                await page.wait_for_selector("#lobby:not([hidden])")  # free to take the seat back
-
-                # The room's media process dies: the tab joins again and reaches its replacement.
-                await media_participants(server, 1)  # once the second tab has published
-                workers = [
-                    child
-                    for child in psutil.Process(server.process.pid).children()
-                    if "media" in child.cmdline()
-                ]
-                assert workers, "no media worker found"
-                for worker in workers:
-                    worker.kill()
-                await second.locator("#connection-banner").filter(has_text="reconnecting").wait_for()
-                await second.locator("#connection-banner").wait_for(state="hidden", timeout=60_000)
-                await second.locator("#call-title").filter(has_text="Night shift").wait_for()
-
-                # The seat's microphone and camera reach a participant who joins now.
-                report = await join_room(
-                    room_url,
-                    email="jean@example.org",
-                    password=PASSWORD,
-                    audio=None,
-                    speaks="fr",
-                    captions="fr",
-                    linger_s=6.0,
-                    receive_media=True,
-                )
-                assert await page.locator("#notice").filter(has_text="another connection").count() == 1
-            finally:
-                await browser.close()
+            assert await page.locator("#notice").filter(has_text="another connection").count() == 1
     finally:
         stop_server(server)
     assert report.audio_received_s > 3.0 and report.video_frames_received > 30, report
@@ -260,92 +252,78 @@ async def test_the_page_rejoins_by_itself_when_the_server_restarts(
 
 async def test_an_administrator_ends_a_membership_and_the_members_call_ends(server: RunningServer) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     leaving = server.member("Dr Lee Leaving", "lee@example.org")
     room_url = create_room(server, leaving, "review", "Tumour board")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            member_page = await new_page(browser)
-            await join_the_call(member_page, room_url, "lee@example.org", "Tumour board")
+    async with launched(chromium) as browser:
+        member_page = await new_page(browser)
+        await join_the_call(member_page, room_url, "lee@example.org", "Tumour board")
 
-            admin_page = await new_page(browser)
-            await admin_page.goto(server.base_url + "/admin")
-            await sign_in(admin_page, "admin@example.org")
-            row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
-            await row.wait_for()
-            await assert_accessible(admin_page, "the administrator's page")
-            admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await row.get_by_role("button", name="End membership").click()
-            await row.filter(has_text="Rejected").wait_for()
+        admin_page = await new_page(browser)
+        await admin_page.goto(server.base_url + "/admin")
+        await sign_in(admin_page, "admin@example.org")
+        row = admin_page.locator("#members tr").filter(has_text="lee@example.org")
+        await row.wait_for()
+        await assert_accessible(admin_page, "the administrator's page")
+        admin_page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await row.get_by_role("button", name="End membership").click()
+        await row.filter(has_text="Rejected").wait_for()
 
-            # The member's call ends at once and the page asks for a sign-in, saying why.
-            await member_page.wait_for_selector("#auth:not([hidden])")
-            await member_page.locator("#notice").filter(has_text="ended your membership").wait_for()
-            assert await member_page.locator("#tile-self").count() == 0
-            # Reinstated from the same table, the member can sign in again.
-            await row.get_by_role("button", name="Approve").click()
-            await row.filter(has_text="Member").wait_for()
-            await sign_in(member_page, "lee@example.org")
-            await member_page.wait_for_selector("#prejoin:not([hidden])")
-        finally:
-            await browser.close()
+        # The member's call ends at once and the page asks for a sign-in, saying why.
+        await member_page.wait_for_selector("#auth:not([hidden])")
+        await member_page.locator("#notice").filter(has_text="ended your membership").wait_for()
+        assert await member_page.locator("#tile-self").count() == 0
+        # Reinstated from the same table, the member can sign in again.
+        await row.get_by_role("button", name="Approve").click()
+        await row.filter(has_text="Member").wait_for()
+        await sign_in(member_page, "lee@example.org")
+        await member_page.wait_for_selector("#prejoin:not([hidden])")
     status, _ = leaving.call("GET", "/api/me")
     assert status == 401  # the session that was signed in before the decision ended with it
 
 
 async def test_the_host_sees_who_is_in_the_call_and_removes_someone(server: RunningServer) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     host = server.member("Dr Hana Host", "hana@example.org")
     server.member("Dr Omar Guest", "omar@example.org")
     room_url = create_room(server, host, "review", "Case review")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            pages = {}
-            for email in ("hana@example.org", "omar@example.org"):
-                page = await new_page(browser)
-                speaks = "ar" if email.startswith("omar") else "en"
-                await join_the_call(page, room_url, email, "Case review", speaks=speaks)
-                pages[email] = page
-            hana, omar = pages["hana@example.org"], pages["omar@example.org"]
+    async with launched(chromium) as browser:
+        pages = {}
+        for email in ("hana@example.org", "omar@example.org"):
+            page = await new_page(browser)
+            speaks = "ar" if email.startswith("omar") else "en"
+            await join_the_call(page, room_url, email, "Case review", speaks=speaks)
+            pages[email] = page
+        hana, omar = pages["hana@example.org"], pages["omar@example.org"]
 
-            # Both see both, with their languages; only the host may remove anyone.
-            omar_on_hana = hana.locator("#people li").filter(has_text="Dr Omar Guest")
-            await omar_on_hana.filter(has_text="speaks Arabic, reads English").wait_for()
-            await omar.locator("#people li").filter(has_text="Dr Hana Host").wait_for()
-            assert await omar.locator("#people button").count() == 0
-            # The glossary: the host edits it, everyone else reads it.
-            await hana.click("#toggle-glossary")
-            await omar.click("#toggle-glossary")
-            assert not await hana.locator("#glossary-terms").evaluate("node => node.readOnly")
-            assert await hana.locator("#save-glossary").is_visible()
-            assert await omar.locator("#glossary-terms").evaluate("node => node.readOnly")
-            assert not await omar.locator("#save-glossary").is_visible()
-            await omar.locator("#glossary-hint").filter(has_text="Only the room's host").wait_for()
-            await assert_accessible(omar, "the call, with the glossary open")
+        # Both see both, with their languages; only the host may remove anyone.
+        omar_on_hana = hana.locator("#people li").filter(has_text="Dr Omar Guest")
+        await omar_on_hana.filter(has_text="speaks Arabic, reads English").wait_for()
+        await omar.locator("#people li").filter(has_text="Dr Hana Host").wait_for()
+        assert await omar.locator("#people button").count() == 0
+        # The glossary: the host edits it, everyone else reads it.
+        await hana.click("#toggle-glossary")
+        await omar.click("#toggle-glossary")
+        assert not await hana.locator("#glossary-terms").evaluate("node => node.readOnly")
+        assert await hana.locator("#save-glossary").is_visible()
+        assert await omar.locator("#glossary-terms").evaluate("node => node.readOnly")
+        assert not await omar.locator("#save-glossary").is_visible()
+        await omar.locator("#glossary-hint").filter(has_text="Only the room's host").wait_for()
+        await assert_accessible(omar, "the call, with the glossary open")
 
-            hana.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await omar_on_hana.get_by_role("button", name="Remove").click()
-            await omar_on_hana.wait_for(state="detached")
-            await omar.locator("#notice").filter(has_text="host removed you").wait_for()
-            await omar.wait_for_selector("#lobby:not([hidden])")
-            # Kept out while the call lasts, even from a freshly loaded page.
-            await omar.goto(room_url)
-            await omar.wait_for_selector("#prejoin:not([hidden])")
-            assert await omar.locator("#notice").filter(has_text="host removed you").count() == 0
-            await omar.click("#join-button")
-            await omar.locator("#notice").filter(has_text="host removed you").wait_for()
-            await omar.wait_for_selector("#lobby:not([hidden])")
-            assert await hana.locator("#people li").count() == 1
-        finally:
-            await browser.close()
+        hana.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await omar_on_hana.get_by_role("button", name="Remove").click()
+        await omar_on_hana.wait_for(state="detached")
+        await omar.locator("#notice").filter(has_text="host removed you").wait_for()
+        await omar.wait_for_selector("#lobby:not([hidden])")
+        # Kept out while the call lasts, even from a freshly loaded page.
+        await omar.goto(room_url)
+        await omar.wait_for_selector("#prejoin:not([hidden])")
+        assert await omar.locator("#notice").filter(has_text="host removed you").count() == 0
+        await omar.click("#join-button")
+        await omar.locator("#notice").filter(has_text="host removed you").wait_for()
+        await omar.wait_for_selector("#lobby:not([hidden])")
+        assert await hana.locator("#people li").count() == 1

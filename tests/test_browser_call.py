@@ -20,6 +20,7 @@ from browser_support import (
     assert_accessible,
     create_room,
     keep_screenshot,
+    launched,
     new_page,
     sign_in,
     sign_in_to_prejoin,
@@ -52,118 +53,111 @@ async def test_prejoin_preview_and_an_audio_only_join_when_the_camera_is_denied(
     server: RunningServer,
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     host = server.member("Dr Rana Preview", "rana@example.org")
     server.member("Dr Tomas Nocam", "tomas@example.org")
     room_url = create_room(server, host, "consultation", "Pre-join check")
-    async with async_playwright() as playwright:
-        # No automatic "allow": each context is granted what it is granted, and other requests fail.
-        # Two fake cameras and microphones, to switch between.
-        two_of_each = [
-            "--use-fake-device-for-media-stream=device-count=2"
-            if flag == "--use-fake-device-for-media-stream"
-            else flag
-            for flag in BASE_FLAGS
-        ]
-        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=two_of_each)
-        try:
-            rana = await new_page(browser, permissions=["microphone", "camera"])
-            await rana.goto(server.base_url + "/")
-            await rana.wait_for_selector("#auth:not([hidden])")
-            await assert_accessible(rana, "the sign-in page")
-            await sign_in(rana, "rana@example.org")
-            await rana.wait_for_selector("#lobby:not([hidden])")
-            await assert_accessible(rana, "the lobby")
-            await rana.goto(room_url)
-            await rana.wait_for_selector("#prejoin:not([hidden])")
-            await rana.locator("#prejoin-room").filter(has_text="Pre-join check").wait_for()
-            # The preview plays the camera, and the meter moves with the (fake) microphone's beeps.
-            await wait_until(rana, "() => document.querySelector('#preview-video').videoWidth > 0")
-            await wait_until(rana, "() => document.querySelector('#mic-level').value > 0.01")
-            assert await rana.locator("#device-problems li").count() == 0
-            assert await rana.locator("#camera-choice option").count() >= 1
-            await assert_accessible(rana, "the pre-join check")
-            await rana.click("#join-button")
-            await rana.locator("#call-title").filter(has_text="Pre-join check").wait_for()
+    # No automatic "allow": each context is granted what it is granted, and other requests fail.
+    # Two fake cameras and microphones, to switch between.
+    two_of_each = [
+        "--use-fake-device-for-media-stream=device-count=2"
+        if flag == "--use-fake-device-for-media-stream"
+        else flag
+        for flag in BASE_FLAGS
+    ]
+    async with launched(chromium, two_of_each) as browser:
+        rana = await new_page(browser, permissions=["microphone", "camera"])
+        await rana.goto(server.base_url + "/")
+        await rana.wait_for_selector("#auth:not([hidden])")
+        await assert_accessible(rana, "the sign-in page")
+        await sign_in(rana, "rana@example.org")
+        await rana.wait_for_selector("#lobby:not([hidden])")
+        await assert_accessible(rana, "the lobby")
+        await rana.goto(room_url)
+        await rana.wait_for_selector("#prejoin:not([hidden])")
+        await rana.locator("#prejoin-room").filter(has_text="Pre-join check").wait_for()
+        # The preview plays the camera, and the meter moves with the (fake) microphone's beeps.
+        await wait_until(rana, "() => document.querySelector('#preview-video').videoWidth > 0")
+        await wait_until(rana, "() => document.querySelector('#mic-level').value > 0.01")
+        assert await rana.locator("#device-problems li").count() == 0
+        assert await rana.locator("#camera-choice option").count() >= 1
+        await assert_accessible(rana, "the pre-join check")
+        await rana.click("#join-button")
+        await rana.locator("#call-title").filter(has_text="Pre-join check").wait_for()
 
-            # Only the microphone is allowed: the camera's refusal is explained, and joining goes on.
-            tomas = await new_page(browser, permissions=["microphone"])
-            await sign_in_to_prejoin(tomas, room_url, "tomas@example.org")
-            problem = tomas.locator("#device-problems li[data-kind=video][data-problem=denied]")
-            await problem.filter(has_text="blocks your camera").wait_for()
-            assert "address bar" in await problem.inner_text()
-            assert "join with your microphone" in await problem.inner_text()
-            assert await tomas.locator("#device-problems li[data-kind=audio]").count() == 0
-            await wait_until(tomas, "() => document.querySelector('#mic-level').value > 0.01")
-            await assert_accessible(tomas, "the pre-join check with a blocked camera")
-            await tomas.click("#join-button")
-            await tomas.locator("#call-title").filter(has_text="Pre-join check").wait_for()
-            await tomas.wait_for_selector("#tile-self.audio-only")
-            assert await tomas.locator("#toggle-camera").is_disabled()
+        # Only the microphone is allowed: the camera's refusal is explained, and joining goes on.
+        tomas = await new_page(browser, permissions=["microphone"])
+        await sign_in_to_prejoin(tomas, room_url, "tomas@example.org")
+        problem = tomas.locator("#device-problems li[data-kind=video][data-problem=denied]")
+        await problem.filter(has_text="blocks your camera").wait_for()
+        assert "address bar" in await problem.inner_text()
+        assert "join with your microphone" in await problem.inner_text()
+        assert await tomas.locator("#device-problems li[data-kind=audio]").count() == 0
+        await wait_until(tomas, "() => document.querySelector('#mic-level').value > 0.01")
+        await assert_accessible(tomas, "the pre-join check with a blocked camera")
+        await tomas.click("#join-button")
+        await tomas.locator("#call-title").filter(has_text="Pre-join check").wait_for()
+        await tomas.wait_for_selector("#tile-self.audio-only")
+        assert await tomas.locator("#toggle-camera").is_disabled()
 
-            # The host hears him: his microphone is published, without video.
-            tomas_id = None
-            for _ in range(150):
-                participants = await room_participants(server, host, room_url)
-                tomas_id = next((p["id"] for p in participants if p["publishing"] == ["audio"]), None)
-                if tomas_id:
-                    break
-                await asyncio.sleep(0.2)
-            assert tomas_id, participants
-            await rana.wait_for_selector(f"#tile-{tomas_id}.audio-only")
-            await (
-                rana.locator("#people li")
-                .filter(has_text="Dr Tomas Nocam")
-                .filter(has_text="connected")
-                .wait_for()
-            )
+        # The host hears him: his microphone is published, without video.
+        tomas_id = None
+        for _ in range(150):
+            participants = await room_participants(server, host, room_url)
+            tomas_id = next((p["id"] for p in participants if p["publishing"] == ["audio"]), None)
+            if tomas_id:
+                break
+            await asyncio.sleep(0.2)
+        assert tomas_id, participants
+        await rana.wait_for_selector(f"#tile-{tomas_id}.audio-only")
+        await (
+            rana.locator("#people li")
+            .filter(has_text="Dr Tomas Nocam")
+            .filter(has_text="connected")
+            .wait_for()
+        )
 
-            # Her camera reaches him. She turns it off and on again with the keyboard shortcut, then
-            # switches cameras: each new track replaces the old one on the same sender (the old one is
-            # stopped), without renegotiating. Chromium's second fake camera sends nothing the other
-            # side can play, so she switches to it and back: her video arriving again is the proof.
-            rana_id = next(p["id"] for p in participants if p["publishing"] == ["audio", "video"])
-            rana_video = f"document.querySelector('#tile-{rana_id} video')"
-            frames = f"() => {rana_video}.getVideoPlaybackQuality().totalVideoFrames"
+        # Her camera reaches him. She turns it off and on again with the keyboard shortcut, then
+        # switches cameras: each new track replaces the old one on the same sender (the old one is
+        # stopped), without renegotiating. Chromium's second fake camera sends nothing the other
+        # side can play, so she switches to it and back: her video arriving again is the proof.
+        rana_id = next(p["id"] for p in participants if p["publishing"] == ["audio", "video"])
+        rana_video = f"document.querySelector('#tile-{rana_id} video')"
+        frames = f"() => {rana_video}.getVideoPlaybackQuality().totalVideoFrames"
 
-            async def video_keeps_arriving() -> None:
-                before = await tomas.evaluate(frames)
-                await wait_until(tomas, f"() => ({frames})() > {before} + 10")
+        async def video_keeps_arriving() -> None:
+            before = await tomas.evaluate(frames)
+            await wait_until(tomas, f"() => ({frames})() > {before} + 10")
 
-            await video_keeps_arriving()
-            # Chromium's fake microphone beeps: each beep highlights her tile on his page.
-            await tomas.wait_for_selector(f"#tile-{rana_id}.speaking")
-            await rana.locator("#captions").click()  # focus outside any form field
-            await rana.keyboard.press("v")
-            await rana.wait_for_selector("#tile-self.camera-off")
-            assert await rana.get_attribute("#toggle-camera", "aria-pressed") == "true"
-            await rana.keyboard.press("v")
-            await rana.wait_for_selector("#tile-self:not(.camera-off)")
-            await wait_until(rana, "() => document.querySelector('#tile-self video').videoWidth > 0")
-            await video_keeps_arriving()
-            camera_label = (
-                "() => document.querySelector('#tile-self video').srcObject.getVideoTracks()[0].label"
-            )
-            first_camera = await rana.evaluate(camera_label)
-            await rana.click("#toggle-devices")
-            other = await rana.eval_on_selector_all(
-                "#call-camera-choice option",
-                f"options => options.find((o) => o.text !== '{first_camera}').value",
-            )
-            first = await rana.eval_on_selector_all(
-                "#call-camera-choice option",
-                f"options => options.find((o) => o.text === '{first_camera}').value",
-            )
-            await rana.select_option("#call-camera-choice", other)
-            await wait_until(rana, f"() => ({camera_label})() !== '{first_camera}'")
-            await rana.select_option("#call-camera-choice", first)
-            await wait_until(rana, f"() => ({camera_label})() === '{first_camera}'")
-            await video_keeps_arriving()
-            await assert_accessible(rana, "the call with the devices panel open")
-        finally:
-            await browser.close()
+        await video_keeps_arriving()
+        # Chromium's fake microphone beeps: each beep highlights her tile on his page.
+        await tomas.wait_for_selector(f"#tile-{rana_id}.speaking")
+        await rana.locator("#captions").click()  # focus outside any form field
+        await rana.keyboard.press("v")
+        await rana.wait_for_selector("#tile-self.camera-off")
+        assert await rana.get_attribute("#toggle-camera", "aria-pressed") == "true"
+        await rana.keyboard.press("v")
+        await rana.wait_for_selector("#tile-self:not(.camera-off)")
+        await wait_until(rana, "() => document.querySelector('#tile-self video').videoWidth > 0")
+        await video_keeps_arriving()
+        camera_label = "() => document.querySelector('#tile-self video').srcObject.getVideoTracks()[0].label"
+        first_camera = await rana.evaluate(camera_label)
+        await rana.click("#toggle-devices")
+        other = await rana.eval_on_selector_all(
+            "#call-camera-choice option",
+            f"options => options.find((o) => o.text !== '{first_camera}').value",
+        )
+        first = await rana.eval_on_selector_all(
+            "#call-camera-choice option",
+            f"options => options.find((o) => o.text === '{first_camera}').value",
+        )
+        await rana.select_option("#call-camera-choice", other)
+        await wait_until(rana, f"() => ({camera_label})() !== '{first_camera}'")
+        await rana.select_option("#call-camera-choice", first)
+        await wait_until(rana, f"() => ({camera_label})() === '{first_camera}'")
+        await video_keeps_arriving()
+        await assert_accessible(rana, "the call with the devices panel open")
 
 
 async def test_muting_silences_the_speakers_captions(
@@ -241,7 +235,6 @@ async def test_muting_silences_the_speakers_captions(
 
 async def test_a_full_consultation_and_a_made_up_link_say_so(server: RunningServer) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     host = server.member("Dr Full Host", "full.host@example.org")
@@ -262,30 +255,24 @@ async def test_a_full_consultation_and_a_made_up_link_say_so(server: RunningServ
             if len(await room_participants(server, host, room_url)) == 2:
                 break
             await asyncio.sleep(0.2)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        async with launched(chromium) as browser:
+            page = await new_page(browser)
+            await sign_in_to_prejoin(page, room_url, "third@example.org")
+            await wait_until(page, "() => document.querySelector('#preview-video').videoWidth > 0")
+            await page.click("#join-button")
+            await page.locator("#notice").filter(has_text="This consultation is full").wait_for()
+            await page.wait_for_selector("#lobby:not([hidden])")
+            # The camera and microphone are released: no video element holds a live track.
+            assert await page.evaluate(
+                """() => [...document.querySelectorAll('video')].every((v) => !v.srcObject ||
+                    v.srcObject.getTracks().every((track) => track.readyState === 'ended'))"""
             )
-            try:
-                page = await new_page(browser)
-                await sign_in_to_prejoin(page, room_url, "third@example.org")
-                await wait_until(page, "() => document.querySelector('#preview-video').videoWidth > 0")
-                await page.click("#join-button")
-                await page.locator("#notice").filter(has_text="This consultation is full").wait_for()
-                await page.wait_for_selector("#lobby:not([hidden])")
-                # The camera and microphone are released: no video element holds a live track.
-                assert await page.evaluate(
-                    """() => [...document.querySelectorAll('video')].every((v) => !v.srcObject ||
-                        v.srcObject.getTracks().every((track) => track.readyState === 'ended'))"""
-                )
-                assert await page.locator("#tile-self").count() == 0
+            assert await page.locator("#tile-self").count() == 0
 
-                await page.goto(server.base_url + "/r/madeUpRoom123")
-                await page.locator("#no-room").filter(has_text="No such room").wait_for()
-                assert await page.locator("#call").is_hidden()
-                await assert_accessible(page, "the no-such-room page")
-            finally:
-                await browser.close()
+            await page.goto(server.base_url + "/r/madeUpRoom123")
+            await page.locator("#no-room").filter(has_text="No such room").wait_for()
+            assert await page.locator("#call").is_hidden()
+            await assert_accessible(page, "the no-such-room page")
     finally:
         leave.set()
         await asyncio.wait_for(asyncio.gather(*seated), 60)
@@ -438,23 +425,16 @@ async def test_the_phone_layout_and_the_arabic_interface(
 async def test_the_room_name_given_at_creation_is_the_calls_title(server: RunningServer) -> None:
     """The lobby's name field goes to the REST API's `title` (a quick check without media)."""
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     member = server.member("Dr Noor Named", "noor@example.org")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            page = await new_page(browser)
-            await page.goto(server.base_url + "/")
-            await sign_in(page, "noor@example.org")
-            await page.fill("#room-title", "Tumour board: Mr Q")
-            await page.click("#new-review")
-            await page.wait_for_selector("#prejoin:not([hidden])")
-        finally:
-            await browser.close()
+    async with launched(chromium) as browser:
+        page = await new_page(browser)
+        await page.goto(server.base_url + "/")
+        await sign_in(page, "noor@example.org")
+        await page.fill("#room-title", "Tumour board: Mr Q")
+        await page.click("#new-review")
+        await page.wait_for_selector("#prejoin:not([hidden])")
     status, body = member.call("GET", "/api/rooms")
     assert status == 200 and [room["title"] for room in body["rooms"]] == ["Tumour board: Mr Q"], body
     assert body["rooms"][0]["kind"] == "review"
@@ -464,23 +444,18 @@ async def test_media_that_never_connects_is_reported(server: RunningServer) -> N
     """Without loopback ICE candidates Chromium's media cannot reach the server: the page says so,
     instead of looking normal with nothing flowing."""
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     host = server.member("Dr Nina Firewall", "nina@example.org")
     room_url = create_room(server, host, "consultation", "Blocked media")
     no_ice = [flag for flag in CHROMIUM_FLAGS if flag != "--allow-loopback-in-peer-connection"]
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=no_ice)
-        try:
-            page = await new_page(browser)
-            await sign_in_to_prejoin(page, room_url, "nina@example.org")
-            await page.click("#join-button")
-            await page.locator("#call-title").filter(has_text="Blocked media").wait_for()
-            await page.locator("#connection-banner").filter(has_text="not reaching the server").wait_for()
-            await page.locator("#people li .connection.no-media").wait_for()
-        finally:
-            await browser.close()
+    async with launched(chromium, no_ice) as browser:
+        page = await new_page(browser)
+        await sign_in_to_prejoin(page, room_url, "nina@example.org")
+        await page.click("#join-button")
+        await page.locator("#call-title").filter(has_text="Blocked media").wait_for()
+        await page.locator("#connection-banner").filter(has_text="not reaching the server").wait_for()
+        await page.locator("#people li .connection.no-media").wait_for()
 
 
 async def test_caption_lines_in_progress_stay_at_the_bottom_and_are_cut_off_when_the_connection_drops(
@@ -488,50 +463,43 @@ async def test_caption_lines_in_progress_stay_at_the_bottom_and_are_cut_off_when
 ) -> None:
     """The caption module itself, in the page (imported as the page imports it), fed caption events."""
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+    async with launched(chromium) as browser:
+        page = await new_page(browser)
+        await page.goto(server.base_url + "/")
+        await page.wait_for_selector("#auth:not([hidden])")
+        steps = await page.evaluate(
+            """async () => {
+                const { CaptionBoard } = await import("/static/js/captions.js");
+                const $ = (s) => document.querySelector(s);
+                const board = new CaptionBoard({
+                    lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions"),
+                });
+                const event = (id, speaker, text, final) => ({
+                    type: "caption", version: 2, room: "r", speaker_id: speaker, speaker_name: speaker,
+                    utterance_id: id, kind: final ? "final" : "partial", source_language: "en",
+                    caption_language: "en", text, stable_chars: 0, path: "original", note: null,
+                    start_s: 0, end_s: 1, sent_at: Date.now() / 1000, replaces: [], confidence: null,
+                    uncertain: false, model: null, timings: {},
+                });
+                const text = (n) => n.querySelector(".text").textContent;
+                const lines = () => [...document.querySelectorAll("#captions .caption")].map((n) =>
+                    [n.parentElement.id, n.dataset.utterance, n.className, text(n)].join(":"));
+                const steps = [];
+                board.show(event("a-1", "Amal", "And so my", false));
+                board.show(event("j-1", "Jean", "Bonjour", false));
+                board.show(event("j-1", "Jean", "Bonjour à tous.", true));
+                board.show(event("a-1", "Amal", "And so my fellow", false));
+                board.show(event("j-1", "Jean", "Bonjour à", false));  // a partial after its final
+                board.show(event("x-1", "Omar", "", false));
+                steps.push(lines());
+                board.cutOff();
+                steps.push(lines());
+                steps.push(document.querySelector("#caption-lines .cut-off .note").textContent);
+                return steps;
+            }"""
         )
-        try:
-            page = await new_page(browser)
-            await page.goto(server.base_url + "/")
-            await page.wait_for_selector("#auth:not([hidden])")
-            steps = await page.evaluate(
-                """async () => {
-                    const { CaptionBoard } = await import("/static/js/captions.js");
-                    const $ = (s) => document.querySelector(s);
-                    const board = new CaptionBoard({
-                        lines: $("#caption-lines"), live: $("#caption-live"), scroller: $("#captions"),
-                    });
-                    const event = (id, speaker, text, final) => ({
-                        type: "caption", version: 2, room: "r", speaker_id: speaker, speaker_name: speaker,
-                        utterance_id: id, kind: final ? "final" : "partial", source_language: "en",
-                        caption_language: "en", text, stable_chars: 0, path: "original", note: null,
-                        start_s: 0, end_s: 1, sent_at: Date.now() / 1000, replaces: [], confidence: null,
-                        uncertain: false, model: null, timings: {},
-                    });
-                    const text = (n) => n.querySelector(".text").textContent;
-                    const lines = () => [...document.querySelectorAll("#captions .caption")].map((n) =>
-                        [n.parentElement.id, n.dataset.utterance, n.className, text(n)].join(":"));
-                    const steps = [];
-                    board.show(event("a-1", "Amal", "And so my", false));
-                    board.show(event("j-1", "Jean", "Bonjour", false));
-                    board.show(event("j-1", "Jean", "Bonjour à tous.", true));
-                    board.show(event("a-1", "Amal", "And so my fellow", false));
-                    board.show(event("j-1", "Jean", "Bonjour à", false));  // a partial after its final
-                    board.show(event("x-1", "Omar", "", false));
-                    steps.push(lines());
-                    board.cutOff();
-                    steps.push(lines());
-                    steps.push(document.querySelector("#caption-lines .cut-off .note").textContent);
-                    return steps;
-                }"""
-            )
-        finally:
-            await browser.close()
     during, after_drop, note = steps
     # Jean's final sits above Amal's line in progress, which stays at the bottom; the late partial
     # does not undo the final.
@@ -552,27 +520,20 @@ async def test_the_interface_follows_the_browsers_language_until_another_is_chos
     server: RunningServer,
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            page = await new_page(browser, locale="ja-JP")
-            await page.goto(server.base_url + "/")
-            await page.wait_for_selector("html[lang=ja][dir=ltr]")
-            await page.locator("#sign-in h2").filter(has_text="ログイン").wait_for()
-            await assert_accessible(page, "the sign-in page in Japanese")
-            # Chosen in the header, the language is remembered over the browser's.
-            await page.select_option("#interface-language", "th")
-            await page.locator("#sign-in h2").filter(has_text="เข้าสู่ระบบ").wait_for()
-            await page.reload()
-            await page.wait_for_selector("html[lang=th]")
-            assert await page.input_value("#interface-language") == "th"
-        finally:
-            await browser.close()
+    async with launched(chromium) as browser:
+        page = await new_page(browser, locale="ja-JP")
+        await page.goto(server.base_url + "/")
+        await page.wait_for_selector("html[lang=ja][dir=ltr]")
+        await page.locator("#sign-in h2").filter(has_text="ログイン").wait_for()
+        await assert_accessible(page, "the sign-in page in Japanese")
+        # Chosen in the header, the language is remembered over the browser's.
+        await page.select_option("#interface-language", "th")
+        await page.locator("#sign-in h2").filter(has_text="เข้าสู่ระบบ").wait_for()
+        await page.reload()
+        await page.wait_for_selector("html[lang=th]")
+        assert await page.input_value("#interface-language") == "th"
 
 
 # A caption board of its own, laid out (the call's is hidden on the sign-in page), fed caption events
@@ -611,126 +572,119 @@ async def test_settled_captions_take_the_place_of_the_lines_they_replace_without
     """Protocol 2's settled captions, uncertain text, the model's name and chat lines, rendered by the
     caption module in the page (imported as the page imports it)."""
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+    async with launched(chromium) as browser:
+        page = await new_page(browser)
+        await page.goto(server.base_url + "/")
+        await page.wait_for_selector("#auth:not([hidden])")
+        await page.evaluate(SETTLING_BOARD)
+        assert await page.evaluate("() => atBottom()")  # the board follows new lines
+
+        # The reader scrolls up to read line 20; above it, the second pass merges lines 5 and 6
+        # into one longer line and finds line 10 was no speech. Line 20 stays where it was.
+        moved = await page.evaluate(
+            """() => {
+                scroller.scrollTop += place("u20");
+                const before = place("u20");
+                line("u5").marker = "the same element";
+                board.show(caption("u5", "settled",
+                    "Line five and six, heard together with what came after, as one sentence that is " +
+                    "long enough to wrap onto several lines of the caption panel.",
+                    { replaces: ["u5", "u6"] }));
+                board.show(caption("u10", "settled", "", { replaces: ["u10"] }));
+                return { before, after: place("u20"), marker: line("u5").marker,
+                         highlighted: line("u5").classList.contains("just-settled"),
+                         classes: line("u5").className };
+            }"""
         )
-        try:
-            page = await new_page(browser)
-            await page.goto(server.base_url + "/")
-            await page.wait_for_selector("#auth:not([hidden])")
-            await page.evaluate(SETTLING_BOARD)
-            assert await page.evaluate("() => atBottom()")  # the board follows new lines
+        assert abs(moved["after"] - moved["before"]) < 1, moved
+        assert moved["marker"] == "the same element" and moved["highlighted"], moved  # rewritten in place
+        assert moved["classes"].split() == ["caption", "settled", "final", "just-settled"], moved
+        texts = await page.evaluate("() => texts()")
+        assert texts[4:7] == [
+            "u4:Line 4 of the consultation.",
+            "u5:Line five and six, heard together with what came after, as one sentence that is long "
+            "enough to wrap onto several lines of the caption panel.",
+            "u7:Line 7 of the consultation.",
+        ], texts[4:7]
+        assert not [text for text in texts if text.startswith(("u6:", "u10:"))], texts
 
-            # The reader scrolls up to read line 20; above it, the second pass merges lines 5 and 6
-            # into one longer line and finds line 10 was no speech. Line 20 stays where it was.
-            moved = await page.evaluate(
-                """() => {
-                    scroller.scrollTop += place("u20");
-                    const before = place("u20");
-                    line("u5").marker = "the same element";
-                    board.show(caption("u5", "settled",
-                        "Line five and six, heard together with what came after, as one sentence that is " +
-                        "long enough to wrap onto several lines of the caption panel.",
-                        { replaces: ["u5", "u6"] }));
-                    board.show(caption("u10", "settled", "", { replaces: ["u10"] }));
-                    return { before, after: place("u20"), marker: line("u5").marker,
-                             highlighted: line("u5").classList.contains("just-settled"),
-                             classes: line("u5").className };
-                }"""
-            )
-            assert abs(moved["after"] - moved["before"]) < 1, moved
-            assert moved["marker"] == "the same element" and moved["highlighted"], moved  # rewritten in place
-            assert moved["classes"].split() == ["caption", "settled", "final", "just-settled"], moved
-            texts = await page.evaluate("() => texts()")
-            assert texts[4:7] == [
-                "u4:Line 4 of the consultation.",
-                "u5:Line five and six, heard together with what came after, as one sentence that is long "
-                "enough to wrap onto several lines of the caption panel.",
-                "u7:Line 7 of the consultation.",
-            ], texts[4:7]
-            assert not [text for text in texts if text.startswith(("u6:", "u10:"))], texts
+        # Nothing older comes back: a final arriving after its settled version, a late final of a
+        # line that was merged away, a second settled version.
+        await page.evaluate(
+            """() => {
+                board.show(caption("u5", "final", "Line 5 of the consultation."));
+                board.show(caption("u6", "final", "Line 6 of the consultation."));
+                board.show(caption("u10", "partial", "Line 10"));
+                board.show(caption("u5", "settled", "Something else.", { replaces: ["u5"] }));
+            }"""
+        )
+        assert await page.evaluate("() => texts()") == texts
 
-            # Nothing older comes back: a final arriving after its settled version, a late final of a
-            # line that was merged away, a second settled version.
-            await page.evaluate(
-                """() => {
-                    board.show(caption("u5", "final", "Line 5 of the consultation."));
-                    board.show(caption("u6", "final", "Line 6 of the consultation."));
-                    board.show(caption("u10", "partial", "Line 10"));
-                    board.show(caption("u5", "settled", "Something else.", { replaces: ["u5"] }));
-                }"""
-            )
-            assert await page.evaluate("() => texts()") == texts
+        # A reader at the bottom stays at the bottom when a line above is settled.
+        at_bottom = await page.evaluate(
+            """() => {
+                scroller.scrollTop = scroller.scrollHeight;
+                board.show(caption("u30", "settled", "Line thirty, settled with a longer text that " +
+                    "takes more room than the final did, on two or three lines.", { replaces: ["u30"] }));
+                return atBottom();
+            }"""
+        )
+        assert at_bottom
 
-            # A reader at the bottom stays at the bottom when a line above is settled.
-            at_bottom = await page.evaluate(
-                """() => {
-                    scroller.scrollTop = scroller.scrollHeight;
-                    board.show(caption("u30", "settled", "Line thirty, settled with a longer text that " +
-                        "takes more room than the final did, on two or three lines.", { replaces: ["u30"] }));
-                    return atBottom();
-                }"""
-            )
-            assert at_bottom
+        # Unsure words are marked in words, not only underlined, and the badge names the path and
+        # the models that produced the text; a missing model is said in the reader's language.
+        marked = await page.evaluate(
+            """() => {
+                board.show(caption("z1", "final", "Douleur thoracique depuis hier.", {
+                    source_language: "zh", caption_language: "fr", path: "pivot", uncertain: true,
+                    confidence: 0.31, model: "translate-zh_en-1_9+opus-mt-en-fr" }));
+                board.show(caption("t1", "final", "Take it twice a day.", {
+                    caption_language: "en", target_language: "th", path: "untranslated",
+                    note: "not translated: no model for en→th", note_code: "no_model" }));
+                const node = line("z1");
+                const text = node.querySelector(".text");
+                return { badge: node.querySelector(".lang").textContent,
+                         path: node.querySelector(".lang").title,
+                         underline: getComputedStyle(text).textDecorationStyle,
+                         hint: text.title, flag: node.querySelector(".flag").textContent,
+                         spoken: node.innerText,
+                         note: line("t1").querySelector(".note").textContent };
+            }"""
+        )
+        assert marked["badge"] == "zh→fr", marked
+        assert marked["path"].endswith("zh→en→fr: translate-zh_en-1_9 + opus-mt-en-fr"), marked
+        assert "through English" in marked["path"], marked
+        assert marked["underline"] == "dotted" and "unsure" in marked["hint"], marked
+        assert marked["flag"] == "uncertain" and "uncertain" in marked["spoken"], marked
+        assert "null" not in marked["spoken"], marked
+        assert marked["note"] == "Not translated: no English to Thai translation on this server.", marked
 
-            # Unsure words are marked in words, not only underlined, and the badge names the path and
-            # the models that produced the text; a missing model is said in the reader's language.
-            marked = await page.evaluate(
-                """() => {
-                    board.show(caption("z1", "final", "Douleur thoracique depuis hier.", {
-                        source_language: "zh", caption_language: "fr", path: "pivot", uncertain: true,
-                        confidence: 0.31, model: "translate-zh_en-1_9+opus-mt-en-fr" }));
-                    board.show(caption("t1", "final", "Take it twice a day.", {
-                        caption_language: "en", target_language: "th", path: "untranslated",
-                        note: "not translated: no model for en→th", note_code: "no_model" }));
-                    const node = line("z1");
-                    const text = node.querySelector(".text");
-                    return { badge: node.querySelector(".lang").textContent,
-                             path: node.querySelector(".lang").title,
-                             underline: getComputedStyle(text).textDecorationStyle,
-                             hint: text.title, flag: node.querySelector(".flag").textContent,
-                             spoken: node.innerText,
-                             note: line("t1").querySelector(".note").textContent };
-                }"""
-            )
-            assert marked["badge"] == "zh→fr", marked
-            assert marked["path"].endswith("zh→en→fr: translate-zh_en-1_9 + opus-mt-en-fr"), marked
-            assert "through English" in marked["path"], marked
-            assert marked["underline"] == "dotted" and "unsure" in marked["hint"], marked
-            assert marked["flag"] == "uncertain" and "uncertain" in marked["spoken"], marked
-            assert "null" not in marked["spoken"], marked
-            assert marked["note"] == "Not translated: no English to Thai translation on this server.", marked
+        # A chat message is a line of the same board, marked as chat, with the words as typed.
+        chat = await page.evaluate(
+            """() => {
+                board.show(caption("u40", "partial", "And the dose"));
+                board.showChat({ type: "chat", id: "p-c0", sender_id: "p", sender_name: "Dr Jean",
+                    source_language: "en", language: "fr", text: "Donner 25 mg de métoprolol.",
+                    original: "Give 25 mg of metoprolol.", path: "machine", note: null,
+                    model: "opus-mt-en-fr", sent_at: Date.now() / 1000 });
+                const node = board.lines.querySelector('[data-chat="p-c0"]');
+                return { last: board.lines.lastElementChild === node, classes: node.className,
+                         tag: node.querySelector(".chat-tag").textContent,
+                         path: node.querySelector(".lang").title,
+                         original: node.querySelector(".original").textContent };
+            }"""
+        )
+        assert chat["last"] and "chat" in chat["classes"].split(), chat  # above the line in progress
+        assert chat["tag"] == "chat" and chat["path"].endswith("en→fr: opus-mt-en-fr"), chat
+        assert chat["original"] == "As written (English): Give 25 mg of metoprolol.", chat
 
-            # A chat message is a line of the same board, marked as chat, with the words as typed.
-            chat = await page.evaluate(
-                """() => {
-                    board.show(caption("u40", "partial", "And the dose"));
-                    board.showChat({ type: "chat", id: "p-c0", sender_id: "p", sender_name: "Dr Jean",
-                        source_language: "en", language: "fr", text: "Donner 25 mg de métoprolol.",
-                        original: "Give 25 mg of metoprolol.", path: "machine", note: null,
-                        model: "opus-mt-en-fr", sent_at: Date.now() / 1000 });
-                    const node = board.lines.querySelector('[data-chat="p-c0"]');
-                    return { last: board.lines.lastElementChild === node, classes: node.className,
-                             tag: node.querySelector(".chat-tag").textContent,
-                             path: node.querySelector(".lang").title,
-                             original: node.querySelector(".original").textContent };
-                }"""
-            )
-            assert chat["last"] and "chat" in chat["classes"].split(), chat  # above the line in progress
-            assert chat["tag"] == "chat" and chat["path"].endswith("en→fr: opus-mt-en-fr"), chat
-            assert chat["original"] == "As written (English): Give 25 mg of metoprolol.", chat
-
-            # The reader's copy holds the newest text of each line, in the order shown, and the chat.
-            async with page.expect_download() as download_info:
-                await page.evaluate("() => board.download('Settling')")
-            path = Path(await (await download_info.value).path())
-            saved = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        finally:
-            await browser.close()
+        # The reader's copy holds the newest text of each line, in the order shown, and the chat.
+        async with page.expect_download() as download_info:
+            await page.evaluate("() => board.download('Settling')")
+        path = Path(await (await download_info.value).path())
+        saved = await asyncio.to_thread(path.read_text, encoding="utf-8")
     assert saved.startswith("BabelCall captions: Settling"), saved
     assert "Dr Amal (en): Line five and six, heard together" in saved, saved
     assert "Line 6 of" not in saved and "Line 10 of" not in saved and "Line 30 of" not in saved, saved
@@ -748,7 +702,6 @@ async def test_the_notes_of_untranslated_captions_are_shown_in_the_readers_langu
     shows it from the French catalogue by its code, with the languages named in French. A code the page
     does not know (a newer server's) is shown as the server wrote it."""
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     from mt.plan import FOLLOWS_AT_SENTENCE_END, copied_note, failed_note, no_model_note, whisper_missing_note
 
@@ -771,26 +724,20 @@ async def test_the_notes_of_untranslated_captions_are_shown_in_the_readers_langu
     ]
     newer = {**items[0], "note": "not translated: a caveat of the future", "note_code": "future_reason"}
     chromium = require_browser()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+    async with launched(chromium) as browser:
+        page = await new_page(browser, locale="fr-FR")
+        await page.goto(server.base_url + "/")
+        await page.wait_for_selector("html[lang=fr]")
+        shown = await page.evaluate(
+            """async (items) => {
+                const { noteText } = await import("/static/js/paths.js");
+                const { languageName } = await import("/static/js/i18n.js");
+                const codes = ["vi", "ja", "ar", "en"];
+                const names = Object.fromEntries(codes.map((c) => [c, languageName(c)]));
+                return { texts: items.map((item) => noteText(item)), names };
+            }""",
+            [*items, newer],
         )
-        try:
-            page = await new_page(browser, locale="fr-FR")
-            await page.goto(server.base_url + "/")
-            await page.wait_for_selector("html[lang=fr]")
-            shown = await page.evaluate(
-                """async (items) => {
-                    const { noteText } = await import("/static/js/paths.js");
-                    const { languageName } = await import("/static/js/i18n.js");
-                    const codes = ["vi", "ja", "ar", "en"];
-                    const names = Object.fromEntries(codes.map((c) => [c, languageName(c)]));
-                    return { texts: items.map((item) => noteText(item)), names };
-                }""",
-                [*items, newer],
-            )
-        finally:
-            await browser.close()
     french = json.loads(FRENCH_CATALOGUE.read_text(encoding="utf-8"))
     names = shown["names"]
     assert names["ja"] != "ja" and names["ja"] != "Japanese"  # named in French

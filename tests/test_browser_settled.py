@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM_FLAGS, create_room, join_the_call, new_page
+from browser_support import create_room, join_the_call, launched, new_page
 from harness import PASSWORD, padded_speech, start_server, stop_server
 
 from participant import join_room
@@ -44,7 +44,6 @@ async def test_a_line_is_settled_in_place_in_the_readers_page(
     whisper_model_path: Path, speech_dir: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     # JFK pauses for effect between the phrases, at times for more than the default settle pause
@@ -56,36 +55,30 @@ async def test_a_line_is_settled_in_place_in_the_readers_page(
         server.member("Dr Jean Morel", "jean@example.org")
         room_url = create_room(server, speaker, "consultation", "Settling")
         speech = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=2.0, tail_s=1.0)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
-            )
-            try:
-                page = await new_page(browser)
-                await join_the_call(page, room_url, "jean@example.org", "Settling", speaks="en")
-                leave = asyncio.Event()
-                talking = asyncio.create_task(
-                    join_room(
-                        room_url,
-                        email="ana@example.org",
-                        password=PASSWORD,
-                        audio=speech,
-                        speaks="en",
-                        captions="en",
-                        linger_s=0.0,
-                        leave=leave,
-                    )
+        async with launched(chromium) as browser:
+            page = await new_page(browser)
+            await join_the_call(page, room_url, "jean@example.org", "Settling", speaks="en")
+            leave = asyncio.Event()
+            talking = asyncio.create_task(
+                join_room(
+                    room_url,
+                    email="ana@example.org",
+                    password=PASSWORD,
+                    audio=speech,
+                    speaks="en",
+                    captions="en",
+                    linger_s=0.0,
+                    leave=leave,
                 )
-                settled: dict[str, Any] | None = None
-                for _ in range(600):  # the page is polled as lines arrive: finals first, then settling
-                    settled = await page.evaluate(WATCH_LINES)
-                    if settled:
-                        break
-                    await asyncio.sleep(0.2)
-                leave.set()
-                report = await talking
-            finally:
-                await browser.close()
+            )
+            settled: dict[str, Any] | None = None
+            for _ in range(600):  # the page is polled as lines arrive: finals first, then settling
+                settled = await page.evaluate(WATCH_LINES)
+                if settled:
+                    break
+                await asyncio.sleep(0.2)
+            leave.set()
+            report = await talking
     finally:
         stop_server(server)
 
