@@ -62,6 +62,14 @@ class RecognizerConfig:
     # 15.6% on eight generated consultation tracks, for 24% more second-pass CPU (bench/RESULTS.md,
     # twelfth and thirteenth sessions).
     settle_left_context_s: float = 10.0
+    # Beam width of the second pass's decodes; 0: 5 on GPU, 1 (greedy) on CPU (window_beam_size()).
+    # Replayed on eight generated consultation tracks, beam 5 settled text at 13.5% WER against 14.2%
+    # greedy (offline greedy 11.9%), on the dev files 13.5% against 13.9%, for about 45% more
+    # second-pass CPU; beam 3 cost as much for less. On 2 CPU cores that CPU made lines settle about
+    # a second later (bench.load p50 6.7-6.8 s against 5.5-5.7 s, over the 6 s target; first finals
+    # were not later), hence greedy there (bench/RESULTS.md, fifteenth session). Each line's
+    # confidence comes from a forced pass over the chosen text (WhisperDecoder._scored).
+    settle_beam_size: int = 0
     # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
     # conditions each 30 s window on the one before. Off: it did not help and made settling less
     # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
@@ -78,6 +86,10 @@ class RecognizerConfig:
     # thread would otherwise spend the GPU's idle time on them, min(8, CPU cores - 2).
     prep_threads: int = 0
     batch_window_ms: float = 10.0  # how long a request waits for other streams' requests to batch with
+
+    def window_beam_size(self, device: str) -> int:
+        """The second pass's beam width on `device` ("cpu" or "cuda")."""
+        return self.settle_beam_size or (5 if device == "cuda" else 1)
 
 
 # Whisper's own limits for judging a decode, from OpenAI's transcribe() (faster-whisper's defaults).

@@ -96,7 +96,8 @@ class SpeechRecognizer:
         """Load the model. Blocking (seconds): call it off the event loop. Raises RecognizerError.
 
         `decoder_factory` is called as WhisperDecoder is (model, beam size, feature_pool=...,
-        short_final_windows=...): benchmarks pass a decoder for random-weight models there.
+        short_final_windows=..., window_beam_size=...): benchmarks pass a decoder for random-weight
+        models there.
         """
         started = time.perf_counter()
         self.config = config
@@ -111,6 +112,7 @@ class SpeechRecognizer:
             config.beam_size,
             feature_pool=self._prep_pool,
             short_final_windows=config.short_final_windows,
+            window_beam_size=config.window_beam_size(self.device),
         )
         # One thread runs all first-pass inference, batching across streams: CTranslate2 already uses
         # every core (or the GPU) inside each call, and one call for many streams is what scales on a
@@ -119,7 +121,12 @@ class SpeechRecognizer:
 
         def second_pass_lane() -> BatchDecoder:  # called on the lane's thread
             model = _load(model_path, config, self.device, self.compute_type)
-            decoder = decoder_factory(model, config.beam_size, short_final_windows=config.short_final_windows)
+            decoder = decoder_factory(
+                model,
+                config.beam_size,
+                short_final_windows=config.short_final_windows,
+                window_beam_size=config.window_beam_size(self.device),
+            )
             return decoder.decode_batch
 
         self._scheduler = DecodeScheduler(

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     model = WhisperModel(
         str(resolve_whisper_model(args.model)), device="cpu", compute_type="int8", cpu_threads=args.threads
     )
-    decoder = WhisperDecoder(model, 1)
+    decoder = WhisperDecoder(model, config.beam_size, window_beam_size=config.window_beam_size("cpu"))
     results: dict[str, Any] = {
         "benchmark": "settle_replay",
         "machine": machine_info(),

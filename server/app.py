@@ -52,6 +52,7 @@ def load_recognizer(config: Config) -> SpeechRecognizer:
             settle_window_s=config.asr_settle_window_s,
             settle_wait_s=config.asr_settle_wait_s,
             settle_left_context_s=config.asr_settle_left_context_s,
+            settle_beam_size=config.asr_settle_beam_size,
         ),
     )
     recognizer.warm_up()
