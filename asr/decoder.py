@@ -366,14 +366,14 @@ class WhisperDecoder:
                 beam_size=self._window_beam_size,
                 max_length=max_length,
             )
+            tokenizer = self._tokenizer(language, task_name)
             attempts = self._scored(
                 _subset(encoder_output, group, len(rows)),
                 [prompts[i] for i in group],
                 attempts,
                 [seconds[i] for i in group],
-                self._tokenizer(language, task_name),
+                tokenizer,
             )
-            tokenizer = self._tokenizer(language, task_name)
             for i, attempt in zip(group, attempts, strict=True):
                 cut_off = len(attempt.tokens) >= returned
                 results[i] = self._segments(
