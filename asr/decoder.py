@@ -357,8 +357,9 @@ class WhisperDecoder:
             # What generate() can return at most, whatever was asked for (its cap: see above).
             returned = min(limit, max_length // 2, max_length - max(prompts[i].start_tokens for i in group))
             language = rows[group[0]][0]
+            group_output = _subset(encoder_output, group, len(rows))
             attempts = self._attempts(
-                _subset(encoder_output, group, len(rows)),
+                group_output,
                 [prompts[i] for i in group],
                 language,
                 task_name,
@@ -368,7 +369,7 @@ class WhisperDecoder:
             )
             tokenizer = self._tokenizer(language, task_name)
             attempts = self._scored(
-                _subset(encoder_output, group, len(rows)),
+                group_output,
                 [prompts[i] for i in group],
                 attempts,
                 [seconds[i] for i in group],
