@@ -173,9 +173,20 @@ def is_hallucination(text: str, utterance_s: float) -> bool:
 
 def trim_repetition(text: str) -> str:
     """Collapse any n-gram repeated MIN_LOOP_REPEATS or more times back to back into one occurrence."""
-    unspaced = bool(_UNSPACED.search(text)) and " " not in text.strip()
-    units = list(text) if unspaced else [_trim_within_word(word) for word in text.split(" ")]
-    keys = [normalise(u) for u in units]
+    if bool(_UNSPACED.search(text)) and " " not in text.strip():
+        characters = list(text)
+        keys = [normalise(c) for c in characters]
+        # One repeated character is laughter or emphasis in these scripts ("哈哈哈哈"), not a loop.
+        return "".join(_collapse_loops(characters, keys, MIN_LOOP_REPEATS, single=2 * MIN_LOOP_REPEATS))
+    # A loop inside one word ("M.F.M.F.M.F.M.F.M.F.M.F.M.F.M.F."), character for character, needs twice
+    # as many repeats as one of words: "hahaha" and "mmmm" are said.
+    words = ["".join(_collapse_loops(list(w), list(w), 2 * MIN_LOOP_REPEATS)) for w in text.split(" ")]
+    return " ".join(_collapse_loops(words, [normalise(w) for w in words], MIN_LOOP_REPEATS))
+
+
+def _collapse_loops(units: list[str], keys: list[str], needed: int, single: int | None = None) -> list[str]:
+    """`units` with each run of an n-gram (compared by `keys`, up to _MAX_LOOP_NGRAM units) repeated
+    back to back `needed` times or more (a single unit: `single` times, if given) kept once."""
     out: list[str] = []
     i = 0
     while i < len(units):
@@ -187,9 +198,7 @@ def trim_repetition(text: str) -> str:
             repeats = 1
             while keys[i + repeats * n : i + (repeats + 1) * n] == gram:
                 repeats += 1
-            # One repeated character is laughter or emphasis in these scripts ("哈哈哈哈"), not a loop.
-            needed = MIN_LOOP_REPEATS * 2 if unspaced and n == 1 else MIN_LOOP_REPEATS
-            if repeats >= needed:
+            if repeats >= (single if n == 1 and single is not None else needed):
                 kept = units[i : i + n]
                 # The last copy carries the sentence's own punctuation ("petite petite petite.").
                 kept[-1] = units[i + repeats * n - 1] if n == 1 else kept[-1]
@@ -200,27 +209,4 @@ def trim_repetition(text: str) -> str:
         if not collapsed:
             out.append(units[i])
             i += 1
-    return ("" if unspaced else " ").join(out)
-
-
-def _trim_within_word(word: str) -> str:
-    """A loop inside one word ("M.F.M.F.M.F.M.F.M.F.M.F.M.F.M.F."): up to _MAX_LOOP_NGRAM characters
-    repeated back to back twice MIN_LOOP_REPEATS times or more, collapsed into one copy. Twice as many
-    as between words: "hahaha" and "mmmm" are said."""
-    needed = 2 * MIN_LOOP_REPEATS
-    out: list[str] = []
-    i = 0
-    while i < len(word):
-        for n in range(1, min(_MAX_LOOP_NGRAM, (len(word) - i) // needed) + 1):
-            gram = word[i : i + n]
-            repeats = 1
-            while word[i + repeats * n : i + (repeats + 1) * n] == gram:
-                repeats += 1
-            if repeats >= needed:
-                out.append(gram)
-                i += repeats * n
-                break
-        else:
-            out.append(word[i])
-            i += 1
-    return "".join(out)
+    return out
