@@ -70,12 +70,6 @@ class RecognizerConfig:
     # were not later), hence greedy there (bench/RESULTS.md, fifteenth session). Each line's
     # confidence comes from a forced pass over the chosen text (WhisperDecoder._scored).
     settle_beam_size: int = 0
-    # The speaker's previous settled text as Whisper's previous-text prompt, as offline decoding
-    # conditions each 30 s window on the one before. Off: it did not help and made settling less
-    # predictable. On the dev consultation and one per-speaker consultation, settled WER was 14.8%
-    # without it and 15.1% with it (same pace), and 17.8% with it in a real-time run, worse than the
-    # finals' 16.5% there (bench/RESULTS.md, tenth session).
-    settle_prompt: bool = False
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
     # batch costs its members' sum anyway and only delays the first stream's result (measured: 4 JFK

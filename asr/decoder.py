@@ -73,14 +73,12 @@ class DecodeTask:
 @dataclass(frozen=True, eq=False)
 class WindowTask:
     """The second pass over a speaker's finals: their audio back to back (at most WINDOW_S), decoded
-    with timestamps (beam search of the decoder's `window_beam_size`) behind the speaker's previous
-    settled text."""
+    with timestamps (beam search of the decoder's `window_beam_size`). Like finals, windows carry only
+    the room's glossary as previous text (see asr/settle.py for why not the speaker's settled text)."""
 
     audio: np.ndarray
     language: str
     english_wanted: bool
-    prompt: str = ""  # previous settled text, Whisper's previous-text slot
-    english_prompt: str = ""
     glossary: tuple[str, ...] = ()
 
 
@@ -314,7 +312,7 @@ class WhisperDecoder:
         seconds = [min(len(t.audio) / SAMPLE_RATE, WINDOW_S) for t in tasks]
         transcripts = self._window_transcripts(
             encoder_output,
-            [(t.language, t.glossary, t.prompt) for t in tasks],
+            [(t.language, t.glossary) for t in tasks],
             "transcribe",
             seconds,
         )
@@ -327,7 +325,7 @@ class WhisperDecoder:
         if translate:
             translated = self._window_transcripts(
                 _subset(encoder_output, translate, len(tasks)),
-                [(tasks[i].language, tasks[i].glossary, tasks[i].english_prompt) for i in translate],
+                [(tasks[i].language, tasks[i].glossary) for i in translate],
                 "translate",
                 [seconds[i] for i in translate],
             )
@@ -337,16 +335,13 @@ class WhisperDecoder:
     def _window_transcripts(
         self,
         encoder_output: StorageView,
-        rows: list[tuple[str, tuple[str, ...], str]],
+        rows: list[tuple[str, tuple[str, ...]]],
         task_name: str,
         seconds: list[float],
     ) -> list[WindowTranscript]:
         """Timestamped decodes of whole windows (beam search of `window_beam_size`), each with its
         tokens' log probabilities so that every segment gets a confidence of its own."""
-        prompts = [
-            self.window_prompt(language, task_name, glossary, previous)
-            for language, glossary, previous in rows
-        ]
+        prompts = [self.window_prompt(language, task_name, glossary) for language, glossary in rows]
         by_sot: dict[int, list[int]] = {}
         for i, prompt in enumerate(prompts):
             by_sot.setdefault(prompt.sot_index, []).append(i)
@@ -520,28 +515,24 @@ class WhisperDecoder:
         what the decoder has already said about the context audio in front of this utterance.
         """
         tokenizer = self._tokenizer(language, task)
-        before = self._previous_text(tokenizer, glossary, "")
+        before = self._previous_text(tokenizer, glossary)
         # Its end must meet this utterance's audio: a long one loses its beginning.
         said = tokenizer.encode(" " + prefix.strip())[-(self._max_length // 4) :] if prefix.strip() else []
         tokens = [*before, *tokenizer.sot_sequence, tokenizer.no_timestamps, *said]
         start = len(before) + len(tokenizer.sot_sequence)
         return _Prompt(tokens, sot_index=len(before), prefix_length=len(said), start_tokens=start)
 
-    def window_prompt(self, language: str, task: str, glossary: Sequence[str], previous: str) -> _Prompt:
-        """Glossary and the speaker's previous settled text in the previous-text slot, then SOT with
-        timestamps on: as offline decoding conditions each window on the one before. Settled text is
-        the best the speaker's words will ever be recognised, so unlike a first-pass final's, it may
-        bias what follows."""
+    def window_prompt(self, language: str, task: str, glossary: Sequence[str]) -> _Prompt:
+        """Glossary terms as previous text, then SOT with timestamps on."""
         tokenizer = self._tokenizer(language, task)
-        before = self._previous_text(tokenizer, glossary, previous)
+        before = self._previous_text(tokenizer, glossary)
         tokens = [*before, *tokenizer.sot_sequence]
         return _Prompt(tokens, sot_index=len(before), prefix_length=0, start_tokens=len(tokens))
 
-    def _previous_text(self, tokenizer: Tokenizer, glossary: Sequence[str], previous: str) -> list[int]:
+    def _previous_text(self, tokenizer: Tokenizer, glossary: Sequence[str]) -> list[int]:
         terms = tokenizer.encode(" " + ", ".join(glossary)) if glossary else []
-        said = tokenizer.encode(" " + previous.strip()) if previous.strip() else []
-        # Whisper was trained with at most half its context as previous text; the newest words count.
-        tokens = [*terms, *said][-(self._max_length // 2 - 1) :]
+        # Whisper was trained with at most half its context as previous text.
+        tokens = terms[-(self._max_length // 2 - 1) :]
         return [tokenizer.sot_prev, *tokens] if tokens else []
 
     def _generate_rows(

@@ -13,6 +13,12 @@ a sentence the first pass cut in two merges its finals into one line. The result
 SETTLED event per group of finals, naming the finals it replaces, and its text never changes again. A
 final left with no words is removed.
 
+Unlike offline decoding, a window is not given the speaker's previous text as Whisper's prompt. The
+left context gives the decoder the speaker's voice and words instead: the settled text as prompt made
+settled text worse in every form tried (with the left context's own words, which Whisper then skipped;
+with only the text before them, where a misreading such as "____" came back window after window; and
+forced as the decoder's own output), on the development consultations (bench/RESULTS.md).
+
 When a window is decoded while the speaker is still talking, the finals in its last
 settle_right_context_s only lend their audio as what follows: they wait for the next window, where they
 are heard with what follows them in turn.
@@ -54,8 +60,6 @@ from asr.hallucinations import clean_transcript
 _MAX_WINDOW_S = WINDOW_S - 0.5
 # A segment that covers at least this share of a final's audio takes that final into its line.
 _COVERS = 0.5
-# Settled text in the previous-text prompt: about what offline decoding carries from window to window.
-_PROMPT_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,6 @@ class SecondPass:
         self._window_samples = int(config.settle_window_s * SAMPLE_RATE)
         self._wait = config.settle_wait_s * SAMPLE_RATE
         self._right_context_s = config.settle_right_context_s
-        self._use_prompt = config.settle_prompt
         self._context_samples = int(config.settle_left_context_s * SAMPLE_RATE)
         # The speaker's newest settled lines, oldest first (event: the SETTLED event, audio: its finals'):
         # the next window's left context.
@@ -112,8 +115,6 @@ class SecondPass:
         self._heard = 0  # stream position the segmenter has reached
         self._in_speech = False
         self._in_flight = 0  # how many of the oldest finals a window being decoded holds
-        # Recent settled text per (language, English or not): the previous-text prompt of the next window.
-        self._previous: dict[tuple[str, bool], deque[str]] = {}
 
     @property
     def unsettled(self) -> int:
@@ -185,8 +186,6 @@ class SecondPass:
             audio=np.concatenate([f.audio for f in (*context, *finals)]),
             language=language,
             english_wanted=english_wanted and language != "en",
-            prompt=self._prompt(language, english=False),
-            english_prompt=self._prompt(language, english=True),
             glossary=glossary,
         )
         return Window(tuple(finals), settles, task, context)
@@ -199,7 +198,6 @@ class SecondPass:
         for _ in settled:
             self._unsettled.popleft()
         events = [group.event(timings) for group in groups]
-        language = window.task.language
         for group, event in zip(groups, events, strict=True):
             if event.text and self._context_samples > 0:
                 self._settled.append(_Final(event, np.concatenate([f.audio for f in group.finals])))
@@ -207,11 +205,6 @@ class SecondPass:
         # window after one long line is still heard behind it.
         while self._settled and self.context_samples - len(self._settled[0].audio) >= self._context_samples:
             self._settled.popleft()
-        for event in events:
-            if event.text:
-                self._remember(language, event.text, english=False)
-            if event.english:
-                self._remember(language, event.english, english=True)
         return events
 
     def _context(self, language: str, *, room: int) -> tuple[_Final, ...]:
@@ -237,18 +230,6 @@ class SecondPass:
             chosen.append(final)
             total += len(final.audio)
         return chosen
-
-    def _prompt(self, language: str, *, english: bool) -> str:
-        if not self._use_prompt:
-            return ""
-        texts = self._previous.get((language, english), deque())
-        return " ".join(texts)[-_PROMPT_CHARS:]
-
-    def _remember(self, language: str, text: str, *, english: bool) -> None:
-        texts = self._previous.setdefault((language, english), deque())
-        texts.append(text)
-        while sum(len(t) + 1 for t in texts) > 2 * _PROMPT_CHARS:
-            texts.popleft()
 
 
 @dataclass(frozen=True)
