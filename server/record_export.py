@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -141,7 +141,7 @@ def _webvtt(record: StoredRecord, lines: Iterable[ExportLine], language: str | N
     def escape(text: str) -> str:  # WebVTT cue text: & and < start markup, and "-->" may not appear
         return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
-    out = [
+    header = [
         "WEBVTT",
         "",
         "NOTE",
@@ -149,29 +149,35 @@ def _webvtt(record: StoredRecord, lines: Iterable[ExportLine], language: str | N
         f"Language: {_language_name(language)}",
         "",
     ]
-    for number, exported in enumerate(lines, 1):
-        start, end = _offsets(record, exported.line)
-        out += [str(number), f"{_clock(start, '.')} --> {_clock(end, '.')}"]
-        out.append(f"<v {escape(exported.line.speaker_name)}>{escape(exported.text)}")
-        if exported.note:
-            out.append(f"[{escape(exported.note.text)}]")
-        out.append("")
-    return "\n".join(out)
+    cues = _cues(record, lines, ".", escape, lambda speaker, text: f"<v {speaker}>{text}")
+    return "\n".join(header + cues)
 
 
 def _srt(record: StoredRecord, lines: Iterable[ExportLine]) -> str:
     def plain(text: str) -> str:  # SRT has no escapes; an arrow in the text would read as a timing line
         return _one_line(text).replace("-->", "→")
 
+    return "\n".join(_cues(record, lines, ",", plain, lambda speaker, text: f"{speaker}: {text}"))
+
+
+def _cues(
+    record: StoredRecord,
+    lines: Iterable[ExportLine],
+    decimal_mark: str,
+    escape: Callable[[str], str],
+    spoken_by: Callable[[str, str], str],
+) -> list[str]:
+    """Numbered subtitle cues (WebVTT and SRT share the shape, not the escaping): number, timing, who
+    said what, the note on a line left untranslated, a blank line."""
     out: list[str] = []
     for number, exported in enumerate(lines, 1):
         start, end = _offsets(record, exported.line)
-        out += [str(number), f"{_clock(start, ',')} --> {_clock(end, ',')}"]
-        out.append(f"{plain(exported.line.speaker_name)}: {plain(exported.text)}")
+        out += [str(number), f"{_clock(start, decimal_mark)} --> {_clock(end, decimal_mark)}"]
+        out.append(spoken_by(escape(exported.line.speaker_name), escape(exported.text)))
         if exported.note:
-            out.append(f"[{plain(exported.note.text)}]")
+            out.append(f"[{escape(exported.note.text)}]")
         out.append("")
-    return "\n".join(out)
+    return out
 
 
 def _text(record: StoredRecord, lines: Iterable[ExportLine], language: str | None) -> str:
