@@ -362,6 +362,10 @@ class WhisperDecoder:
                 beam_size=self._window_beam_size,
                 max_length=max_length,
             )
+            if self._window_beam_size > 1:
+                attempts = self._unlooped(
+                    group_output, [prompts[i] for i in group], attempts, language, task_name, max_length
+                )
             tokenizer = self._tokenizer(language, task_name)
             attempts = self._scored(
                 group_output,
@@ -376,6 +380,38 @@ class WhisperDecoder:
                     attempt, tokenizer, rows[i][0] if task_name == "transcribe" else "en", seconds[i], cut_off
                 )
         return [r for r in results if r is not None]
+
+    def _unlooped(
+        self,
+        encoder_output: StorageView,
+        prompts: list[_Prompt],
+        attempts: list[Attempt],
+        language: str,
+        task_name: str,
+        max_length: int,
+    ) -> list[Attempt]:
+        """Beam search can fall into a loop ("nothing new, nothing new, ..." to the token limit) where
+        greedy decoding of the same window does not: such rows are decoded again greedily, and the
+        greedy text is kept where it does not loop (a window that loops either way settles nothing)."""
+        looping = [
+            row for row, attempt in enumerate(attempts) if attempt.compression_ratio > COMPRESSION_RATIO_MAX
+        ]
+        if not looping:
+            return attempts
+        greedy = self._attempts(
+            _subset(encoder_output, looping, len(attempts)),
+            [prompts[row] for row in looping],
+            language,
+            task_name,
+            0.0,
+            beam_size=1,
+            max_length=max_length,
+        )
+        kept = list(attempts)
+        for row, attempt in zip(looping, greedy, strict=True):
+            if attempt.compression_ratio <= COMPRESSION_RATIO_MAX:
+                kept[row] = attempt
+        return kept
 
     def _scored(
         self,

@@ -538,13 +538,55 @@ async def test_a_final_the_short_window_leaves_unconfident_is_decoded_in_the_ful
     assert attempts_made == [(True, 0.0), (False, 0.0)] * 3
 
 
+async def test_a_window_whose_beam_search_loops_is_decoded_again_greedily(
+    whisper_model_path: Path, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beam search can fall into a loop where greedy decoding does not: on an AMD EPYC, beam 5 read the
+    backwards speech of the next test as "nothing new, nothing new, ..." up to the token limit, and a
+    window that loops settles none of its lines. The loop is stood in for here (the same audio does not
+    loop on every CPU); the decoder must look again greedily and keep that text."""
+    from asr.decoder import WindowTask, compression_ratio
+
+    recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(settle_beam_size=5, second_pass=False))
+    decoder = recognizer._decoder
+    real_attempts = decoder._attempts
+    loop_text = " nothing new," * 60
+    loop_tokens = tuple(decoder._tokenizer("en", "transcribe").encode(loop_text))
+    beam_sizes: list[int] = []
+
+    def attempts(*args: Any, beam_size: int, max_length: int) -> list[Any]:
+        beam_sizes.append(beam_size)
+        made = real_attempts(*args, beam_size=beam_size, max_length=max_length)
+        if beam_size == 1:
+            return made
+        looping = loop_text.strip()
+        return [
+            replace(a, tokens=loop_tokens, text=looping, compression_ratio=compression_ratio(looping))
+            for a in made
+        ]
+
+    monkeypatch.setattr(decoder, "_attempts", attempts)
+    try:
+        [decoded] = decoder.decode_batch(
+            [WindowTask(load(speech_dir, "en_jfk.flac"), "en", english_wanted=False)]
+        )
+    finally:
+        await recognizer.aclose()
+    assert beam_sizes == [5, 1]
+    text = normalise(" ".join(s.text for s in decoded.transcript.segments))
+    assert "ask not what your country" in text, decoded.transcript
+    assert decoded.transcript.confidence.compression_ratio <= 2.4
+
+
 async def test_a_beam_searched_window_gives_each_line_a_confidence_of_its_own(
     whisper_model_path: Path, speech_dir: Path
 ) -> None:
     """Beam search scores only a whole sequence, and a settling window holds several lines: each
     segment's confidence comes from a forced pass over its own tokens. In a window of a sentence played
     backwards (a voice, but no words), then JFK's clear speech, Whisper reads the first part as
-    fluent nonsense, less sure of it than of JFK: one score for the whole window would mark both alike."""
+    fluent nonsense, less sure of it than of JFK: one score for the whole window would mark both alike.
+    (Where beam search loops on this audio, as on an AMD EPYC, the window is decoded again greedily, and
+    its lines are scored the same way.)"""
     from asr.decoder import WindowTask
 
     backwards = audio_fixtures.espeak(
