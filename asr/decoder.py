@@ -566,7 +566,9 @@ class WhisperDecoder:
         return _Prompt(tokens, sot_index=len(before), prefix_length=0, start_tokens=len(tokens))
 
     def _previous_text(self, tokenizer: Tokenizer, glossary: Sequence[str]) -> list[int]:
-        terms = tokenizer.encode(" " + ", ".join(glossary)) if glossary else []
+        # Closed with a full stop: an open list of terms invites Whisper to go on with it, and behind 23
+        # drug names a short, unclear "ask not" came out as one of them, "ezetimibe," (AMD EPYC).
+        terms = tokenizer.encode(" " + ", ".join(glossary) + ".") if glossary else []
         # Whisper was trained with at most half its context as previous text.
         tokens = terms[-(self._max_length // 2 - 1) :]
         return [tokenizer.sot_prev, *tokens] if tokens else []

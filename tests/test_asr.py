@@ -344,9 +344,10 @@ def letters_off(term: str, text: str) -> int:
 
 
 async def test_glossary_fixes_a_drug_name(recognizer: SpeechRecognizer) -> None:
-    # Base Whisper hears espeak's "dapagliflozin" as "paper leaf lesine"; behind the glossary it writes
-    # the name: exactly on the Intel CPUs this was first run on, "tapagliflozin" on an AMD EPYC (int8
-    # kernels round differently), so the check is that the glossary brings the word to within a letter.
+    # Base Whisper hears espeak's "dapagliflozin" as something else ("paper leaf lesine", "tap and lift
+    # les in"); behind the glossary it writes the name. Int8 kernels round differently from one CPU to
+    # another (an AMD EPYC once wrote "tapagliflozin" where Intel CPUs wrote it exactly), so the check is
+    # that the glossary brings the word to within a letter.
     audio = audio_fixtures.espeak("We will start you on dapagliflozin for your heart.")
     padded = np.concatenate([audio, np.zeros(SAMPLE_RATE, dtype=np.float32)])
     plain = " ".join(t.text for t in finals(await transcribe(recognizer.open_stream(language="en"), padded)))
@@ -361,7 +362,8 @@ async def test_a_long_glossary_leaves_short_utterances_whole(
 ) -> None:
     # A review room's glossary easily runs to a hundred tokens. CTranslate2 counts them against the
     # decode's length, so a length cap sized for the utterance alone cut its words off (or, with the
-    # glossary longer than the cap, failed the decode).
+    # glossary longer than the cap, failed the decode). And an open list of terms as the prompt turned
+    # the short "ask not" into "ezetimibe," and repeated "and so my fellow Americans" (AMD EPYC).
     glossary = [
         "dapagliflozin", "empagliflozin", "semaglutide", "tirzepatide", "sacubitril", "valsartan",
         "spironolactone", "eplerenone", "ivabradine", "vericiguat", "rivaroxaban", "apixaban",
