@@ -47,6 +47,31 @@ async def launched(chromium: str, args: Sequence[str] = CHROMIUM_FLAGS) -> Async
             await browser.close()
 
 
+@asynccontextmanager
+async def page_with_microphone(
+    chromium: str, profile: Path, microphone: Path, *, loop: bool = True, **context_options: Any
+) -> AsyncIterator[Any]:
+    """The page of a headless Chromium (its own profile) whose fake microphone plays `microphone`, over
+    and over unless `loop` is False; closed however the test ends."""
+    from playwright.async_api import async_playwright
+
+    capture = f"--use-file-for-fake-audio-capture={microphone}" + ("" if loop else "%noloop")
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, capture],
+            **context_options,
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            await context.close()
+
+
 def create_room(server: RunningServer, host: RestClient, kind: str, title: str) -> str:
     """A room `host` creates over the REST API; its link."""
     status, body = host.call("POST", "/api/rooms", {"kind": kind, "title": title})

@@ -16,13 +16,13 @@ import jiwer
 import psutil
 import pytest
 from browser_support import (
-    CHROMIUM_FLAGS,
     assert_accessible,
     create_room,
     join_the_call,
     keep_screenshot,
     launched,
     new_page,
+    page_with_microphone,
     sign_in,
     sign_in_to_prejoin,
 )
@@ -71,7 +71,6 @@ async def test_browser_call_with_captions_both_ways(
     server: RunningServer, speech_dir: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     amal = server.member("Dr Amal Haddad", "amal@example.org")
@@ -82,86 +81,76 @@ async def test_browser_call_with_captions_both_ways(
     microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=4.0, tail_s=6.0)
     french = padded_speech(speech_dir / "fr_uberi_french.aiff", tmp_path / "fr.wav", lead_s=8.0, tail_s=1.0)
 
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}%noloop"],
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            page = context.pages[0] if context.pages else await context.new_page()
-            page.set_default_timeout(30_000)
-            await sign_in_to_prejoin(page, room_url, "amal@example.org")
-            await page.select_option("#speaks", "en")
-            await page.select_option("#captions-language", "en")
-            await page.uncheck("#audio-processing")  # raw audio, as from a headset
-            await page.click("#join-button")
-            await page.wait_for_selector("#tile-self")
+    async with page_with_microphone(
+        chromium, tmp_path / "profile", microphone, loop=False, viewport={"width": 1280, "height": 900}
+    ) as page:
+        await sign_in_to_prejoin(page, room_url, "amal@example.org")
+        await page.select_option("#speaks", "en")
+        await page.select_option("#captions-language", "en")
+        await page.uncheck("#audio-processing")  # raw audio, as from a headset
+        await page.click("#join-button")
+        await page.wait_for_selector("#tile-self")
 
-            # Jean reads French and speaks French; his speech reaches Amal in English via Whisper. He
-            # sends a camera (a test pattern) and receives Amal's, as a browser would.
-            # He stays until the page has Amal's last words (the same final reaches him at once).
-            amal_finished = asyncio.Event()
-            jean = asyncio.create_task(
-                join_room(
-                    room_url,
-                    email="jean@example.org",
-                    password=PASSWORD,
-                    audio=french,
-                    speaks="fr",
-                    captions="fr",
-                    leave=amal_finished,
-                    linger_s=3.0,
-                    video=True,
-                    receive_media=True,
-                )
+        # Jean reads French and speaks French; his speech reaches Amal in English via Whisper. He
+        # sends a camera (a test pattern) and receives Amal's, as a browser would.
+        # He stays until the page has Amal's last words (the same final reaches him at once).
+        amal_finished = asyncio.Event()
+        jean = asyncio.create_task(
+            join_room(
+                room_url,
+                email="jean@example.org",
+                password=PASSWORD,
+                audio=french,
+                speaks="fr",
+                captions="fr",
+                leave=amal_finished,
+                linger_s=3.0,
+                video=True,
+                receive_media=True,
             )
-            # The page shows Jean's camera, relayed by the server's media worker (one shared VP8
-            # encoding) and decoded by Chromium, and final captions of both speakers.
-            jean_video = page.locator("#videos .tile:not(#tile-self) video")
-            await jean_video.wait_for(timeout=30_000)
-            width = 0
-            for _ in range(100):
-                width = await jean_video.evaluate("video => video.videoWidth")
-                if width:
-                    break
-                await asyncio.sleep(0.2)
-            assert width == 640, "Jean's camera never played in the browser"
-            # Locators, not wait_for_function: the page's Content-Security-Policy forbids string eval.
-            await page.locator("#captions .caption.final[data-path=whisper]").first.wait_for(timeout=60_000)
-            await (
-                page.locator("#captions .caption.final[data-path=original]")
-                .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
-                .first.wait_for(timeout=60_000)
-            )
-            amal_finished.set()
-            await keep_screenshot(page, "call.png")
-            await assert_accessible(page, "the call on a desktop")
-            # The reader can keep their own copy of the final captions (the server stores none).
-            async with page.expect_download() as download_info:
-                await page.click("#download-captions")
-            download_path = await (await download_info.value).path()
-            saved = await asyncio.to_thread(Path(download_path).read_text, encoding="utf-8")
-            assert "Cardiology consult" in saved and "Dr Amal Haddad (en): " in saved
-            assert re.search(r"for your country", saved, re.IGNORECASE), saved
-            assert "Dr Jean Morel (fr→en, Whisper speech translation): " in saved, saved
-            # Readers who need bigger captions get them.
-            caption_text = page.locator("#captions .caption.final .text").first
-            font_size = "node => parseFloat(getComputedStyle(node).fontSize)"
-            normal_px = await caption_text.evaluate(font_size)
-            await page.select_option("#caption-size", "larger")
-            assert await caption_text.evaluate(font_size) >= 1.5 * normal_px
-            page_finals = await page.eval_on_selector_all(
-                "#captions .caption.final[data-path=original] .text", "nodes => nodes.map(n => n.textContent)"
-            )
-            whisper_finals = await page.eval_on_selector_all(
-                "#captions .caption.final[data-path=whisper] .text", "nodes => nodes.map(n => n.textContent)"
-            )
-            report = await asyncio.wait_for(jean, 90)
-        finally:
-            await context.close()
+        )
+        # The page shows Jean's camera, relayed by the server's media worker (one shared VP8
+        # encoding) and decoded by Chromium, and final captions of both speakers.
+        jean_video = page.locator("#videos .tile:not(#tile-self) video")
+        await jean_video.wait_for(timeout=30_000)
+        width = 0
+        for _ in range(100):
+            width = await jean_video.evaluate("video => video.videoWidth")
+            if width:
+                break
+            await asyncio.sleep(0.2)
+        assert width == 640, "Jean's camera never played in the browser"
+        # Locators, not wait_for_function: the page's Content-Security-Policy forbids string eval.
+        await page.locator("#captions .caption.final[data-path=whisper]").first.wait_for(timeout=60_000)
+        await (
+            page.locator("#captions .caption.final[data-path=original]")
+            .filter(has_text=re.compile(r"for your country", re.IGNORECASE))  # the last words
+            .first.wait_for(timeout=60_000)
+        )
+        amal_finished.set()
+        await keep_screenshot(page, "call.png")
+        await assert_accessible(page, "the call on a desktop")
+        # The reader can keep their own copy of the final captions (the server stores none).
+        async with page.expect_download() as download_info:
+            await page.click("#download-captions")
+        download_path = await (await download_info.value).path()
+        saved = await asyncio.to_thread(Path(download_path).read_text, encoding="utf-8")
+        assert "Cardiology consult" in saved and "Dr Amal Haddad (en): " in saved
+        assert re.search(r"for your country", saved, re.IGNORECASE), saved
+        assert "Dr Jean Morel (fr→en, Whisper speech translation): " in saved, saved
+        # Readers who need bigger captions get them.
+        caption_text = page.locator("#captions .caption.final .text").first
+        font_size = "node => parseFloat(getComputedStyle(node).fontSize)"
+        normal_px = await caption_text.evaluate(font_size)
+        await page.select_option("#caption-size", "larger")
+        assert await caption_text.evaluate(font_size) >= 1.5 * normal_px
+        page_finals = await page.eval_on_selector_all(
+            "#captions .caption.final[data-path=original] .text", "nodes => nodes.map(n => n.textContent)"
+        )
+        whisper_finals = await page.eval_on_selector_all(
+            "#captions .caption.final[data-path=whisper] .text", "nodes => nodes.map(n => n.textContent)"
+        )
+        report = await asyncio.wait_for(jean, 90)
 
     reference = normalised_words(reference_text(speech_dir, "en_jfk.flac"))
     # What Amal said, as Jean received it: the original English, marked (no en→fr model here).

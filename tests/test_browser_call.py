@@ -22,6 +22,7 @@ from browser_support import (
     keep_screenshot,
     launched,
     new_page,
+    page_with_microphone,
     sign_in,
     sign_in_to_prejoin,
     wait_until,
@@ -164,7 +165,6 @@ async def test_muting_silences_the_speakers_captions(
     server: RunningServer, speech_dir: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     server.member("Dr Amal Mute", "amal.mute@example.org")
@@ -182,13 +182,7 @@ async def test_muting_silences_the_speakers_captions(
             if event["kind"] != "partial" and re.search(r"country", event["text"], re.IGNORECASE):
                 final_from_amal.set()
 
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
-        )
+    async with page_with_microphone(chromium, tmp_path / "profile", microphone) as page:
         leave = asyncio.Event()
         jean = asyncio.create_task(
             join_room(
@@ -203,8 +197,6 @@ async def test_muting_silences_the_speakers_captions(
             )
         )
         try:
-            page = context.pages[0] if context.pages else await context.new_page()
-            page.set_default_timeout(30_000)
             await sign_in_to_prejoin(page, room_url, "amal.mute@example.org")
             await page.select_option("#speaks", "en")
             await page.uncheck("#audio-processing")
@@ -225,7 +217,6 @@ async def test_muting_silences_the_speakers_captions(
             await asyncio.wait_for(final_from_amal.wait(), 120)
         finally:
             leave.set()
-            await context.close()
         report = await asyncio.wait_for(jean, 60)
 
     # Every caption of Amal's is of speech after she unmuted (half a second for the audio's way there).
@@ -282,7 +273,6 @@ async def test_the_captions_outlast_an_outage_and_the_call_rejoins_when_the_serv
     whisper_model_path: Path, speech_dir: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     data_dir = tmp_path / "data"
@@ -292,49 +282,38 @@ async def test_the_captions_outlast_an_outage_and_the_call_rejoins_when_the_serv
     try:
         amal = server.member("Dr Amal Haddad", "amal@example.org")
         room_url = create_room(server, amal, "consultation", "Night outage")
-        async with async_playwright() as playwright:
-            context = await playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=chromium,
-                headless=True,
-                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
-            )
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                page.set_default_timeout(30_000)
-                await sign_in_to_prejoin(page, room_url, "amal@example.org")
-                await page.select_option("#speaks", "en")
-                await page.uncheck("#audio-processing")
-                await page.click("#join-button")
-                final = page.locator("#captions .caption.final").filter(has_text=re.compile("country", re.I))
-                await final.first.wait_for(timeout=90_000)
+        async with page_with_microphone(chromium, tmp_path / "profile", microphone) as page:
+            await sign_in_to_prejoin(page, room_url, "amal@example.org")
+            await page.select_option("#speaks", "en")
+            await page.uncheck("#audio-processing")
+            await page.click("#join-button")
+            final = page.locator("#captions .caption.final").filter(has_text=re.compile("country", re.I))
+            await final.first.wait_for(timeout=90_000)
 
-                # The server goes away for longer than the quick retries: the page keeps trying,
-                # slowly, and the captions stay readable and downloadable.
-                await asyncio.to_thread(stop_server, server)
-                banner = page.locator("#connection-banner")
-                await banner.filter(has_text="Still trying").wait_for(timeout=120_000)
-                assert await final.first.is_visible()
-                assert await page.locator("#retry-now").is_visible()
-                async with page.expect_download() as download_info:
-                    await page.click("#download-captions")
-                download = Path(await (await download_info.value).path())
-                saved = await asyncio.to_thread(download.read_text, encoding="utf-8")
-                assert "Night outage" in saved and re.search("country", saved, re.I), saved
+            # The server goes away for longer than the quick retries: the page keeps trying,
+            # slowly, and the captions stay readable and downloadable.
+            await asyncio.to_thread(stop_server, server)
+            banner = page.locator("#connection-banner")
+            await banner.filter(has_text="Still trying").wait_for(timeout=120_000)
+            assert await final.first.is_visible()
+            assert await page.locator("#retry-now").is_visible()
+            async with page.expect_download() as download_info:
+                await page.click("#download-captions")
+            download = Path(await (await download_info.value).path())
+            saved = await asyncio.to_thread(download.read_text, encoding="utf-8")
+            assert "Night outage" in saved and re.search("country", saved, re.I), saved
 
-                # Back: "Try now" rejoins at once, and the captions from before are still there.
-                await asyncio.to_thread(start_stopped_server, server)
-                await page.click("#retry-now")
-                await banner.wait_for(state="hidden", timeout=60_000)
-                await page.locator("#call-title").filter(has_text="Night outage").wait_for()
-                assert await final.first.is_visible()
-                for _ in range(150):
-                    if "joined room" in server.log():
-                        break
-                    await asyncio.sleep(0.2)
-                assert "joined room" in server.log()
-            finally:
-                await context.close()
+            # Back: "Try now" rejoins at once, and the captions from before are still there.
+            await asyncio.to_thread(start_stopped_server, server)
+            await page.click("#retry-now")
+            await banner.wait_for(state="hidden", timeout=60_000)
+            await page.locator("#call-title").filter(has_text="Night outage").wait_for()
+            assert await final.first.is_visible()
+            for _ in range(150):
+                if "joined room" in server.log():
+                    break
+                await asyncio.sleep(0.2)
+            assert "joined room" in server.log()
     finally:
         stop_server(server)
 
@@ -343,83 +322,72 @@ async def test_the_phone_layout_and_the_arabic_interface(
     server: RunningServer, speech_dir: Path, tmp_path: Path
 ) -> None:
     from conftest import require_browser
-    from playwright.async_api import async_playwright
 
     chromium = require_browser()
     server.member("Dr Layla Phone", "layla@example.org")
     microphone = padded_speech(speech_dir / "en_jfk.flac", tmp_path / "jfk.wav", lead_s=2.0, tail_s=4.0)
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
-            viewport={"width": 390, "height": 844},
-        )
-        try:
-            page = context.pages[0] if context.pages else await context.new_page()
-            page.set_default_timeout(30_000)
-            await page.goto(server.base_url + "/")
-            await sign_in(page, "layla@example.org")
-            # A named room, created from the lobby.
-            await page.fill("#room-title", "Ward round")
-            await page.click("#new-consultation")
-            await page.locator("#prejoin-room").filter(has_text="Ward round").wait_for()
-            assert await page.evaluate(NO_OVERFLOW), "the pre-join check overflows a phone's width"
-            await page.select_option("#speaks", "en")
-            await page.uncheck("#audio-processing")
-            await page.click("#join-button")
-            await page.locator("#call-title").filter(has_text="Ward round").wait_for()
-            caption = page.locator("#captions .caption.final").last
-            await caption.wait_for(timeout=90_000)
+    async with page_with_microphone(
+        chromium, tmp_path / "profile", microphone, viewport={"width": 390, "height": 844}
+    ) as page:
+        await page.goto(server.base_url + "/")
+        await sign_in(page, "layla@example.org")
+        # A named room, created from the lobby.
+        await page.fill("#room-title", "Ward round")
+        await page.click("#new-consultation")
+        await page.locator("#prejoin-room").filter(has_text="Ward round").wait_for()
+        assert await page.evaluate(NO_OVERFLOW), "the pre-join check overflows a phone's width"
+        await page.select_option("#speaks", "en")
+        await page.uncheck("#audio-processing")
+        await page.click("#join-button")
+        await page.locator("#call-title").filter(has_text="Ward round").wait_for()
+        caption = page.locator("#captions .caption.final").last
+        await caption.wait_for(timeout=90_000)
 
-            # Captions and the speaker's tile share the screen; nothing runs off it sideways.
-            for selector in ("#captions .caption.final >> nth=-1", "#tile-self", "#toggle-mic", "#leave"):
-                box = await page.locator(selector).bounding_box()
-                assert box is not None, selector
-                assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
-                assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (selector, box)
-            assert await page.evaluate(NO_OVERFLOW), "the call overflows a phone's width"
-            # The people list does not scroll away with the captions; on a phone it starts folded,
-            # leaving the room to the captions and the chat.
-            assert await page.locator("#captions #people").count() == 0
-            assert await page.locator("#people").is_hidden()
-            for selector in ("#chat-text", "#chat-send"):
-                box = await page.locator(selector).bounding_box()
-                assert box is not None and box["y"] + box["height"] <= 844, (selector, box)
-            await assert_accessible(page, "the call on a phone")
-            await keep_screenshot(page, "call-phone.png")
+        # Captions and the speaker's tile share the screen; nothing runs off it sideways.
+        for selector in ("#captions .caption.final >> nth=-1", "#tile-self", "#toggle-mic", "#leave"):
+            box = await page.locator(selector).bounding_box()
+            assert box is not None, selector
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (selector, box)
+        assert await page.evaluate(NO_OVERFLOW), "the call overflows a phone's width"
+        # The people list does not scroll away with the captions; on a phone it starts folded,
+        # leaving the room to the captions and the chat.
+        assert await page.locator("#captions #people").count() == 0
+        assert await page.locator("#people").is_hidden()
+        for selector in ("#chat-text", "#chat-send"):
+            box = await page.locator(selector).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 844, (selector, box)
+        await assert_accessible(page, "the call on a phone")
+        await keep_screenshot(page, "call-phone.png")
 
-            # The interface in Arabic: right to left, its own digits everywhere, remembered.
-            await page.select_option("#interface-language", "ar")
-            await page.wait_for_selector("html[dir=rtl][lang=ar]")
-            await page.locator("#leave").filter(has_text="مغادرة").wait_for()
-            assert await caption.evaluate("node => getComputedStyle(node).direction") == "rtl"
-            assert await page.evaluate("() => localStorage.getItem('babelcall.interfaceLanguage')") == "ar"
-            # The timer's digits are those of the Arabic locale (whichever numerals CLDR gives it), the
-            # same as the people count's, not the browser's own locale's.
-            zero = await page.evaluate("() => new Intl.NumberFormat('ar').format(0)")
-            arabic_digits = "".join(chr(ord(zero) + n) for n in range(10))
-            timer = await page.locator("#call-timer").inner_text()
-            assert re.fullmatch(f"[{arabic_digits}]+:[{arabic_digits}]{{2}}", timer), timer
-            assert (await page.locator("#people-count").inner_text()) in arabic_digits
-            await page.click("#people-panel summary")
-            people = await page.locator("#people").inner_text()
-            assert "الإنجليزية" in people and not re.search(
-                r"[A-Za-z]{4,}", people.replace("Dr Layla Phone", "")
-            ), people
-            assert await page.evaluate(NO_OVERFLOW), "the Arabic call overflows a phone's width"
-            await assert_accessible(page, "the Arabic call on a phone")
-            await page.set_viewport_size({"width": 1280, "height": 800})
-            # A large screen gives the video its space (the tile once stayed ~390 px wide).
-            tile = await page.locator("#tile-self").bounding_box()
-            assert tile is not None and tile["width"] > 600, tile
-            await keep_screenshot(page, "call-arabic.png")
-            await page.select_option("#interface-language", "en")
-            await page.wait_for_selector("html[dir=ltr][lang=en]")
-            assert re.fullmatch(r"\d+:\d{2}", await page.locator("#call-timer").inner_text())
-        finally:
-            await context.close()
+        # The interface in Arabic: right to left, its own digits everywhere, remembered.
+        await page.select_option("#interface-language", "ar")
+        await page.wait_for_selector("html[dir=rtl][lang=ar]")
+        await page.locator("#leave").filter(has_text="مغادرة").wait_for()
+        assert await caption.evaluate("node => getComputedStyle(node).direction") == "rtl"
+        assert await page.evaluate("() => localStorage.getItem('babelcall.interfaceLanguage')") == "ar"
+        # The timer's digits are those of the Arabic locale (whichever numerals CLDR gives it), the
+        # same as the people count's, not the browser's own locale's.
+        zero = await page.evaluate("() => new Intl.NumberFormat('ar').format(0)")
+        arabic_digits = "".join(chr(ord(zero) + n) for n in range(10))
+        timer = await page.locator("#call-timer").inner_text()
+        assert re.fullmatch(f"[{arabic_digits}]+:[{arabic_digits}]{{2}}", timer), timer
+        assert (await page.locator("#people-count").inner_text()) in arabic_digits
+        await page.click("#people-panel summary")
+        people = await page.locator("#people").inner_text()
+        assert "الإنجليزية" in people and not re.search(
+            r"[A-Za-z]{4,}", people.replace("Dr Layla Phone", "")
+        ), people
+        assert await page.evaluate(NO_OVERFLOW), "the Arabic call overflows a phone's width"
+        await assert_accessible(page, "the Arabic call on a phone")
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        # A large screen gives the video its space (the tile once stayed ~390 px wide).
+        tile = await page.locator("#tile-self").bounding_box()
+        assert tile is not None and tile["width"] > 600, tile
+        await keep_screenshot(page, "call-arabic.png")
+        await page.select_option("#interface-language", "en")
+        await page.wait_for_selector("html[dir=ltr][lang=en]")
+        assert re.fullmatch(r"\d+:\d{2}", await page.locator("#call-timer").inner_text())
 
 
 async def test_the_room_name_given_at_creation_is_the_calls_title(server: RunningServer) -> None:
