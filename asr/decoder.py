@@ -143,8 +143,13 @@ class Attempt:
         return self.no_speech_prob > NO_SPEECH_MAX and self.avg_logprob < LOG_PROB_MIN
 
     @property
+    def loops(self) -> bool:
+        """The text repeats itself (gzip compresses it too well): a decoding loop, never what was said."""
+        return self.compression_ratio > COMPRESSION_RATIO_MAX
+
+    @property
     def passed(self) -> bool:
-        return self.compression_ratio <= COMPRESSION_RATIO_MAX and self.avg_logprob >= LOG_PROB_MIN
+        return not self.loops and self.avg_logprob >= LOG_PROB_MIN
 
     @property
     def confidence(self) -> Confidence:
@@ -393,9 +398,7 @@ class WhisperDecoder:
         """Beam search can fall into a loop ("nothing new, nothing new, ..." to the token limit) where
         greedy decoding of the same window does not: such rows are decoded again greedily, and the
         greedy text is kept where it does not loop (a window that loops either way settles nothing)."""
-        looping = [
-            row for row, attempt in enumerate(attempts) if attempt.compression_ratio > COMPRESSION_RATIO_MAX
-        ]
+        looping = [row for row, attempt in enumerate(attempts) if attempt.loops]
         if not looping:
             return attempts
         greedy = self._attempts(
@@ -409,7 +412,7 @@ class WhisperDecoder:
         )
         kept = list(attempts)
         for row, attempt in zip(looping, greedy, strict=True):
-            if attempt.compression_ratio <= COMPRESSION_RATIO_MAX:
+            if not attempt.loops:
                 kept[row] = attempt
         return kept
 
@@ -665,7 +668,7 @@ class WhisperDecoder:
             # said. A merely unconfident decode is kept, as faster-whisper does: the VAD already judged
             # this to be speech, and a word cut off by finish() or max_utterance_s decodes this way.
             # Its confidence says so.
-            plausible = [a for a in attempts[row] if a.compression_ratio <= COMPRESSION_RATIO_MAX]
+            plausible = [a for a in attempts[row] if not a.loops]
             best = max(plausible, key=lambda a: a.avg_logprob) if plausible else None
             kept[row] = (best.text, best) if best else ("", attempts[row][-1])
         return kept
