@@ -7,7 +7,7 @@ lets several streams' utterances share one batched call.
 
 Two kinds of task: a `DecodeTask` is one utterance (a partial or a final, the first pass); a
 `WindowTask` is the second pass (asr/settle.py): up to 30 s of a speaker's finals back to back, decoded
-with timestamps so that its words can be given back to the finals they came from.
+as one text, cut into sentences that asr/settle.py gives back to the finals they were said in.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ _SHORT_WINDOW_STEP_FRAMES = 100
 _MAX_TOKENS_PER_S = 15
 _MIN_TOKENS = 10
 
-# Whisper's timestamp tokens count 20 ms steps from the window's start.
-_TIMESTAMP_STEP_S = 0.02
+# What ends a sentence in the eleven languages' scripts (Thai has no mark of its own).
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…")
 
 # Temperatures of OpenAI's transcribe(), which faster-whisper keeps as defaults.
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -73,7 +73,7 @@ class DecodeTask:
 @dataclass(frozen=True, eq=False)
 class WindowTask:
     """The second pass over a speaker's finals: their audio back to back (at most WINDOW_S), decoded
-    with timestamps (beam search of the decoder's `window_beam_size`). Like finals, windows carry only
+    as one text (beam search of the decoder's `window_beam_size`). Like finals, windows carry only
     the room's glossary as previous text (see asr/settle.py for why not the speaker's settled text)."""
 
     audio: np.ndarray
@@ -94,21 +94,19 @@ class Decoded:
 
 
 @dataclass(frozen=True)
-class TimedText:
-    """A segment of a window's decode: where Whisper says it was spoken, in seconds of the window."""
+class Sentence:
+    """A sentence of a window's decode, with its tokens' mean log probability."""
 
-    start_s: float
-    end_s: float
     text: str  # stripped, loops collapsed, Chinese simplified; boilerplate is judged by the caller
     avg_logprob: float
 
 
 @dataclass(frozen=True)
 class WindowTranscript:
-    segments: tuple[TimedText, ...]
-    # The segments account for the window's audio up to here: the decode reached its token limit
-    # before the end of a long window, and audio after this was not decoded.
-    complete_s: float
+    sentences: tuple[Sentence, ...]
+    # The decode reached its token limit before the end of the window's audio: the sentence it was in
+    # is left out, and what was said after it was not decoded.
+    cut_off: bool
     confidence: Confidence  # of the whole window's decode
 
 
@@ -325,7 +323,7 @@ class WhisperDecoder:
         translate = [
             i
             for i, t in enumerate(tasks)
-            if t.english_wanted and t.language != "en" and transcripts[i].segments
+            if t.english_wanted and t.language != "en" and transcripts[i].sentences
         ]
         if translate:
             translated = self._window_transcripts(
@@ -344,8 +342,8 @@ class WhisperDecoder:
         task_name: str,
         seconds: list[float],
     ) -> list[WindowTranscript]:
-        """Timestamped decodes of whole windows (beam search of `window_beam_size`), each with its
-        tokens' log probabilities so that every segment gets a confidence of its own."""
+        """Decodes of whole windows (beam search of `window_beam_size`), each with its tokens' log
+        probabilities so that every sentence gets a confidence of its own."""
         prompts = [self.window_prompt(language, task_name, glossary) for language, glossary in rows]
         by_sot: dict[int, list[int]] = {}
         for i, prompt in enumerate(prompts):
@@ -381,8 +379,8 @@ class WhisperDecoder:
             )
             for i, attempt in zip(group, attempts, strict=True):
                 cut_off = len(attempt.tokens) >= returned
-                results[i] = self._segments(
-                    attempt, tokenizer, rows[i][0] if task_name == "transcribe" else "en", seconds[i], cut_off
+                results[i] = window_sentences(
+                    attempt, tokenizer, rows[i][0] if task_name == "transcribe" else "en", cut_off
                 )
         return [r for r in results if r is not None]
 
@@ -428,7 +426,7 @@ class WhisperDecoder:
         over their text (CTranslate2's `align`). Beam search returns only a whole sequence's score, and
         a window's lines need one each; on the development consultations these agree with the
         probabilities greedy decoding computes as it goes (correlation 0.97, means within 0.02).
-        Timestamps are given 0."""
+        Special tokens are given 0."""
         scored = list(attempts)
         by_start: dict[tuple[int, ...], list[int]] = {}
         for row, (prompt, attempt) in enumerate(zip(prompts, attempts, strict=True)):
@@ -452,51 +450,6 @@ class WhisperDecoder:
                     ),
                 )
         return scored
-
-    def _segments(
-        self, attempt: Attempt, tokenizer: Tokenizer, language: str, window_s: float, cut_off: bool
-    ) -> WindowTranscript:
-        """Whisper's timestamped output as segments: <|t0|> words <|t1|>, a repeated timestamp between
-        two segments. Words after the last timestamp end at the window's end, unless the decode was cut
-        off by its token limit: then they are incomplete and left out."""
-        first_timestamp = tokenizer.timestamp_begin
-        segments: list[TimedText] = []
-        start: float | None = None
-        words: list[int] = []
-        logprobs: list[float] = []
-        complete_s = 0.0
-        logprobs_of = [*attempt.token_logprobs, *[0.0] * (len(attempt.tokens) - len(attempt.token_logprobs))]
-        for token, logprob in zip(attempt.tokens, logprobs_of, strict=False):
-            if token < first_timestamp:
-                words.append(token)
-                logprobs.append(logprob)
-                continue
-            at = min((token - first_timestamp) * _TIMESTAMP_STEP_S, window_s)
-            if words:
-                segments.append(
-                    self._segment(start or 0.0, at, words, [*logprobs, logprob], tokenizer, language)
-                )
-                words, logprobs = [], []
-            complete_s = max(complete_s, at)
-            start = at
-        if words and not cut_off:
-            segments.append(self._segment(start or 0.0, window_s, words, logprobs, tokenizer, language))
-        if not cut_off:
-            complete_s = window_s
-        return WindowTranscript(tuple(s for s in segments if s.text), complete_s, attempt.confidence)
-
-    def _segment(
-        self,
-        start_s: float,
-        end_s: float,
-        tokens: list[int],
-        logprobs: list[float],
-        tokenizer: Tokenizer,
-        language: str,
-    ) -> TimedText:
-        text = in_one_script(trim_repetition(tokenizer.decode(tokens).strip()), language)
-        avg = sum(logprobs) / (len(logprobs) + 1) if logprobs else 0.0
-        return TimedText(start_s, max(start_s, end_s), text, round(avg, 4))
 
     def _encode(self, audios: list[np.ndarray], *, short_window: bool) -> StorageView:
         extractor = self._model.feature_extractor
@@ -562,11 +515,19 @@ class WhisperDecoder:
         return _Prompt(tokens, sot_index=len(before), prefix_length=len(said), start_tokens=start)
 
     def window_prompt(self, language: str, task: str, glossary: Sequence[str]) -> _Prompt:
-        """Glossary terms as previous text, then SOT with timestamps on."""
+        """Glossary terms as previous text, then SOT, without timestamps.
+
+        Timestamps cost the settled text accuracy and bought nothing it used: on the development
+        consultations, windows decoded without them settled text at 13.9% word errors against 14.6%
+        with them, better on each file, at the same cost (bench/RESULTS.md). Words go back to their
+        finals by their text (asr/settle.py); Whisper's segment times, which came in whole seconds on
+        consultation audio, had given words to the wrong lines.
+        """
         tokenizer = self._tokenizer(language, task)
         before = self._previous_text(tokenizer, glossary)
-        tokens = [*before, *tokenizer.sot_sequence]
-        return _Prompt(tokens, sot_index=len(before), prefix_length=0, start_tokens=len(tokens))
+        tokens = [*before, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+        start = len(before) + len(tokenizer.sot_sequence)
+        return _Prompt(tokens, sot_index=len(before), prefix_length=0, start_tokens=start)
 
     def _previous_text(self, tokenizer: Tokenizer, glossary: Sequence[str]) -> list[int]:
         # Closed with a full stop: an open list of terms invites Whisper to go on with it, and behind 23
@@ -621,7 +582,7 @@ class WhisperDecoder:
         CTranslate2's Whisper stops after min(max_length / 2, max_length - tokens up to the SOT sequence)
         tokens (whisper.cc; CTranslate2 issue #1856): passing the wanted count itself returned half of
         it, and nothing at all behind a long glossary. Whisper's 448-token context still bounds both, so
-        no decode returns more than 224 tokens: a window's decode can be cut off (see _segments).
+        no decode returns more than 224 tokens: a window's decode can be cut off (see window_sentences).
         """
         return min(self._max_length, max(2 * tokens_after_sot, tokens_after_sot + prompt.start_tokens))
 
@@ -723,6 +684,35 @@ class WhisperDecoder:
                 )
             )
         return attempts
+
+
+def window_sentences(
+    attempt: Attempt, tokenizer: Tokenizer, language: str, cut_off: bool
+) -> WindowTranscript:
+    """A window's decode cut into sentences, each scored by its own tokens. A decode cut off by its
+    token limit loses the sentence it was in: its words run on into audio that was not decoded."""
+    sentences: list[Sentence] = []
+    tokens: list[int] = []
+    logprobs: list[float] = []
+    logprobs_of = [*attempt.token_logprobs, *[0.0] * (len(attempt.tokens) - len(attempt.token_logprobs))]
+    for token, logprob in zip(attempt.tokens, logprobs_of, strict=False):
+        if token >= tokenizer.eot:
+            continue
+        tokens.append(token)
+        logprobs.append(logprob)
+        # The text so far, not the token alone: a full-width mark can take two byte tokens.
+        if tokenizer.decode(tokens).rstrip().endswith(SENTENCE_ENDS):
+            sentences.append(_sentence(tokens, logprobs, tokenizer, language))
+            tokens, logprobs = [], []
+    if tokens and not cut_off:
+        sentences.append(_sentence(tokens, logprobs, tokenizer, language))
+    return WindowTranscript(tuple(s for s in sentences if s.text), cut_off, attempt.confidence)
+
+
+def _sentence(tokens: list[int], logprobs: list[float], tokenizer: Tokenizer, language: str) -> Sentence:
+    text = in_one_script(trim_repetition(tokenizer.decode(tokens).strip()), language)
+    # As Whisper scores a whole decode: summed log probability over the tokens and the end.
+    return Sentence(text, round(sum(logprobs) / (len(logprobs) + 1), 4))
 
 
 def _context_window(task: DecodeTask) -> ContextWindow | None:

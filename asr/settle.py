@@ -53,13 +53,19 @@ from asr.config import (
     SpeechEvent,
     SpeechEventKind,
 )
-from asr.decoder import WINDOW_S, TimedText, WindowDecoded, WindowTask, WindowTranscript, compression_ratio
+from asr.decoder import (
+    SENTENCE_ENDS,
+    WINDOW_S,
+    Sentence,
+    WindowDecoded,
+    WindowTask,
+    WindowTranscript,
+    compression_ratio,
+)
 from asr.hallucinations import clean_transcript
 
-# Audio put in a window at most: Whisper's timestamps run to 30.0 s, and its last words need room.
+# Audio put in a window at most: Whisper hears 30.0 s, and its last words need room.
 _MAX_WINDOW_S = WINDOW_S - 0.5
-# A segment that covers at least this share of a final's audio takes that final into its line.
-_COVERS = 0.5
 
 
 @dataclass(frozen=True)
@@ -276,53 +282,49 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     final before it, or after it when a sentence ended in between. A final whose settled text does not
     end a sentence is merged with the next one into one line: the first pass cut a sentence in two.
 
-    A final whose audio runs past what the decode covered (it was cut off at its token limit, or Whisper
-    ended it early) is not settled, nor any after it. A window Whisper failed on (a repetition loop, or
-    a text it gave too little probability) settles its finals as they were rather than replacing them
-    with its guess.
+    A final the decode did not hear to its end is not settled, nor any after it: the decode was cut off at
+    its token limit, or Whisper ended it early and the final's last words have nothing in its text
+    (long windows skip a stretch now and then). A window Whisper failed on (a repetition loop, or a text
+    it gave too little probability) settles its finals as they were rather than replacing them with its
+    guess.
     """
     transcript = decoded.transcript
-    before = len(window.context)
-    window_spans = window.spans  # the context's lines', then the finals'
-    complete_s = transcript.complete_s
-    stopped_early = bool(transcript.segments) and (
-        window_spans[-1][1] - transcript.segments[-1].end_s > _STOPPED_EARLY_S
-    )
-    if stopped_early:
-        # Whisper ended the decode well before the audio: it skipped what was said after its last
-        # timestamp (long windows do, now and then), and that is as good as not decoded.
-        complete_s = min(complete_s, transcript.segments[-1].end_s)
-    heard = next((i for i, (_, end) in enumerate(window_spans) if end > complete_s + 0.5), len(window_spans))
-    covered = max(0, heard - before)  # of the finals
-    if covered == 0:
-        first = window.finals[0]
-        if stopped_early and first.event.uncertain:
-            # Heard, and Whisper wrote nothing there: an unsure final (noise read as words) goes.
-            return [SettledGroup((first,), "", None, transcript.confidence, None)]
-        # Not even the first final fits what was decoded (a 15 s utterance of fast speech beyond the
-        # token limit, or a decode that stopped early): it keeps its first-pass text, so that the queue
-        # moves on.
-        return [_as_they_were((first,))]
-    settles = min(window.settles, covered)
     confidence = transcript.confidence
     if confidence.compression_ratio > COMPRESSION_RATIO_MAX or (
         confidence.avg_logprob < LOG_PROB_MIN and not _silent(confidence)
     ):
-        return [_as_they_were((final,)) for final in window.finals[:settles]]
+        return [_as_they_were((final,)) for final in window.finals[: window.settles]]
+    before = len(window.context)
     language = window.task.language
-    finals = window.finals[:covered]
     # The context's lines take part in the alignment with their settled text, then their words are left
-    # out: they are already settled. So do the finals the decode did not cover: the words it heard of
-    # them before it stopped are theirs, not the last covered final's.
+    # out: they are already settled. So do the finals the decode did not hear to their end: the words it
+    # heard of them before it stopped are theirs, not the last covered final's.
     aligned = (*window.context, *window.finals)
-    units = [] if _silent(confidence) else _units(transcript.segments, language)
-    pieces = _split(units, [f.event.text for f in aligned], language)[before:]
+    units = [] if _silent(confidence) else _units(transcript.sentences, language)
+    split, heard = _split(units, [f.event.text for f in aligned], language, transcript.cut_off)
+    covered = min(len(window.finals), max(0, heard - before))  # of the finals
+    if covered == 0:
+        first = window.finals[0]
+        if first.event.uncertain and not transcript.cut_off:
+            # Heard, and Whisper wrote nothing there: an unsure final (noise read as words) goes.
+            return [SettledGroup((first,), "", None, confidence, None)]
+        # Not even the first final was heard to its end (a 15 s utterance of fast speech beyond the
+        # token limit, or a decode that stopped early): it keeps its first-pass text, so that the queue
+        # moves on.
+        return [_as_they_were((first,))]
+    settles = min(window.settles, covered)
+    finals = window.finals[:covered]
+    pieces = split[before:]
     english_pieces: list[list[_Unit]] | None = None
+    english_heard = 0
     english = decoded.english
     if english is not None:
-        english_units = _units(english.segments, "en")
-        english_pieces = _split(english_units, [f.event.english or "" for f in aligned], "en")[before:]
-    spans = window_spans[before : before + covered]  # the covered finals', in seconds of the window
+        english_units = _units(english.sentences, "en")
+        english_split, english_heard = _split(
+            english_units, [f.event.english or "" for f in aligned], "en", english.cut_off
+        )
+        english_pieces = english_split[before:]
+    spans = window.spans[before : before + covered]  # the covered finals', in seconds of the window
     groups = _lines(pieces, spans, language, settles)
     result = []
     for first, last in groups:
@@ -337,7 +339,7 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
             continue
         english_text, english_confidence = None, None
         if english_pieces is not None and english is not None and text:
-            if spans[last][1] <= english.complete_s + 0.5:
+            if before + last < english_heard:
                 mine_english = [u for piece in english_pieces[first : last + 1] for u in piece]
                 english_text = clean_transcript(_join(mine_english, "en"), duration) or None
                 english_confidence = _confidence(mine_english, english) if english_text else None
@@ -356,21 +358,21 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     return result
 
 
-_SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
-# A window's decode whose last segment ends more than this before the audio does stopped early. On the
-# development consultations the last timestamp fell within 0.9 s of the end (the trailing pad, a
-# timestamp a little early) in every window but one, which skipped a whole question (3.2 s).
-_STOPPED_EARLY_S = 1.5
+# A decode that left this many of the finals' last words (characters, in languages written without
+# spaces) without a counterpart stopped early: it skipped what was said there. Fewer are words the
+# first pass had and the window rightly left out (a filler, a word invented on breath).
+_UNHEARD_WORDS = 4
+_UNHEARD_CHARACTERS = 8
 # Lines merged because a sentence ran across them stop growing at this length.
 _MAX_LINE_S = 20.0
 
 
-def _units(segments: Sequence[TimedText], language: str) -> list[_Unit]:
+def _units(sentences: Sequence[Sentence], language: str) -> list[_Unit]:
     unspaced = language in UNSPACED_LANGUAGES
     return [
-        _Unit(unit, segment.avg_logprob)
-        for segment in segments
-        for unit in (list(segment.text.replace(" ", "")) if unspaced else segment.text.split())
+        _Unit(unit, sentence.avg_logprob)
+        for sentence in sentences
+        for unit in (list(sentence.text.replace(" ", "")) if unspaced else sentence.text.split())
     ]
 
 
@@ -379,8 +381,11 @@ def _key(unit: str) -> str:
     return "".join(ch for ch in unit.casefold() if ch.isalnum())
 
 
-def _split(units: list[_Unit], finals: Sequence[str], language: str) -> list[list[_Unit]]:
-    """The window's units cut into one piece per final, in order (see settle_groups)."""
+def _split(
+    units: list[_Unit], finals: Sequence[str], language: str, cut_off: bool
+) -> tuple[list[list[_Unit]], int]:
+    """The window's units cut into one piece per final, in order (see settle_groups), and how many of
+    the finals (from the first) the decode heard to their end."""
     unspaced = language in UNSPACED_LANGUAGES
     owner: list[int] = []  # the final each of the finals' units belongs to
     theirs: list[str] = []
@@ -391,14 +396,24 @@ def _split(units: list[_Unit], finals: Sequence[str], language: str) -> list[lis
     ours = [_key(u.text) for u in units]
     assigned: list[int | None] = [None] * len(units)
     matcher = difflib.SequenceMatcher(None, theirs, ours, autojunk=False)
-    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+    opcodes = matcher.get_opcodes()
+    # The finals' units up to the last one the window's text has a counterpart for were heard.
+    heard_to = max((a1 for tag, _, a1, _, _ in opcodes if tag in ("equal", "replace")), default=0)
+    unheard = len(theirs) - heard_to
+    stopped = (
+        bool(units or cut_off)
+        and unheard > 0
+        and (cut_off or unheard >= (_UNHEARD_CHARACTERS if unspaced else _UNHEARD_WORDS))
+    )
+    heard = owner[heard_to] if stopped else len(finals)
+    for tag, a0, a1, b0, b1 in opcodes:
         if tag in ("equal", "replace"):
             for k in range(b0, b1):
                 # A replaced stretch of another length is mapped in proportion.
                 assigned[k] = owner[a0 + (k - b0) * (a1 - a0) // (b1 - b0)]
     pieces: list[list[_Unit]] = [[] for _ in finals]
     if not finals:
-        return pieces
+        return pieces, heard
     k = 0
     previous = 0
     while k < len(units):
@@ -415,13 +430,13 @@ def _split(units: list[_Unit], finals: Sequence[str], language: str) -> list[lis
         # before them (the first pass missed how that final began).
         target = previous
         for j in range(k, run_end):
-            sentence_ended = j > 0 and units[j - 1].text.endswith(_SENTENCE_END)
+            sentence_ended = j > 0 and units[j - 1].text.endswith(SENTENCE_ENDS)
             if following is not None and following > target and sentence_ended:
                 target = following
             pieces[target].append(units[j])
         previous = target
         k = run_end
-    return pieces
+    return pieces, heard
 
 
 def _lines(
@@ -433,7 +448,7 @@ def _lines(
     first = 0
     for index in range(settles):
         text = pieces[index][-1].text if pieces[index] else ""
-        sentence_open = bool(text) and not text.endswith(_SENTENCE_END)
+        sentence_open = bool(text) and not text.endswith(SENTENCE_ENDS)
         room = index + 1 < settles and spans[index + 1][1] - spans[first][0] <= _MAX_LINE_S
         if sentence_open and room and pieces[index + 1]:
             continue

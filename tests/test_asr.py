@@ -575,7 +575,7 @@ async def test_a_window_whose_beam_search_loops_is_decoded_again_greedily(
     finally:
         await recognizer.aclose()
     assert beam_sizes == [5, 1]
-    text = normalise(" ".join(s.text for s in decoded.transcript.segments))
+    text = normalise(" ".join(s.text for s in decoded.transcript.sentences))
     assert "ask not what your country" in text, decoded.transcript
     assert decoded.transcript.confidence.compression_ratio <= 2.4
 
@@ -584,29 +584,26 @@ async def test_a_beam_searched_window_gives_each_line_a_confidence_of_its_own(
     whisper_model_path: Path, speech_dir: Path
 ) -> None:
     """Beam search scores only a whole sequence, and a settling window holds several lines: each
-    segment's confidence comes from a forced pass over its own tokens. In a window of a sentence played
-    backwards (a voice, but no words), then JFK's clear speech, Whisper reads the first part as
-    fluent nonsense, less sure of it than of JFK: one score for the whole window would mark both alike.
-    (Where beam search loops on this audio, as on an AMD EPYC, the window is decoded again greedily, and
-    its lines are scored the same way.)"""
+    sentence's confidence comes from a forced pass over its own tokens. In a window of JFK's speech
+    played backwards (a voice, but no words), then the same speech forwards, Whisper reads the first
+    part as fluent nonsense, less sure of it than of JFK: one score for the whole window would mark
+    both alike. (Where beam search loops on this audio, as on an AMD EPYC, the window is decoded again
+    greedily, and its lines are scored the same way.)"""
     from asr.decoder import WindowTask
 
-    backwards = audio_fixtures.espeak(
-        "The patient has had a fever and a headache for three days and cannot sleep at night.", "en"
-    )[::-1]
-    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
     jfk = load(speech_dir, "en_jfk.flac")
-    audio = np.concatenate([backwards, pause, jfk]).astype(np.float32)
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    audio = np.concatenate([jfk[::-1], pause, jfk]).astype(np.float32)
     recognizer = SpeechRecognizer(whisper_model_path, RecognizerConfig(settle_beam_size=5, second_pass=False))
     try:
         [decoded] = recognizer._decoder.decode_batch([WindowTask(audio, "en", english_wanted=False)])
     finally:
         await recognizer.aclose()
-    segments = decoded.transcript.segments
-    jfk_starts_s = (len(backwards) + len(pause)) / SAMPLE_RATE
-    unclear = [s for s in segments if s.end_s <= jfk_starts_s + 0.5]
-    clear = [s for s in segments if s.start_s >= jfk_starts_s - 0.5]
-    assert "ask not what your country" in normalise(" ".join(s.text for s in clear)), segments
-    assert unclear, f"Whisper wrote nothing for the backwards speech: the test shows nothing ({segments})"
-    assert all(-0.5 < s.avg_logprob < 0 for s in clear), segments
-    assert max(s.avg_logprob for s in unclear) < min(s.avg_logprob for s in clear) - 0.3, segments
+    sentences = decoded.transcript.sentences
+    clear = [s for s in sentences if {"americans", "country"} & set(normalise(s.text).split())]
+    unclear = [s for s in sentences if s not in clear]
+    assert "ask not what your country" in normalise(" ".join(s.text for s in clear)), sentences
+    assert unclear, f"Whisper wrote nothing for the backwards speech: the test shows nothing ({sentences})"
+    assert all(-0.5 < s.avg_logprob < 0 for s in clear), sentences
+    unclear_mean = sum(s.avg_logprob for s in unclear) / len(unclear)
+    assert unclear_mean < min(s.avg_logprob for s in clear) - 0.3, sentences

@@ -29,7 +29,7 @@ from asr import (
     to_traditional,
 )
 from asr.config import SAMPLE_RATE
-from asr.decoder import TimedText, WindowDecoded, WindowTranscript
+from asr.decoder import Attempt, Sentence, WindowDecoded, WindowTranscript, window_sentences
 from asr.settle import SecondPass, Window, settle_groups
 
 CHUNK = SAMPLE_RATE // 50
@@ -51,10 +51,10 @@ def window_of(finals: list[SpeechEvent], *, pause_s: float = 2.0) -> tuple[Secon
     return second_pass, window
 
 
-def decoded(*segments: str, complete_s: float = 30.0, logprob: float = -0.2) -> WindowDecoded:
-    # Timestamps do not matter to settling, except that the decode runs to the end of what it covered.
-    timed = tuple(TimedText(0.0, complete_s, text, logprob) for text in segments)
-    return WindowDecoded(WindowTranscript(timed, complete_s, Confidence(logprob, 0.01, 1.3)), None)
+def decoded(*sentences: str, cut_off: bool = False, logprob: float = -0.2) -> WindowDecoded:
+    """A window's decode; cut off at its token limit, it no longer holds the sentence it stopped in."""
+    written = tuple(Sentence(text, logprob) for text in sentences)
+    return WindowDecoded(WindowTranscript(written, cut_off, Confidence(logprob, 0.01, 1.3)), None)
 
 
 def test_a_sentence_the_first_pass_cut_in_two_settles_as_one_line() -> None:
@@ -88,7 +88,7 @@ def test_words_go_back_to_the_final_they_were_said_in() -> None:
 def test_a_cut_off_decode_settles_only_the_finals_it_covered() -> None:
     finals = [final(0, "First sentence.", 0.0, 4.0), final(1, "Second sentence.", 4.0, 8.0)]
     second_pass, window = window_of(finals)
-    events = second_pass.settle(window, decoded("First sentence.", "Second", complete_s=4.2), {})
+    events = second_pass.settle(window, decoded("First sentence.", cut_off=True), {})
     assert [e.replaces for e in events] == [(0,)]
     assert second_pass.unsettled == 1  # waits for the next window
 
@@ -96,13 +96,20 @@ def test_a_cut_off_decode_settles_only_the_finals_it_covered() -> None:
 def test_finals_after_a_decode_that_stopped_early_are_not_settled_by_it() -> None:
     finals = [final(0, "Where does it hurt?", 0.0, 4.0), final(1, "Any other medical problems?", 4.0, 8.0)]
     second_pass, window = window_of(finals)
-    # Whisper ended its decode at 3.8 s of the window's 8 s: the question after it was skipped.
-    skipped = WindowDecoded(
-        WindowTranscript((TimedText(0.0, 3.8, "Where does it hurt?", -0.2),), 8.0, CLEAR), None
-    )
-    events = second_pass.settle(window, skipped, {})
+    # Whisper ended its decode after the first question: the one after it was skipped.
+    events = second_pass.settle(window, decoded("Where does it hurt?"), {})
     assert [e.replaces for e in events] == [(0,)]
     assert second_pass.unsettled == 1  # heard in the next window
+
+
+def test_words_the_window_rightly_leaves_out_at_the_end_do_not_hold_a_final_back() -> None:
+    # "Thank you" invented by the first pass on a breath: the window does not have it, and that is not
+    # a decode that stopped early.
+    finals = [final(0, "Where does it hurt?", 0.0, 3.0), final(1, "In my chest. Thank you.", 3.5, 6.0)]
+    second_pass, window = window_of(finals)
+    events = second_pass.settle(window, decoded("Where does it hurt?", "In my chest."), {})
+    assert [(e.replaces, e.text) for e in events] == [((0,), "Where does it hurt?"), ((1,), "In my chest.")]
+    assert second_pass.unsettled == 0
 
 
 def test_a_final_whose_end_a_decode_skipped_keeps_its_own_words() -> None:
@@ -113,9 +120,8 @@ def test_a_final_whose_end_a_decode_skipped_keeps_its_own_words() -> None:
     second_pass.heard(14 * SAMPLE_RATE, in_speech=False)
     window = second_pass.next_window(english_wanted=False, glossary=())
     assert window is not None and len(window.context) == 1
-    # Context and first half heard, then the decode stopped at 5.5 s of the window's 9 s.
-    half = WindowTranscript((TimedText(0.0, 5.5, "Okay. Sorry, I forgot.", -0.2),), 9.0, CLEAR)
-    [settled] = second_pass.settle(window, WindowDecoded(half, None), {})
+    # Context and first half heard, then the decode stopped.
+    [settled] = second_pass.settle(window, decoded("Okay.", "Sorry, I forgot."), {})
     assert (settled.replaces, settled.text) == ((1,), question.text)
 
 
@@ -128,9 +134,45 @@ def test_an_unsure_final_a_decode_stopped_before_is_removed() -> None:
     window = second_pass.next_window(english_wanted=False, glossary=())
     assert window is not None
     # Whisper heard the context's word and nothing in the 4 s after it.
-    context_only = WindowTranscript((TimedText(0.0, 1.8, "Okay.", -0.2),), 6.0, CLEAR)
-    [settled] = second_pass.settle(window, WindowDecoded(context_only, None), {})
+    [settled] = second_pass.settle(window, decoded("Okay."), {})
     assert (settled.replaces, settled.text) == ((1,), "")
+
+
+def test_a_window_decode_is_cut_into_sentences_each_scored_by_its_own_words(whisper_model_path: Path) -> None:
+    """Windows are decoded without timestamps: their text is cut at sentence ends (full-width ones
+    too), each sentence with its own tokens' probability, and a decode cut off at its token limit
+    loses the sentence it stopped in."""
+    import tokenizers
+    from faster_whisper.tokenizer import Tokenizer
+
+    vocabulary = tokenizers.Tokenizer.from_file(str(whisper_model_path / "tokenizer.json"))
+
+    def attempt(tokenizer: Tokenizer, sentences: list[tuple[str, float]]) -> Attempt:
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        for text, logprob in sentences:
+            encoded = tokenizer.encode(text)
+            tokens += encoded
+            logprobs += [logprob] * len(encoded)
+        text = tokenizer.decode(tokens)
+        return Attempt(tuple(tokens), text, -0.5, 1.2, 0.01, token_logprobs=tuple(logprobs))
+
+    english = Tokenizer(vocabulary, True, task="transcribe", language="en")
+    spoken = attempt(english, [(" Where does it hurt?", -0.1), (" In my chest, since", -1.2)])
+    whole = window_sentences(spoken, english, "en", cut_off=False)
+    assert [s.text for s in whole.sentences] == ["Where does it hurt?", "In my chest, since"]
+    sure, unsure = (s.avg_logprob for s in whole.sentences)
+    assert -0.1 < sure < -0.05 and unsure < -0.9
+    cut = window_sentences(spoken, english, "en", cut_off=True)
+    assert [s.text for s in cut.sentences] == ["Where does it hurt?"] and cut.cut_off
+
+    chinese = Tokenizer(vocabulary, True, task="transcribe", language="zh")
+    said = attempt(chinese, [("你哪里疼？", -0.2), ("胸口疼。", -0.3), ("三天了", -0.4)])
+    assert [s.text for s in window_sentences(said, chinese, "zh", cut_off=False).sentences] == [
+        "你哪里疼？",
+        "胸口疼。",
+        "三天了",
+    ]
 
 
 def test_a_window_whisper_failed_on_settles_the_finals_as_they_were() -> None:
@@ -197,7 +239,7 @@ def test_words_a_cut_off_decode_heard_of_a_later_final_stay_with_that_final() ->
     second_pass.heard(18 * SAMPLE_RATE, in_speech=True)
     window = second_pass.next_window(english_wanted=False, glossary=())
     assert window is not None and window.settles == 1
-    cut_off = decoded("Um, just light foods. Okay. Fine. And sir, he started three days", complete_s=12.0)
+    cut_off = decoded("Um, just light foods.", "Okay.", "Fine.", cut_off=True)
     [settled] = second_pass.settle(window, cut_off, {})
     assert settled.replaces == (0,) and settled.text == "Um, just light foods."
 
