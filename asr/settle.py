@@ -360,7 +360,8 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
 
 # A decode that left this many of the finals' last words (characters, in languages written without
 # spaces) without a counterpart stopped early: it skipped what was said there. Fewer are words the
-# first pass had and the window rightly left out (a filler, a word invented on breath).
+# first pass had and the window rightly left out (a filler, a word invented on breath), and so are
+# words the window has already (a first pass that looped: "okay that's okay um, okay that's okay um").
 _UNHEARD_WORDS = 4
 _UNHEARD_CHARACTERS = 8
 # Lines merged because a sentence ran across them stop growing at this length.
@@ -400,10 +401,12 @@ def _split(
     # The finals' units up to the last one the window's text has a counterpart for were heard.
     heard_to = max((a1 for tag, _, a1, _, _ in opcodes if tag in ("equal", "replace")), default=0)
     unheard = len(theirs) - heard_to
+    # Words the window already has, said again, are the first pass looping, not a stretch Whisper skipped.
+    repeated = set(theirs[heard_to:]) <= set(ours)
     stopped = (
         bool(units or cut_off)
         and unheard > 0
-        and (cut_off or unheard >= (_UNHEARD_CHARACTERS if unspaced else _UNHEARD_WORDS))
+        and (cut_off or (unheard >= (_UNHEARD_CHARACTERS if unspaced else _UNHEARD_WORDS) and not repeated))
     )
     heard = owner[heard_to] if stopped else len(finals)
     for tag, a0, a1, b0, b1 in opcodes:

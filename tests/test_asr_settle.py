@@ -112,6 +112,13 @@ def test_words_the_window_rightly_leaves_out_at_the_end_do_not_hold_a_final_back
     assert second_pass.unsettled == 0
 
 
+def test_a_first_pass_that_looped_at_the_end_of_a_final_settles_with_the_windows_words() -> None:
+    looped = final(0, "No, no, okay, that's okay, um, no, no, okay, that's okay, um", 0.0, 4.0)
+    second_pass, window = window_of([looped])
+    [settled] = second_pass.settle(window, decoded("No, no, okay, that's okay. Um..."), {})
+    assert settled.text == "No, no, okay, that's okay. Um..."
+
+
 def test_a_final_whose_end_a_decode_skipped_keeps_its_own_words() -> None:
     second_pass = SecondPass(RecognizerConfig(settle_left_context_s=10.0))
     settled_after_a_pause(second_pass, [final(0, "Okay.", 0.0, 2.0)], "Okay.")
