@@ -302,7 +302,7 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
     aligned = (*window.context, *window.finals)
     units = [] if _silent(confidence) else _units(transcript.sentences, language)
     split, heard = _split(units, [f.event.text for f in aligned], language, transcript.cut_off)
-    covered = min(len(window.finals), max(0, heard - before))  # of the finals
+    covered = max(0, heard - before)  # of the finals; heard counts the context's lines too
     if covered == 0:
         first = window.finals[0]
         if first.event.uncertain and not transcript.cut_off:
