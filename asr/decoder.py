@@ -49,8 +49,9 @@ _SHORT_WINDOW_STEP_FRAMES = 100
 _MAX_TOKENS_PER_S = 15
 _MIN_TOKENS = 10
 
-# What ends a sentence in the eleven languages' scripts (Thai has no mark of its own).
-SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…")
+# What ends a sentence in the eleven languages' scripts (Arabic asks with "؟"; Thai has no mark of its
+# own).
+SENTENCE_ENDS = (".", "?", "!", "؟", "。", "？", "！", "…")
 
 # Temperatures of OpenAI's transcribe(), which faster-whisper keeps as defaults.
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

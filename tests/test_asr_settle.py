@@ -69,6 +69,17 @@ def test_a_sentence_the_first_pass_cut_in_two_settles_as_one_line() -> None:
     assert second_pass.unsettled == 0
 
 
+def test_an_arabic_question_ends_its_line() -> None:
+    questions = ["هل تشعر بألم في الصدر؟", "منذ متى بدأ الألم؟"]
+    finals = [
+        replace(final(0, questions[0], 0.0, 2.0), language="ar"),
+        replace(final(1, questions[1], 2.5, 4.5), language="ar"),
+    ]
+    second_pass, window = window_of(finals)
+    events = second_pass.settle(window, decoded(*questions), {})
+    assert [(e.replaces, e.text) for e in events] == [((0,), questions[0]), ((1,), questions[1])]
+
+
 def test_words_go_back_to_the_final_they_were_said_in() -> None:
     finals = [
         final(0, "It started three days ago.", 0.0, 2.0),
