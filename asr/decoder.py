@@ -45,10 +45,9 @@ _SHORT_WINDOW_MARGIN_FRAMES = 300
 _SHORT_WINDOW_STEP_FRAMES = 100
 # A final's short window is at least this long. Short finals (a 1 s "okay" in a 4 s window) are where
 # Whisper, far from its 30 s training window, most often scored under the guards and went to the full
-# window: with 10 s, finals under 8 s of eleven consultation tracks had 19.2% word errors instead of
-# 20.0%, half as many full-window retries and a p95 decode time of 0.45 s instead of 0.62 s on 2 CPU
-# cores (bench/RESULTS.md). Partials keep the shortest window: they are many and soon replaced.
-_SHORT_FINAL_WINDOW_MIN_FRAMES = 1000
+# window (bench/final_windows.py; figures in bench/RESULTS.md). Partials keep the shortest window:
+# they are many and soon replaced.
+SHORT_FINAL_WINDOW_MIN_S = 8.0
 
 # Most tokens a second of speech can need (fast Thai or Chinese run at 6-8), plus a floor for short
 # utterances; a decode going beyond is looping.
@@ -183,9 +182,11 @@ class WhisperDecoder:
         feature_pool: Executor | None = None,
         short_final_windows: bool = False,
         window_beam_size: int = 1,
+        short_final_window_min_s: float = SHORT_FINAL_WINDOW_MIN_S,
     ) -> None:
         self._feature_pool = feature_pool
         self._short_final_windows = short_final_windows
+        self._short_final_window_min_frames = round(short_final_window_min_s * FULL_WINDOW_FRAMES / WINDOW_S)
         self._model = model
         self._beam_size = beam_size
         self._window_beam_size = window_beam_size
@@ -241,7 +242,7 @@ class WhisperDecoder:
             for t, w in zip(tasks, windows, strict=True)
         ]
         encoder_output = self._encode(
-            audios, short_window=short_window, min_frames=_SHORT_FINAL_WINDOW_MIN_FRAMES if final else 0
+            audios, short_window=short_window, min_frames=self._short_final_window_min_frames if final else 0
         )
         languages = self._languages(encoder_output, tasks)
         prefixes = {i: w.text for i, w in enumerate(windows) if w is not None}

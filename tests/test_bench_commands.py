@@ -80,3 +80,32 @@ def test_files_with_no_names_leave_only_the_consultations(shared_dir: Path) -> N
     assert load_speech_files(speech_dir, []) == []
     every = {f.name for f in load_speech_files(speech_dir, None)}
     assert {"en_jfk.flac", "en_synthetic_consultation_day1_01.flac"} <= every
+
+
+@pytest.mark.slow
+def test_the_final_window_benchmark_decodes_a_runs_finals_again(shared_dir: Path, tmp_path: Path) -> None:
+    stream = run_benchmark(
+        "bench.asr_stream",
+        tmp_path / "asr",
+        "--files",
+        "en_jfk.flac",
+        "--speed",
+        "0",
+        "--offline-beams",
+        "--noise-s",
+        "0",
+    )
+    finals = [e for e in stream["files"]["en_jfk.flac"]["stream_events"] if e["kind"] == "final"]
+    out = tmp_path / "windows"
+    command = [sys.executable, "-m", "bench.final_windows", "--run", str(tmp_path / "asr" / "results.json")]
+    command += ["--min-window-s", "0", "10", "--max-final-s", "30", "--out", str(out)]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    report = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    # Every final of the run was decoded again with each setting, and scored on all of JFK's words.
+    assert report["finals"] == len(finals) >= 1
+    assert [s["min_window_s"] for s in report["settings"]] == [0.0, 10.0]
+    for setting in report["settings"]:
+        assert setting["reference_words"] == len(jfk_reference_words(shared_dir))
+        assert setting["decode_s"]["n"] == len(finals)
+        assert setting["wer"] is not None and setting["recorded_wer"] == report["settings"][0]["recorded_wer"]
