@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.asr_stream import SAMPLE_RATE, load_speech_files, synthetic_consultations
+from bench.asr_stream import SAMPLE_RATE
 from bench.common import (
     DEFAULT_SHARED,
     machine_info,
@@ -33,7 +33,7 @@ from bench.common import (
     word_errors_per_unit,
     write_json,
 )
-from bench.settle_replay import final_audio
+from bench.settle_replay import final_audio, recorded_files
 
 log = logging.getLogger("bench.final_windows")
 
@@ -74,15 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, entry in json.loads(path.read_text(encoding="utf-8"))["files"].items():
             finals = [e for e in entry["stream_events"] if e["kind"] == "final"]
             recorded.setdefault(name, sorted(finals, key=lambda e: e["utterance_seq"]))
-    count = len({name.split(".")[0] for name in recorded if name.startswith("primock57_")})
-    files = [
-        f
-        for f in [
-            *load_speech_files(shared / "data" / "dev" / "speech", None),
-            *synthetic_consultations(shared, count, per_speaker=True),
-        ]
-        if f.name in recorded and f.reference is not None
-    ]
+    files = [f for f in recorded_files(shared, recorded) if f.reference is not None]
     # (file, index of the final among the file's finals, its audio)
     short: list[tuple[str, int, Any]] = []
     for f in files:
@@ -93,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
             previous_end_s = event["end_s"]
             if event["end_s"] - event["start_s"] < args.max_final_s:
                 short.append((f.name, index, cut))
+    short_finals = {(name, index) for name, index, _ in short}
+    languages = {f.name: f.scoring_language for f in files}
     log.info("%d finals under %.1f s in %d files", len(short), args.max_final_s, len(files))
     model = WhisperModel(
         str(resolve_whisper_model(args.model)), device="cpu", compute_type="int8", cpu_threads=args.threads
@@ -105,6 +99,21 @@ def main(argv: list[str] | None = None) -> None:
         "finals": len(short),
         "settings": [],
     }
+    # The reference cut where the recorded finals fall, once: every setting is scored on the same words.
+    # Per file: its name, its recorded finals' texts, the reference units, and which units are the
+    # short finals' (re-decoded and scored).
+    scoring: list[tuple[str, list[str], list[str], list[bool]]] = []
+    recorded_errors = words = 0
+    for f in files:
+        as_recorded = [normalise_text(e["text"], f.scoring_language) for e in recorded[f.name]]
+        pieces = split_reference_by_utterance(
+            normalise_text(f.reference or "", f.scoring_language), as_recorded
+        )
+        units = [unit for _, unit in pieces]
+        mine = [(f.name, owner) in short_finals for owner, _ in pieces]
+        words += sum(len(unit.split()) for unit, m in zip(units, mine, strict=True) if m)
+        recorded_errors += _charged(units, as_recorded, mine)
+        scoring.append((f.name, as_recorded, units, mine))
     for minimum in args.min_window_s:
         decoder = CountingDecoder(model, 1, short_final_windows=True, short_final_window_min_s=minimum)
         texts: dict[tuple[str, int], str] = {}
@@ -113,29 +122,11 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             [decoded] = decoder.decode_batch([DecodeTask(cut, True, "en", None, False)])
             decode_s.append(time.perf_counter() - started)
-            texts[(name, index)] = decoded.text
-        errors = recorded_errors = words = 0
-        for f in files:
-            finals = recorded[f.name]
-            as_recorded = [normalise_text(e["text"], f.scoring_language) for e in finals]
-            pieces = split_reference_by_utterance(
-                normalise_text(f.reference or "", f.scoring_language), as_recorded
-            )
-            owners, units = [o for o, _ in pieces], [u for _, u in pieces]
-            redecoded = [
-                normalise_text(texts[(f.name, i)], f.scoring_language) if (f.name, i) in texts else text
-                for i, text in enumerate(as_recorded)
-            ]
-            mine = [(f.name, owner) in texts for owner in owners]
-            words += sum(len(u.split()) for u, m in zip(units, mine, strict=True) if m)
-            for hypothesis, is_new in ((" ".join(redecoded), True), (" ".join(as_recorded), False)):
-                charged = sum(
-                    e for e, m in zip(word_errors_per_unit(units, hypothesis), mine, strict=True) if m
-                )
-                if is_new:
-                    errors += charged
-                else:
-                    recorded_errors += charged
+            texts[(name, index)] = normalise_text(decoded.text, languages[name])
+        errors = 0
+        for name, as_recorded, units, mine in scoring:
+            redecoded = [texts.get((name, i), text) for i, text in enumerate(as_recorded)]
+            errors += _charged(units, redecoded, mine)
         setting = {
             "min_window_s": minimum,
             "wer": round(errors / words, 4) if words else None,
@@ -155,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     write_json(args.out / "results.json", results)
     print(f"wrote {args.out / 'results.json'}")
+
+
+def _charged(units: list[str], utterances: list[str], mine: list[bool]) -> int:
+    """Word errors of the utterances joined, charged to the reference units marked as the short finals'."""
+    errors = word_errors_per_unit(units, " ".join(utterances))
+    return sum(e for e, m in zip(errors, mine, strict=True) if m)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,16 @@ def final_audio(audio: np.ndarray, event: dict[str, Any], previous_end_s: float 
     cut = previous_end_s is not None and abs(previous_end_s - event["start_s"]) < 1e-3
     begin = start if cut else max(0, start - preroll)
     return audio[begin : min(len(audio), end + pad)]
+
+
+def recorded_files(shared: Path, names: Iterable[str]) -> list[SpeechFile]:
+    """The speech files of a recorded bench.asr_stream run, by name: dev files and generated tracks."""
+    names = set(names)
+    dev = load_speech_files(shared / "data" / "dev" / "speech", None)
+    # The run streamed the first N generated consultations, per speaker: the same N, already made.
+    count = len({name.split(".")[0] for name in names if name.startswith("primock57_")})
+    generated = synthetic_consultations(shared, count, per_speaker=True)
+    return [f for f in [*dev, *generated] if f.name in names]
 
 
 def replay_file(
@@ -208,11 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             f"no offline beam-{args.beam} text for the recorded files: give --offline a run that has it "
             "(bench.asr_stream --offline-beams)"
         )
-    dev = load_speech_files(shared / "data" / "dev" / "speech", None)
-    # The run streamed the first N generated consultations, per speaker: the same N, already made.
-    count = len({name.split(".")[0] for name in recorded if name.startswith("primock57_")})
-    generated = synthetic_consultations(shared, count, per_speaker=True)
-    files: list[SpeechFile] = [f for f in [*dev, *generated] if f.name in recorded]
+    files = recorded_files(shared, recorded)
     config = dataclasses.replace(RecognizerConfig(), cpu_threads=args.threads, **overrides)
     model = WhisperModel(
         str(resolve_whisper_model(args.model)), device="cpu", compute_type="int8", cpu_threads=args.threads
