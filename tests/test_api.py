@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, VideoStreamTrack
+from conditions import wait_until
 from rest_app import (
     PASSWORD,
     admin_client,
@@ -366,10 +366,7 @@ async def test_the_host_removes_a_participant_who_stays_out_until_the_call_ends(
     for name in ("host", "expert"):
         await sockets[name].close()
     calls = app_server.app[AppContext.KEY].calls
-    for _ in range(100):
-        if calls.room(room["id"]) is None:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: calls.room(room["id"]) is None, what="the live room closed")
     still_out = await intruder.ws_connect(f"/ws/rooms/{room['id']}")
     await still_out.send_json({"type": "join", "speaks": "en", "captions": "en"})
     assert (await _receive(still_out))["code"] == "removed"
@@ -452,7 +449,8 @@ async def test_a_socket_that_joins_after_the_room_emptied_meets_those_who_come_n
     await passing.send_json({"type": "join", "speaks": "fr", "captions": "en"})
     assert (await _receive(passing))["type"] == "joined"
     await passing.close()  # the room's last participant leaves: the live room closes
-    await asyncio.sleep(0.2)
+    calls = app_server.app[AppContext.KEY].calls
+    await wait_until(lambda: calls.room(room["id"]) is None, what="the live room closed")
 
     await early.send_json({"type": "join", "speaks": "en", "captions": "en"})
     early_id = (await _receive(early))["participant_id"]
@@ -550,14 +548,17 @@ async def test_metrics_need_the_token_when_one_is_configured(tmp_path: Path) -> 
             assert name in text
         # Work that blocks the loop (here on purpose) shows up as event-loop lag.
         time.sleep(0.3)  # noqa: ASYNC251
-        await asyncio.sleep(0.15)
-        text = await (await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})).text()
-        lag = {
-            line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("babelcall_event_loop_lag_seconds_bucket")
-        }
-        assert lag["+Inf"] - lag["0.1"] >= 1  # the probe due during the block woke 0.2-0.3 s late
+
+        async def a_late_probe() -> bool:
+            text = await (await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})).text()
+            lag = {
+                line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("babelcall_event_loop_lag_seconds_bucket")
+            }
+            return lag["+Inf"] - lag["0.1"] >= 1  # the probe due during the block woke 0.2-0.3 s late
+
+        await wait_until(a_late_probe, what="event-loop lag over 0.1 s in /metrics")
 
 
 async def test_repeated_failed_sign_ins_are_refused_for_a_while(tmp_path: Path) -> None:

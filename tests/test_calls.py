@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from conditions import wait_until
 from mt_models import build_marian_pair, build_multilingual, replace_calls
 from rest_app import admin_client, cheap_passwords, member_client
 from test_api import _receive
@@ -264,10 +265,7 @@ async def test_publishing_again_after_media_lost_brings_captions_back_and_leaks_
     await first.close()
 
     # Publishing again on the same socket reaches the replacement worker, and captions come back.
-    for _ in range(200):
-        if context.hub.worker_pids():
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(context.hub.worker_pids, what="a replacement media worker")
     second = await _publish(socket, FileAudioTrack.from_path(tone))
     caption = await _next_of(socket, "caption")
     assert caption["kind"] == "partial"
@@ -278,10 +276,10 @@ async def test_publishing_again_after_media_lost_brings_captions_back_and_leaks_
         assert json.loads(message.data)["type"] == "caption"  # sent before the leave was read
     assert message.type == WSMsgType.CLOSE
     await second.close()
-    for _ in range(200):
-        if context.live_figures().speakers == 0 and context.recognizer.stats().active_streams == 0:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: context.live_figures().speakers == 0 and context.recognizer.stats().active_streams == 0,
+        what="no speakers and no recognition streams left",
+    )
     figures = context.live_figures()
     assert (figures.rooms, figures.participants, figures.speakers) == (0, 0, 0)
     assert context.recognizer.stats().active_streams == 0

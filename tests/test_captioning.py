@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conditions import wait_until
 from mt_models import build_marian_pair, build_multilingual, hold_calls, real_calls, replace_calls
 
 from asr import Confidence, SpeechEvent, SpeechEventKind
@@ -258,10 +259,7 @@ async def test_readers_of_the_spoken_language_get_the_final_before_it_is_transla
         timings={"speech_end": time.time()},
     )
     pipeline = _pipeline(room, _ScriptedStream([(0.0, final)]), engine, Metrics())
-    for _ in range(100):  # until the speaker has their final (at most 5 s)
-        if inboxes["speaker"]:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: inboxes["speaker"], what="the speaker's own final")
     assert [CaptionEvent.from_dict(m).path for m in inboxes["speaker"]] == [TranslationPath.ORIGINAL]
     assert inboxes["reader"] == []  # its translation is still held
     release.set()
@@ -283,10 +281,7 @@ async def test_each_languages_readers_get_the_final_when_theirs_is_translated(
     inboxes = _join(room, {"speaker": "en", "french": "fr", "spanish": "es"})
     pipeline = _pipeline(room, _ScriptedStream([(0.0, _final("Take it with food."))]), pairs, Metrics())
     try:
-        for _ in range(100):  # until the Spanish reader has the final (at most 5 s)
-            if inboxes["spanish"]:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: inboxes["spanish"], what="the Spanish reader's final")
         (spanish,) = [CaptionEvent.from_dict(m) for m in inboxes["spanish"]]
         assert spanish.final and spanish.path is TranslationPath.MACHINE
         assert inboxes["french"] == []  # the French model is still at work
@@ -353,7 +348,7 @@ async def test_an_early_translation_is_not_used_when_speech_went_on(
     )
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
-    await asyncio.sleep(0.6)
+    await wait_until(lambda: stream.yielded_at, what="the final, while the early translation is held")
     release.set()
     await pipeline.finish()
 
@@ -373,15 +368,14 @@ async def test_no_early_translation_while_the_engine_is_busy(
     release = threading.Event()
     calls = hold_calls(monkeypatch, model, lambda texts: texts == ["Someone else's sentence."], release)
     busy = asyncio.create_task(engine.translate("Someone else's sentence.", "en", {"fr"}))
-    await asyncio.sleep(0.1)
-    assert engine.pending
+    await wait_until(lambda: engine.pending, what="the other speaker's translation queued")
     room = _review()
     inboxes = _join(room, {"speaker": "en", "reader": "fr"})
     text = "The patient is resting now."  # not in the shared engine's cache from other tests
     stream = _ScriptedStream([(0.0, _preliminary(text)), (0.3, _final(text))])
     metrics = Metrics()
     pipeline = _pipeline(room, stream, engine, metrics)
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: stream.yielded_at, what="the final, while the engine is busy")
     release.set()
     await pipeline.finish()
     await busy

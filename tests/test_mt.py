@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conditions import wait_until
 from mt_models import build_marian_pair, build_multilingual, real_calls, replace_calls, write_metadata
 
 from mt import ModelFamily, ModelLoadError, Translation, TranslationEngine, TranslationModel, load_model
@@ -80,13 +81,6 @@ def gate_calls(monkeypatch: pytest.MonkeyPatch, model: TranslationModel, gate: t
 
     replace_calls(monkeypatch, model, gated)
     return calls
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 # --- loading and family detection -------------------------------------------------------------------
