@@ -346,15 +346,13 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
             else:  # the translation was cut off before these finals: their first-pass English stands
                 english_text = " ".join(f.event.english for f in group if f.event.english) or None
                 english_confidence = _worst(f.event.english_confidence for f in group)
-        result.append(
-            SettledGroup(
-                tuple(group),
-                text,
-                english_text,
-                _confidence(mine, transcript) if text else confidence,
-                english_confidence,
-            )
-        )
+        line_confidence = _confidence(mine, transcript) if text else confidence
+        if text and not line_confidence.uncertain and all(f.event.uncertain for f in group):
+            # The first pass could not make this out, and the window's text is sure of itself: beam search
+            # over speech that has no words finds fluent text it scores above Whisper's limits (speech
+            # played backwards: about -0.9 with beam 5, -1.6 greedy). The line stays marked.
+            line_confidence = _worst(f.event.confidence for f in group) or line_confidence
+        result.append(SettledGroup(tuple(group), text, english_text, line_confidence, english_confidence))
     return result
 
 

@@ -156,6 +156,19 @@ def test_an_unsure_final_a_decode_stopped_before_is_removed() -> None:
     assert (settled.replaces, settled.text) == ((1,), "")
 
 
+def test_a_line_the_first_pass_was_unsure_of_stays_marked_when_the_window_reads_it_fluently() -> None:
+    unsure = Confidence(-1.6, 0.14, 1.7, sampled=True)
+    finals = [
+        replace(final(0, "y no me den el pomi,", 0.0, 3.0), confidence=unsure),
+        final(1, "The patient is stable.", 3.5, 6.0),
+    ]
+    second_pass, window = window_of(finals)
+    events = second_pass.settle(
+        window, decoded("Vamos con el nuevo dia.", "The patient is stable.", logprob=-0.9), {}
+    )
+    assert [(e.replaces, e.uncertain) for e in events] == [((0,), True), ((1,), False)]
+
+
 def test_a_window_decode_is_cut_into_sentences_each_scored_by_its_own_words(whisper_model_path: Path) -> None:
     """Windows are decoded without timestamps: their text is cut at sentence ends (full-width ones
     too), each sentence with its own tokens' probability, and a decode cut off at its token limit
