@@ -62,14 +62,14 @@ class RecognizerConfig:
     # 15.6% on eight generated consultation tracks, for 24% more second-pass CPU (bench/RESULTS.md,
     # twelfth and thirteenth sessions).
     settle_left_context_s: float = 10.0
-    # Beam width of the second pass's decodes; 0: 5 on GPU, 1 (greedy) on CPU (window_beam_size()).
-    # Replayed on eight generated consultation tracks, beam 5 settled text at 13.5% WER against 14.2%
-    # greedy (offline greedy 11.9%), on the dev files 13.5% against 13.9%, for about 45% more
-    # second-pass CPU; beam 3 cost as much for less. On 2 CPU cores that CPU made lines settle about
-    # a second later (bench.load p50 6.7-6.8 s against 5.5-5.7 s, over the 6 s target; first finals
-    # were not later), hence greedy there (bench/RESULTS.md, fifteenth session). Each line's
-    # confidence comes from a forced pass over the chosen text (WhisperDecoder._scored).
-    settle_beam_size: int = 0
+    # Beam width of the second pass's decodes (1: greedy). On the dev consultations in real time on 2
+    # CPU cores (AMD EPYC), beam 5 settled text at 12.5% WER against greedy's 13.8% (offline greedy
+    # about 11%), lines settled 0.3-0.5 s later (bench.load p50 4.5-4.8 s against 4.2-4.3 s) for
+    # 11-14% more server CPU, and first finals were not later; beam 2 replayed at 13.0%. Greedy had
+    # been the CPU default while a slower CPU made beam 5 miss the 6 s settling target (6.7-6.8 s on
+    # an Intel Xeon): `bench.load` tells an operator which their host does (bench/RESULTS.md, 2026-12-08).
+    # Each line's confidence comes from a forced pass over the chosen text (WhisperDecoder._scored).
+    settle_beam_size: int = 5
     max_queued_s: float = 10.0  # audio buffered per stream before push() applies back-pressure
     # Decode requests (one per stream) run in one batched model call; 0: 8 on GPU, 1 on CPU, where a
     # batch costs its members' sum anyway and only delays the first stream's result (measured: 4 JFK
@@ -80,10 +80,6 @@ class RecognizerConfig:
     # thread would otherwise spend the GPU's idle time on them, min(8, CPU cores - 2).
     prep_threads: int = 0
     batch_window_ms: float = 10.0  # how long a request waits for other streams' requests to batch with
-
-    def window_beam_size(self, device: str) -> int:
-        """The second pass's beam width on `device` ("cpu" or "cuda")."""
-        return self.settle_beam_size or (5 if device == "cuda" else 1)
 
 
 # Whisper's own limits for judging a decode, from OpenAI's transcribe() (faster-whisper's defaults).

@@ -112,7 +112,7 @@ class SpeechRecognizer:
             config.beam_size,
             feature_pool=self._prep_pool,
             short_final_windows=config.short_final_windows,
-            window_beam_size=config.window_beam_size(self.device),
+            window_beam_size=config.settle_beam_size,
         )
         # One thread runs all first-pass inference, batching across streams: CTranslate2 already uses
         # every core (or the GPU) inside each call, and one call for many streams is what scales on a
@@ -125,7 +125,7 @@ class SpeechRecognizer:
                 model,
                 config.beam_size,
                 short_final_windows=config.short_final_windows,
-                window_beam_size=config.window_beam_size(self.device),
+                window_beam_size=config.settle_beam_size,
             )
             return decoder.decode_batch
 

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     model = WhisperModel(
         str(resolve_whisper_model(args.model)), device="cpu", compute_type="int8", cpu_threads=args.threads
     )
-    decoder = WhisperDecoder(model, config.beam_size, window_beam_size=config.window_beam_size("cpu"))
+    decoder = WhisperDecoder(model, config.beam_size, window_beam_size=config.settle_beam_size)
     results: dict[str, Any] = {
         "benchmark": "settle_replay",
         "machine": machine_info(),

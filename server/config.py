@@ -48,7 +48,7 @@ class Config:
     asr_settle_window_s: float = 8.0  # ...or this much of their unsettled speech (a monologue)...
     asr_settle_wait_s: float = 8.0  # ...or once the oldest of their unsettled finals ended this long ago
     asr_settle_left_context_s: float = 10.0  # their newest settled lines, this far back, heard again first
-    asr_settle_beam_size: int = 0  # beam width of the second pass's decodes; 0: 5 on GPU, 1 (greedy) on CPU
+    asr_settle_beam_size: int = 5  # beam width of the second pass's decodes; 1: greedy (less CPU)
     # Translation: every CTranslate2 model directory under this folder is loaded
     translation_models_dir: Path | None = None  # default: <data_dir>/models/translation
     mt_device: str = "cpu"
@@ -273,8 +273,8 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     _check_ice_settings(config)
     if config.record_retention_days < 1:
         raise ConfigError("record_retention_days must be at least 1")
-    if config.asr_settle_beam_size < 0:
-        raise ConfigError("asr_settle_beam_size must be 0 (the device's default) or a beam width")
+    if config.asr_settle_beam_size < 1:
+        raise ConfigError("asr_settle_beam_size must be a beam width: 1 (greedy) or more")
     return config
 
 

@@ -46,7 +46,7 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
         ({"BABELCALL_PORT": "eighty"}, "bad value for port"),
         ({"BABELCALL_COOKIE_SECURE": "maybe"}, "bad value for cookie_secure"),
         ({"BABELCALL_CONFIG": "/nonexistent/babelcall.toml"}, "cannot read config file"),
-        ({"BABELCALL_ASR_SETTLE_BEAM_SIZE": "-1"}, "asr_settle_beam_size must be 0"),
+        ({"BABELCALL_ASR_SETTLE_BEAM_SIZE": "0"}, "asr_settle_beam_size must be a beam width"),
     ],
 )
 def test_bad_settings_are_named(environ: dict[str, str], message: str) -> None:
