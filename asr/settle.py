@@ -351,7 +351,7 @@ def settle_groups(window: Window, decoded: WindowDecoded) -> list[SettledGroup]:
             # The first pass could not make this out, and the window's text is sure of itself: beam search
             # over speech that has no words finds fluent text it scores above Whisper's limits (speech
             # played backwards: about -0.9 with beam 5, -1.6 greedy). The line stays marked.
-            line_confidence = _worst(f.event.confidence for f in group) or line_confidence
+            line_confidence = _worst(f.event.confidence for f in group)
         result.append(SettledGroup(tuple(group), text, english_text, line_confidence, english_confidence))
     return result
 
