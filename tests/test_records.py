@@ -21,6 +21,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from conditions import wait_until
 from rest_app import admin_client, member_client
 from test_calls import _start, _tone
 
@@ -97,11 +98,12 @@ class _Voices:
         return voice
 
     async def voice(self, language: str) -> _Voice:
-        for _ in range(int(TIMEOUT_S / 0.05)):
-            if language in self.voices and self.voices[language].pushed:
-                return self.voices[language]
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no audio from the {language} speaker")
+        await wait_until(
+            lambda: language in self.voices and self.voices[language].pushed,
+            TIMEOUT_S,
+            f"audio from the {language} speaker",
+        )
+        return self.voices[language]
 
     def stats(self) -> RecognizerStats:
         return RecognizerStats(len(self.voices), 0, 0, 0, 0.0, 0, 0.0, 0, 0)
@@ -373,11 +375,15 @@ async def test_a_late_joiner_is_asked_and_nothing_is_kept_until_they_agree(
     # Everyone leaves: the record ends with the call, and keeps what was said with everyone's consent.
     for page in (host_page, guest_page, late_page):
         await page.leave()
-    for _ in range(int(TIMEOUT_S / 0.05)):  # the server notices the last page leave
-        listed = (await (await late.get("/api/records")).json())["records"]
-        if listed[0]["ended_at"] is not None:
-            break
-        await asyncio.sleep(0.05)
+
+    async def records() -> list[dict[str, Any]]:
+        return list((await (await late.get("/api/records")).json())["records"])
+
+    async def record_ended() -> bool:
+        return (await records())[0]["ended_at"] is not None
+
+    await wait_until(record_ended, TIMEOUT_S, "the record ended")  # the server notices the last page leave
+    listed = await records()
     assert [(r["id"], r["ended_at"] is not None) for r in listed] == [(record_id, True)]
     lines = await _lines(late, record_id)
     assert [line["text"] for line in lines] == [said["kept"], said["agreed"]]
